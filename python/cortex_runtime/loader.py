@@ -1,0 +1,235 @@
+"""Start-up of a worker: environment, the user's module, and the predictor instance.
+
+Follows Cortex v0.24 (spec sections 1 and 4): the module at ``predictor.path`` must define exactly
+one ``PythonPredictor`` class; method signatures are checked before construction; arguments are
+passed by keyword, chosen by parameter name.
+"""
+
+import copy
+import importlib.util
+import inspect
+import json
+import os
+import sys
+
+__all__ = [
+    "UserError",
+    "load_spec",
+    "parse_dotenv",
+    "prepare_environment",
+    "load_predictor_class",
+    "validate_predictor_class",
+    "construct_predictor",
+    "method_args",
+]
+
+PREDICTOR_CLASS_NAME = "PythonPredictor"
+
+# Cortex v0.24 PYTHON_CLASS_VALIDATION.
+REQUIRED_METHODS = {
+    "__init__": (["self", "config"], ["python_client", "job_spec"]),
+    "predict": (["self"], ["payload", "query_params", "headers", "batch_id"]),
+}
+OPTIONAL_METHODS = {
+    "post_predict": (["self"], ["response", "payload", "query_params", "headers"]),
+    "load_model": (["self", "model_path"], []),
+    "on_job_complete": (["self"], []),
+}
+
+
+class UserError(Exception):
+    """A problem with the user's project; the message is meant for the user."""
+
+    def __init__(self, *parts):
+        super().__init__(": ".join(str(p) for p in parts if p))
+
+
+def load_spec(path):
+    with open(path, "rb") as f:
+        spec = json.load(f)
+    if not isinstance(spec, dict):
+        raise UserError(f"{path}: the API spec must be a JSON object")
+    predictor = spec.get("predictor")
+    if not isinstance(predictor, dict):
+        raise UserError(f"{path}: the API spec has no predictor")
+    return spec
+
+
+def _unquote(value):
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in ("'", '"'):
+        inner = value[1:-1]
+        if value[0] == '"':
+            inner = (inner.replace("\\n", "\n").replace('\\"', '"').replace("\\\\", "\\"))
+        return inner
+    # Unquoted: a " #" starts a comment.
+    hash_at = value.find(" #")
+    if hash_at >= 0:
+        value = value[:hash_at].rstrip()
+    return value
+
+
+def parse_dotenv(text):
+    """``VAR=value`` lines of a .env file: ``#`` comments, optional ``export``, quotes stripped."""
+    result = {}
+    for raw_line in text.splitlines():
+        line = raw_line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export ") or line.startswith("export\t"):
+            line = line[7:].lstrip()
+        eq = line.find("=")
+        if eq <= 0:
+            continue
+        key = line[:eq].strip()
+        if not key.replace("_", "a").isalnum() or key[0].isdigit():
+            continue
+        result[key] = _unquote(line[eq + 1:].strip())
+    return result
+
+
+def prepare_environment(spec):
+    """chdir to the project, set sys.path and PYTHONPATH, then apply .env and predictor.env."""
+    predictor = spec["predictor"]
+    project_dir = os.path.abspath(spec.get("project_dir") or os.getcwd())
+    if not os.path.isdir(project_dir):
+        raise UserError(f"project directory {project_dir} does not exist")
+    os.chdir(project_dir)
+
+    python_path = predictor.get("python_path")
+    import_dir = os.path.normpath(os.path.join(project_dir, python_path)) if python_path else project_dir
+    if import_dir in sys.path:
+        sys.path.remove(import_dir)
+    sys.path.insert(0, import_dir)
+    existing = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = import_dir + (os.pathsep + existing if existing else "")
+
+    dotenv_path = os.path.join(project_dir, ".env")
+    if os.path.isfile(dotenv_path):
+        with open(dotenv_path, encoding="utf-8", errors="replace") as f:
+            os.environ.update(parse_dotenv(f.read()))
+    env = predictor.get("env") or {}
+    if not isinstance(env, dict):
+        raise UserError("predictor.env must be a map of strings")
+    for key, value in env.items():
+        os.environ[str(key)] = "" if value is None else str(value)
+    return project_dir
+
+
+def _check_predictor_type(spec):
+    predictor = spec["predictor"]
+    ptype = predictor.get("type", "python")
+    if ptype != "python":
+        raise UserError(f"predictor type {ptype!r} is not supported by the python runtime")
+    if predictor.get("model_path") or predictor.get("models"):
+        raise UserError("models are not supported yet for the python predictor type")
+    path = predictor.get("path")
+    if not path:
+        raise UserError("predictor.path is not set")
+    if path.endswith(".pickle"):
+        raise UserError(f"error in {path}", "pickled predictors are not supported yet")
+    return path
+
+
+def load_predictor_class(spec, project_dir):
+    """Executes the module at predictor.path and returns its PythonPredictor class."""
+    path = _check_predictor_type(spec)
+    full_path = os.path.join(project_dir, path)
+    if not os.path.isfile(full_path):
+        raise UserError(f"error in {path}", "file does not exist")
+    module_spec = importlib.util.spec_from_file_location("predictor", full_path)
+    if module_spec is None or module_spec.loader is None:
+        raise UserError(f"error in {path}", "unable to load the file as a Python module")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules["predictor"] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop("predictor", None)
+        raise
+
+    found = [obj for name, obj in inspect.getmembers(module, inspect.isclass)
+             if name == PREDICTOR_CLASS_NAME]
+    # getmembers returns each name once; a class is also "defined" under another name when a
+    # module re-exports it, which Cortex reported as a duplicate definition.
+    found += [obj for name, obj in vars(module).items()
+              if inspect.isclass(obj) and name != PREDICTOR_CLASS_NAME
+              and obj.__name__ == PREDICTOR_CLASS_NAME and obj not in found]
+    if not found:
+        raise UserError(f"error in {path}", f"{PREDICTOR_CLASS_NAME} class is not defined")
+    if len(found) > 1:
+        raise UserError(
+            f"error in {path}",
+            f"multiple definitions for {PREDICTOR_CLASS_NAME} class found; please check your "
+            "imports and class definitions and ensure that there is only one Predictor class "
+            "definition")
+    return found[0]
+
+
+def method_args(fn):
+    """Names of the arguments of ``fn`` that can be passed by keyword (self included)."""
+    spec = inspect.getfullargspec(fn)
+    return list(spec.args) + list(spec.kwonlyargs)
+
+
+def _validate_method(cls, name, required, optional, path):
+    class_part = f"class {cls.__name__}"
+    fn = getattr(cls, name, None)
+    if fn is None:
+        raise UserError(f"error in {path}", class_part, f'required method "{name}" is not defined')
+    if not callable(fn):
+        raise UserError(f"error in {path}", class_part, f'"{name}" is defined, but is not a method')
+    try:
+        args = method_args(fn)
+    except TypeError as e:
+        raise UserError(f"error in {path}", class_part,
+                        f'unable to read the signature of method "{name}": {e}') from e
+    fn_str = f'{name}({", ".join(args)})'
+    for arg in required:
+        if arg not in args:
+            raise UserError(f"error in {path}", class_part, f'invalid signature for method "{fn_str}"',
+                            f'"{arg}" is a required argument, but was not provided')
+    if required and required[0] == "self" and args[0] != "self":
+        raise UserError(f"error in {path}", class_part, f'invalid signature for method "{fn_str}"',
+                        '"self" must be the first argument')
+    seen = set()
+    for arg in args:
+        if arg not in required and arg not in optional:
+            raise UserError(f"error in {path}", class_part, f'invalid signature for method "{fn_str}"',
+                            f'"{arg}" is not a supported argument')
+        if arg in seen:
+            raise UserError(f"error in {path}", class_part, f'invalid signature for method "{fn_str}"',
+                            f'"{arg}" is duplicated')
+        seen.add(arg)
+    return args
+
+
+def validate_predictor_class(cls, spec):
+    """Checks the method signatures; returns {method name: [argument names]}."""
+    path = spec["predictor"].get("path", "")
+    signatures = {}
+    for name, (required, optional) in REQUIRED_METHODS.items():
+        signatures[name] = _validate_method(cls, name, required, optional, path)
+    for name, (required, optional) in OPTIONAL_METHODS.items():
+        if any(name in vars(klass) for klass in cls.__mro__[:-1]):
+            signatures[name] = _validate_method(cls, name, required, optional, path)
+    return signatures
+
+
+def _deep_merge(base, over):
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _deep_merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
+
+
+def construct_predictor(cls, init_args, spec):
+    """Constructs the predictor with the keyword arguments its ``__init__`` declares."""
+    config = copy.deepcopy(spec["predictor"].get("config") or {})
+    job_spec = spec.get("job_spec")
+    if isinstance(job_spec, dict) and isinstance(job_spec.get("config"), dict):
+        _deep_merge(config, job_spec["config"])
+    available = {"config": config, "job_spec": copy.deepcopy(job_spec), "python_client": None}
+    kwargs = {name: available[name] for name in init_args if name in available}
+    return cls(**kwargs)

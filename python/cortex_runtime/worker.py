@@ -1,0 +1,416 @@
+"""A worker process of a replica: runs the user's PythonPredictor behind the slot protocol.
+
+    python3 -u -m cortex_runtime.worker --socket PATH --slots T --process-index I --spec SPEC_JSON
+
+See docs/worker-protocol.md. Start-up errors print "failed to start api" and a traceback to
+stderr and exit 1. Then the worker opens T connections to PATH, one thread per connection (the
+main thread serves the first, so with T=1 the constructor and every predict call run on the same
+thread, as in Cortex). It exits 0 when all connections have closed.
+"""
+
+import argparse
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+import traceback
+from functools import partial
+
+from . import compat
+from . import forms
+from . import loader
+from .protocol import FrameReader, ProtocolError, write_frame
+
+API_SUMMARY_MESSAGE = (
+    "make a prediction by sending a post request to this endpoint with a json payload"
+)
+NOT_SERIALIZABLE_HINT = (
+    "please return an object that is JSON serializable (including its nested fields), a bytes "
+    "object, a string, or a starlette.response.Response object"
+)
+
+_dumps = json.dumps
+_loads = json.loads
+
+
+def _response_header(status, content_type, headers=()):
+    return _dumps({"status": status, "content_type": content_type, "headers": list(headers)},
+                  separators=(",", ":")).encode("utf-8")
+
+
+HDR_JSON_200 = _response_header(200, "application/json")
+HDR_TEXT_200 = _response_header(200, "text/plain; charset=utf-8")
+HDR_BYTES_200 = _response_header(200, "application/octet-stream")
+HDR_JSON_400 = _response_header(400, "application/json")
+HDR_TEXT_400 = _response_header(400, "text/plain; charset=utf-8")
+HDR_JSON_500 = _response_header(500, "application/json")
+HDR_JSON_405 = _response_header(405, "application/json")
+SUMMARY_BODY = _dumps({"message": API_SUMMARY_MESSAGE}).encode("utf-8")
+
+
+def log_error(message, with_traceback=True):
+    """One write to stderr (a message and, inside an except block, the traceback)."""
+    text = message + "\n"
+    if with_traceback:
+        text += traceback.format_exc()
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except Exception:
+        pass
+
+
+def _error_body(message):
+    return _dumps({"error": message}).encode("utf-8")
+
+
+def _exception_message(e):
+    return f"{type(e).__name__}: {e}"
+
+
+def _is_http_exception(e):
+    if isinstance(e, compat.HTTP_EXCEPTION_TYPES):
+        return True
+    # Starlette's (or FastAPI's) HTTPException when the runtime runs without Starlette.
+    return (type(e).__name__ == "HTTPException" and isinstance(getattr(e, "status_code", None), int)
+            and hasattr(e, "detail"))
+
+
+def _is_response(obj):
+    if isinstance(obj, compat.RESPONSE_TYPES):
+        return True
+    return isinstance(getattr(obj, "status_code", None), int) and hasattr(obj, "raw_headers")
+
+
+def _run_coroutine(coro):
+    import asyncio
+    return asyncio.run(coro)
+
+
+def _response_body(resp):
+    body = getattr(resp, "body", None)
+    if body is not None:
+        return bytes(body)
+    path = getattr(resp, "path", None)  # starlette FileResponse
+    if path is not None:
+        with open(path, "rb") as f:
+            return f.read()
+    iterator = getattr(resp, "body_iterator", None)  # starlette StreamingResponse
+    if iterator is not None:
+        def to_bytes(chunk):
+            return chunk if isinstance(chunk, bytes) else chunk.encode(getattr(resp, "charset", "utf-8"))
+        if hasattr(iterator, "__aiter__"):
+            async def collect():
+                return b"".join([to_bytes(c) async for c in iterator])
+            return _run_coroutine(collect())
+        return b"".join(to_bytes(c) for c in iterator)
+    return b""
+
+
+def encode_response_object(resp):
+    """(header bytes, body) for a Response object returned by predict."""
+    body = _response_body(resp)
+    content_type = ""
+    headers = []
+    for key, value in resp.raw_headers:
+        k = key.decode("latin-1").lower() if isinstance(key, bytes) else str(key).lower()
+        v = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+        if k == "content-length":
+            continue
+        if k == "content-type":
+            content_type = v
+            continue
+        headers.append([k, v])
+    if not content_type:
+        media_type = getattr(resp, "media_type", None)
+        if media_type:
+            content_type = media_type
+    return _response_header(int(resp.status_code), content_type, headers), body
+
+
+def encode_http_exception(e):
+    detail = getattr(e, "detail", None)
+    try:
+        body = _dumps({"error": detail}).encode("utf-8")
+    except (TypeError, ValueError):
+        body = _error_body(str(detail))
+    headers = [[str(k).lower(), str(v)] for k, v in (getattr(e, "headers", None) or {}).items()]
+    return _response_header(int(e.status_code), "application/json", headers), body
+
+
+class RequestHandler:
+    """Turns request frames into response frames for one predictor instance.
+
+    The keyword arguments of ``predict`` and ``post_predict`` are decided once, here.
+    """
+
+    def __init__(self, predictor, signatures):
+        self.predictor = predictor
+        self.predict = predictor.predict
+        predict_args = set(signatures["predict"])
+        self.post_predict = None
+        post_args = set()
+        if "post_predict" in signatures:
+            self.post_predict = predictor.post_predict
+            post_args = set(signatures["post_predict"])
+        self.predict_args = predict_args
+        self.post_args = post_args
+        self.need_payload = "payload" in predict_args or "payload" in post_args
+        self.need_headers = "headers" in predict_args or "headers" in post_args
+        self.need_query = "query_params" in predict_args or "query_params" in post_args
+        self.pass_payload = "payload" in predict_args
+        self.pass_headers = "headers" in predict_args
+        self.pass_query = "query_params" in predict_args
+        self.pass_batch_id = "batch_id" in predict_args
+        self.build_args = (self.need_payload or self.need_headers or self.need_query
+                           or self.pass_batch_id)
+
+    def handle(self, header, body):
+        """Returns (response header bytes, response body, callables to run after replying).
+
+        The third element is None, or a list of callables (post_predict, a Response's
+        background task) to run on this thread once the response has been written.
+        """
+        method = header.get("method", "POST")
+        if method != "POST":
+            if method in ("GET", "HEAD"):
+                return HDR_JSON_200, SUMMARY_BODY, None
+            return HDR_JSON_405, _error_body("method not allowed"), None
+
+        kwargs = {}
+        payload = headers = query = None
+        if self.build_args:
+            if self.need_payload:
+                content_type = ""
+                for pair in header.get("headers") or ():
+                    if pair[0].lower() == "content-type":
+                        content_type = pair[1]
+                        break
+                ct = content_type.lower()
+                if ct.startswith("application/json"):
+                    try:
+                        payload = _loads(body)
+                    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+                        return HDR_JSON_400, _error_body(str(e)), None
+                elif ct.startswith("multipart/form") or ct.startswith(
+                        "application/x-www-form-urlencoded"):
+                    try:
+                        payload = forms.parse_form(body, ct, content_type)
+                    except Exception as e:
+                        return HDR_TEXT_400, str(e).encode("utf-8"), None
+                else:
+                    payload = body
+                if self.pass_payload:
+                    kwargs["payload"] = payload
+            if self.need_headers:
+                headers = compat.make_headers(header.get("headers") or ())
+                if self.pass_headers:
+                    kwargs["headers"] = headers
+            if self.need_query:
+                query = compat.QueryParams(header.get("query") or "")
+                if self.pass_query:
+                    kwargs["query_params"] = query
+            if self.pass_batch_id:
+                kwargs["batch_id"] = None
+
+        try:
+            result = self.predict(**kwargs)
+            cls = type(result)
+            if cls is dict or cls is list:
+                out = HDR_JSON_200, _dumps(result).encode("utf-8")
+            elif cls is bytes:
+                out = HDR_BYTES_200, result
+            elif cls is str:
+                out = HDR_TEXT_200, result.encode("utf-8")
+            elif isinstance(result, (bytes, bytearray, memoryview)):
+                out = HDR_BYTES_200, bytes(result)
+            elif isinstance(result, str):
+                out = HDR_TEXT_200, str(result).encode("utf-8")
+            elif _is_response(result):
+                out = encode_response_object(result)
+            else:
+                try:
+                    out = HDR_JSON_200, _dumps(result).encode("utf-8")
+                except Exception as e:
+                    log_error("error: the predict return value is not JSON serializable")
+                    out = HDR_JSON_500, _error_body(f"{_exception_message(e)}: {NOT_SERIALIZABLE_HINT}")
+        except Exception as e:
+            if _is_http_exception(e):
+                return (*encode_http_exception(e), None)
+            log_error("error: exception in predict")
+            return HDR_JSON_500, _error_body(_exception_message(e)), None
+
+        after = None
+        if self.post_predict is not None:
+            post = {}
+            post_args = self.post_args
+            if "response" in post_args:
+                post["response"] = result
+            if "payload" in post_args:
+                post["payload"] = payload
+            if "query_params" in post_args:
+                post["query_params"] = query
+            if "headers" in post_args:
+                post["headers"] = headers
+            after = [partial(self.run_post_predict, post)]
+        if out[0] is not HDR_JSON_200 and getattr(result, "background", None) is not None \
+                and _is_response(result):
+            after = (after or []) + [partial(self.run_background, result)]
+        return out[0], out[1], after
+
+    def run_post_predict(self, kwargs):
+        try:
+            self.post_predict(**kwargs)
+        except Exception:
+            log_error("error: exception in post_predict")
+
+    @staticmethod
+    def run_background(resp):
+        background = getattr(resp, "background", None)
+        if background is None:
+            return
+        try:
+            result = background()
+            if hasattr(result, "__await__"):
+                _run_coroutine(result)
+        except Exception:
+            log_error("error: exception in a response background task")
+
+
+def serve_connection(sock, handler):
+    """The slot loop: one request at a time until the front closes the connection."""
+    reader = FrameReader(sock)
+    handle = handler.handle
+    try:
+        while True:
+            try:
+                frame = reader.read_raw()
+            except (OSError, ProtocolError) as e:
+                log_error(f"error: slot connection: {e}", with_traceback=False)
+                return
+            if frame is None:
+                return
+            raw_header, body = frame
+            try:
+                header = _loads(raw_header) if raw_header else {}
+                if not isinstance(header, dict):
+                    raise ValueError("the request header is not a JSON object")
+            except ValueError as e:
+                log_error(f"error: bad request frame header: {e}", with_traceback=False)
+                return
+            resp_header, resp_body, after = handle(header, body)
+            try:
+                write_frame(sock, resp_header, resp_body)
+            except OSError as e:
+                log_error(f"error: slot connection: {e}", with_traceback=False)
+                return
+            if after is not None:
+                for fn in after:
+                    fn()
+    except BaseException:
+        # SystemExit/KeyboardInterrupt from user code: the process cannot go on serving.
+        log_error("error: fatal exception in a slot thread")
+        _flush_and_exit(1)
+    finally:
+        try:
+            reader.close()
+        except Exception:
+            pass
+        try:
+            sock.close()
+        except Exception:
+            pass
+
+
+def _flush_and_exit(code):
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(code)
+
+
+def _configure_output():
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(line_buffering=True)
+        except Exception:
+            pass
+
+
+def _configure_logging():
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(
+            level=logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="cortex_runtime.worker")
+    parser.add_argument("--socket", required=True)
+    parser.add_argument("--slots", type=int, required=True)
+    parser.add_argument("--process-index", type=int, default=0)
+    parser.add_argument("--spec", required=True)
+    args = parser.parse_args(argv)
+    if args.slots < 1:
+        parser.error("--slots must be at least 1")
+    return args
+
+
+def start(args):
+    """Steps 1-2: environment, module, predictor. Returns the RequestHandler."""
+    spec = loader.load_spec(os.path.abspath(args.spec))
+    os.environ["CORTEX_PROCESS_INDEX"] = str(args.process_index)
+    project_dir = loader.prepare_environment(spec)
+    cls = loader.load_predictor_class(spec, project_dir)
+    _configure_logging()
+    signatures = loader.validate_predictor_class(cls, spec)
+    predictor = loader.construct_predictor(cls, signatures["__init__"], spec)
+    return RequestHandler(predictor, signatures)
+
+
+def connect_slots(path, count):
+    socks = []
+    for _ in range(count):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(path)
+        socks.append(s)
+    return socks
+
+
+def main(argv=None):
+    _configure_output()
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    socket_path = os.path.abspath(args.socket)
+    try:
+        handler = start(args)
+    except BaseException:
+        log_error("failed to start api")
+        _flush_and_exit(1)
+
+    try:
+        socks = connect_slots(socket_path, args.slots)
+    except OSError:
+        log_error(f"failed to start api: cannot connect to {socket_path}")
+        _flush_and_exit(1)
+
+    threads = []
+    for i, s in enumerate(socks[1:], start=1):
+        t = threading.Thread(target=serve_connection, args=(s, handler),
+                             name=f"slot-{i}", daemon=True)
+        t.start()
+        threads.append(t)
+    serve_connection(socks[0], handler)
+    for t in threads:
+        t.join()
+    _flush_and_exit(0)
+
+
+if __name__ == "__main__":
+    main()

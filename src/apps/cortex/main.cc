@@ -1,0 +1,142 @@
+// The cortex executable: the CLI and the server roles (operator, gateway, replica).
+#include <cstdlib>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "apps/cortex/server_roles.h"
+#include "cli/commands.h"
+
+namespace {
+
+int EnvInt(const char* name, int fallback) {
+  const char* value = std::getenv(name);
+  return value && *value ? std::atoi(value) : fallback;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace cortex;
+  CLI::App app{"cortex: deploy machine-learning models as autoscaled HTTP APIs", "cortex"};
+  app.require_subcommand(1);
+  int code = 0;
+
+  cli::CommonFlags common;
+  auto add_common = [&](CLI::App* cmd, bool output = true) {
+    cmd->add_option("-e,--env", common.env, "environment to use");
+    if (output) {
+      cmd->add_option("-o,--output", common.output, "output format: pretty | json")
+          ->check(CLI::IsMember({"pretty", "json"}));
+    }
+  };
+
+  // cluster up | down | info
+  cli::ClusterFlags cluster;
+  cluster.operator_port = EnvInt("CORTEX_OPERATOR_PORT", 8890);
+  cluster.gateway_port = EnvInt("CORTEX_GATEWAY_PORT", 8888);
+  auto* cluster_cmd = app.add_subcommand("cluster", "manage the local cluster");
+  cluster_cmd->require_subcommand(1);
+  auto add_cluster_flags = [&](CLI::App* cmd) {
+    cmd->add_option("--operator-port", cluster.operator_port, "operator port (CORTEX_OPERATOR_PORT)");
+    cmd->add_option("--gateway-port", cluster.gateway_port, "gateway port (CORTEX_GATEWAY_PORT)");
+    cmd->add_option("--configure-env", cluster.env_name, "environment to configure");
+  };
+  auto* up = cluster_cmd->add_subcommand("up", "start the local operator and gateway");
+  add_cluster_flags(up);
+  up->add_option("--python", cluster.python, "default Python interpreter for predictors");
+  bool yes = false;
+  up->add_flag("-y,--yes", yes, "skip prompts");
+  up->callback([&] { code = cli::ClusterUp(cluster); });
+  auto* down = cluster_cmd->add_subcommand("down", "stop the local cluster and every replica");
+  down->add_flag("-y,--yes", yes, "skip prompts");
+  down->callback([&] { code = cli::ClusterDown(cluster); });
+  auto* info = cluster_cmd->add_subcommand("info", "show the local cluster's endpoints and state");
+  info->add_option("-o,--output", common.output)->check(CLI::IsMember({"pretty", "json"}));
+  info->callback([&] { code = cli::ClusterInfo(cluster, common); });
+
+  // deploy
+  cli::DeployFlags deploy;
+  auto* deploy_cmd = app.add_subcommand("deploy", "create or update apis");
+  deploy_cmd->add_option("CONFIG", deploy.config, "path to a cortex.yaml or its directory");
+  deploy_cmd->add_flag("-f,--force", deploy.force, "override the in-progress api update");
+  deploy_cmd->add_flag("-y,--yes", deploy.yes, "skip prompts");
+  add_common(deploy_cmd);
+  deploy_cmd->callback([&] { code = cli::Deploy(deploy, common); });
+
+  // get
+  std::string api, job_or_file;
+  bool verbose = false;
+  auto* get_cmd = app.add_subcommand("get", "get information about apis");
+  get_cmd->add_option("API_NAME", api);
+  get_cmd->add_flag("-v,--verbose", verbose, "show additional information");
+  add_common(get_cmd);
+  get_cmd->callback([&] { code = cli::Get(api, verbose, common); });
+
+  // logs
+  bool no_follow = false;
+  auto* logs_cmd = app.add_subcommand("logs", "stream logs from an api");
+  logs_cmd->add_option("API_NAME", api)->required();
+  logs_cmd->add_flag("--no-follow", no_follow, "print what is there and exit");
+  add_common(logs_cmd, false);
+  logs_cmd->callback([&] { code = cli::Logs(api, !no_follow, common); });
+
+  // delete
+  bool force = false;
+  auto* delete_cmd = app.add_subcommand("delete", "delete an api");
+  delete_cmd->add_option("API_NAME", api)->required();
+  delete_cmd->add_flag("-f,--force", force, "delete without confirmation");
+  bool keep_cache = false;
+  delete_cmd->add_flag("-c,--keep-cache", keep_cache, "keep cached data for the api");
+  add_common(delete_cmd);
+  delete_cmd->callback([&] { code = cli::Delete(api, force, common); });
+
+  // predict
+  auto* predict_cmd = app.add_subcommand("predict", "make a prediction request using a json file");
+  predict_cmd->add_option("API_NAME", api)->required();
+  predict_cmd->add_option("JSON_FILE", job_or_file)->required();
+  add_common(predict_cmd, false);
+  predict_cmd->callback([&] { code = cli::Predict(api, job_or_file, common); });
+
+  // version
+  auto* version_cmd = app.add_subcommand("version", "print the cli and cluster versions");
+  add_common(version_cmd, false);
+  version_cmd->callback([&] { code = cli::Version(common); });
+
+  // Server roles (started by `cortex cluster up` and by the operator).
+  apps::OperatorRoleFlags op;
+  auto* op_cmd = app.add_subcommand("operator", "run the operator (control plane)");
+  op_cmd->group("");
+  op_cmd->add_option("--data-dir", op.data_dir)->required();
+  op_cmd->add_option("--host", op.host);
+  op_cmd->add_option("--port", op.port);
+  op_cmd->add_option("--token-file", op.token_file)->required();
+  op_cmd->add_option("--gateway-url", op.gateway_url);
+  op_cmd->add_option("--python", op.python);
+  op_cmd->callback([&] { code = apps::RunOperator(op); });
+
+  apps::GatewayRoleFlags gw;
+  auto* gw_cmd = app.add_subcommand("gateway", "run the gateway (data plane)");
+  gw_cmd->group("");
+  gw_cmd->add_option("--host", gw.host);
+  gw_cmd->add_option("--port", gw.port);
+  gw_cmd->add_option("--operator-url", gw.operator_url)->required();
+  gw_cmd->add_option("--token-file", gw.token_file)->required();
+  gw_cmd->callback([&] { code = apps::RunGateway(gw); });
+
+  apps::ReplicaRoleFlags rep;
+  auto* rep_cmd = app.add_subcommand("replica", "run one replica (front and worker processes)");
+  rep_cmd->group("");
+  rep_cmd->add_option("--id", rep.id)->required();
+  rep_cmd->add_option("--spec", rep.spec)->required();
+  rep_cmd->add_option("--host", rep.host);
+  rep_cmd->add_option("--port", rep.port);
+  rep_cmd->add_option("--port-file", rep.port_file);
+  rep_cmd->add_option("--socket-dir", rep.socket_dir);
+  rep_cmd->add_option("--runtime-dir", rep.runtime_dir);
+  rep_cmd->add_option("--python", rep.python);
+  rep_cmd->callback([&] { code = apps::RunReplica(rep); });
+
+  CLI11_PARSE(app, argc, argv);
+  return code;
+}

@@ -1,0 +1,44 @@
+// The server roles of the cortex executable: `cortex operator`, `cortex gateway`,
+// `cortex replica`. Each runs until SIGTERM/SIGINT and returns the exit code.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace cortex::apps {
+
+struct OperatorRoleFlags {
+  std::string data_dir;
+  std::string host = "127.0.0.1";
+  int port = 8890;
+  std::string token_file;
+  std::string gateway_url;
+  std::string python = "/usr/bin/python3";
+};
+int RunOperator(const OperatorRoleFlags& flags);
+
+struct GatewayRoleFlags {
+  std::string host = "127.0.0.1";
+  int port = 8888;
+  std::string operator_url;
+  std::string token_file;
+};
+int RunGateway(const GatewayRoleFlags& flags);
+
+struct ReplicaRoleFlags {
+  std::string id;
+  std::string spec;
+  std::string host = "127.0.0.1";
+  int port = 0;
+  std::string port_file;
+  std::string socket_dir;
+  std::string runtime_dir;
+  std::string python = "/usr/bin/python3";
+};
+int RunReplica(const ReplicaRoleFlags& flags);
+
+// Where the cortex_runtime Python package is: $CORTEX_PYTHON_RUNTIME_DIR, else
+// <exe>/../share/cortex/python, else the source tree.
+std::string DefaultRuntimeDir();
+
+}  // namespace cortex::apps

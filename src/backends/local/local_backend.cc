@@ -1,0 +1,98 @@
+#include "backends/local/local_backend.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <absl/strings/numbers.h>
+#include <absl/strings/str_cat.h>
+
+#include "common/process.h"
+#include "common/status.h"
+#include "common/util.h"
+#include "net/http_client.h"
+
+namespace cortex::backends {
+namespace {
+
+// True when `pid` runs the replica `replica_id` (guards against a reused process id).
+bool RunsReplica(pid_t pid, const std::string& replica_id) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/cmdline"), std::ios::binary);
+  std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return cmdline.find(replica_id) != std::string::npos;
+}
+
+}  // namespace
+
+LocalBackend::LocalBackend(LocalBackendOptions options) : options_(std::move(options)) {
+  std::filesystem::create_directories(std::filesystem::path(options_.data_dir) / "logs" / "apis");
+  std::filesystem::create_directories(std::filesystem::path(options_.data_dir) / "run" / "sockets");
+}
+
+std::string LocalBackend::LogPath(const std::string& api_name) const {
+  return absl::StrCat(options_.data_dir, "/logs/apis/", api_name, ".log");
+}
+
+std::string LocalBackend::PortFile(const std::string& replica_id) const {
+  return absl::StrCat(options_.data_dir, "/run/", replica_id, ".port");
+}
+
+absl::StatusOr<pid_t> LocalBackend::StartReplica(const ReplicaLaunch& launch) {
+  std::filesystem::remove(PortFile(launch.replica_id));
+  SpawnOptions spawn;
+  spawn.argv = {options_.executable, "replica",
+                "--id",              launch.replica_id,
+                "--spec",            launch.spec_path,
+                "--host",            options_.host,
+                "--port-file",       PortFile(launch.replica_id),
+                "--socket-dir",      absl::StrCat(options_.data_dir, "/run/sockets"),
+                "--runtime-dir",     options_.runtime_dir,
+                "--python",          launch.python};
+  spawn.output_path = LogPath(launch.api_name);
+  spawn.group = SpawnOptions::Group::kNewGroup;
+  auto pid = Spawn(spawn);
+  if (!pid.ok()) return Annotate(pid.status(), absl::StrCat("starting replica ", launch.replica_id));
+  return pid;
+}
+
+ReplicaProbe LocalBackend::Probe(const store::ReplicaRecord& replica) {
+  ReplicaProbe probe;
+  if (replica.pid <= 0) return probe;
+  int status = 0;
+  pid_t waited = ::waitpid(replica.pid, &status, WNOHANG);
+  if (waited == replica.pid) {
+    probe.alive = false;
+    probe.exit_code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+    return probe;
+  }
+  // Not our child (adopted after an operator restart) or still running.
+  probe.alive = ProcessAlive(replica.pid) && RunsReplica(replica.pid, replica.id);
+  if (!probe.alive) {
+    probe.exit_code = 1;
+    return probe;
+  }
+  auto port_text = ReadFile(PortFile(replica.id));
+  uint32_t port = 0;
+  if (port_text.ok() && absl::SimpleAtoi(*port_text, &port) && port > 0 && port < 65536) {
+    probe.port = static_cast<uint16_t>(port);
+    net::HttpCall call;
+    call.url = absl::StrCat("http://", options_.host, ":", port, "/_cortex/ready");
+    call.timeout_ms = 1000;
+    call.connect_timeout_ms = 500;
+    auto result = net::Fetch(call);
+    probe.ready = result.ok() && result->status == 200;
+  }
+  return probe;
+}
+
+void LocalBackend::StopReplica(const store::ReplicaRecord& replica, int grace_ms) {
+  if (replica.pid > 0 && (ProcessAlive(replica.pid) && RunsReplica(replica.pid, replica.id))) {
+    StopGroup(replica.pid, grace_ms);
+  }
+  ::waitpid(replica.pid, nullptr, WNOHANG);
+  std::filesystem::remove(PortFile(replica.id));
+}
+
+}  // namespace cortex::backends

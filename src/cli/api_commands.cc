@@ -1,0 +1,283 @@
+// cortex deploy | get | logs | delete | predict | version.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include <absl/strings/str_cat.h>
+#include <absl/strings/str_format.h>
+#include <nlohmann/json.hpp>
+
+#include "bundle/bundle.h"
+#include "cli/commands.h"
+#include "cli/operator_client.h"
+#include "cli/table.h"
+#include "common/util.h"
+#include "config/api_config.h"
+
+namespace cortex::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr std::string_view kVersion = "0.24.0";
+
+absl::StatusOr<OperatorClient> Client(const CommonFlags& common) {
+  auto env = ResolveEnvironment(common.env);
+  if (!env.ok()) return env.status();
+  return OperatorClient(*env);
+}
+
+std::string FormatLatency(const json& ms) {
+  if (!ms.is_number()) return "-";
+  double v = ms.get<double>();
+  if (v >= 1000) return absl::StrFormat("%.6g s", v / 1000);
+  return absl::StrFormat("%.6g ms", v);
+}
+
+std::string Count(const json& stats, const char* key) {
+  if (!stats.is_object()) return "-";
+  int64_t v = stats.value(key, int64_t{0});
+  return v == 0 ? "-" : std::to_string(v);
+}
+
+std::string FormatTime(int64_t unix_s) {
+  std::time_t t = unix_s;
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof(buf), "%d %b %y %H:%M:%S %Z", &tm);
+  return buf;
+}
+
+// The Cortex realtime columns for one API (without env and name).
+std::vector<std::string> RealtimeCells(const json& api) {
+  const json& status = api["status"];
+  const json& counts = status["replica_counts"];
+  auto total_failed = [](const json& c) {
+    return c.value("failed", 0) + c.value("err_image_pull", 0) + c.value("killed", 0) +
+           c.value("killed_oom", 0) + c.value("stalled", 0);
+  };
+  const json& stats = api["metrics"]["network_stats"];
+  return {status.value("status", "unknown"),
+          std::to_string(counts["updated"].value("ready", 0)),
+          std::to_string(counts["stale"].value("ready", 0)),
+          std::to_string(counts.value("requested", 0)),
+          std::to_string(total_failed(counts["updated"])),
+          FormatAge(UnixSeconds() - api["spec"].value("last_updated", UnixSeconds())),
+          stats.is_object() ? FormatLatency(stats["latency"]) : "-",
+          Count(stats, "code_2xx"),
+          Count(stats, "code_4xx"),
+          Count(stats, "code_5xx")};
+}
+
+std::vector<Column> RealtimeColumns() {
+  return {{"status"},           {"up-to-date"},  {"stale", true}, {"requested"},
+          {"failed", true},     {"last update"}, {"avg request"}, {"2XX"},
+          {"4XX", true},        {"5XX", true}};
+}
+
+volatile std::sig_atomic_t interrupted = 0;
+
+}  // namespace
+
+int Fail(const absl::Status& status) {
+  std::cerr << "error: " << status.message() << "\n";
+  return 1;
+}
+
+int Deploy(const DeployFlags& flags, const CommonFlags& common) {
+  fs::path config_path = flags.config.empty() ? fs::path("cortex.yaml") : fs::path(flags.config);
+  if (fs::is_directory(config_path)) config_path /= "cortex.yaml";
+  if (!fs::exists(config_path)) {
+    return Fail(absl::NotFoundError(absl::StrCat(config_path.string(), ": file does not exist")));
+  }
+  config_path = fs::absolute(config_path).lexically_normal();
+  fs::path root = config_path.parent_path();
+  auto yaml = ReadFile(config_path);
+  if (!yaml.ok()) return Fail(yaml.status());
+
+  // Validate everything before anything is uploaded.
+  config::ParseOptions parse;
+  parse.file_name = config_path.filename().string();
+  parse.file_exists = [&](const std::string& p) { return fs::is_regular_file(root / p); };
+  parse.dir_exists = [&](const std::string& p) { return fs::is_directory(root / p); };
+  auto apis = config::ParseApiConfigs(*yaml, parse);
+  if (!apis.ok()) return Fail(apis.status());
+
+  auto files = bundle::ListProjectFiles(root, config_path.filename().string());
+  if (!files.ok()) return Fail(files.status());
+  auto archive = bundle::CreateBundle(root, *files);
+  if (!archive.ok()) return Fail(archive.status());
+  std::string project_id = Sha256Hex(*archive);
+
+  auto client = Client(common);
+  if (!client.ok()) return Fail(client.status());
+  auto has = client->Call("HEAD", "/v1/bundles/" + project_id, "", 30'000);
+  if (!has.ok() && has.status().code() != absl::StatusCode::kNotFound) return Fail(has.status());
+  if (!has.ok()) {
+    auto put = client->Call("PUT", "/v1/bundles/" + project_id, *archive);
+    if (!put.ok()) return Fail(put.status());
+  }
+  json request = {{"config", *yaml},
+                  {"config_file_name", config_path.filename().string()},
+                  {"project_id", project_id},
+                  {"force", flags.force}};
+  auto results = client->CallJson("POST", "/v1/deploy", request.dump());
+  if (!results.ok()) return Fail(results.status());
+  bool failed = false;
+  if (common.output == "json") {
+    std::cout << results->dump(2) << "\n";
+    for (const auto& r : *results) failed = failed || !r.value("error", "").empty();
+    return failed ? 1 : 0;
+  }
+  for (const auto& r : *results) {
+    if (!r.value("error", "").empty()) {
+      std::cerr << "error: " << r["error"].get<std::string>() << "\n";
+      failed = true;
+    } else {
+      std::cout << r["message"].get<std::string>() << "\n";
+    }
+  }
+  if (!failed && results->size() == 1) {
+    std::string name = (*results)[0]["api"]["name"];
+    std::cout << "\ncortex get                  (show api statuses)\n"
+              << "cortex get " << name << "     (show api info)\n"
+              << "cortex logs " << name << "    (stream api logs)\n";
+  }
+  return failed ? 1 : 0;
+}
+
+int Get(const std::string& api, bool verbose, const CommonFlags& common) {
+  auto client = Client(common);
+  if (!client.ok()) return Fail(client.status());
+  if (api.empty()) {
+    auto apis = client->CallJson("GET", "/v1/apis");
+    if (!apis.ok()) return Fail(apis.status());
+    if (common.output == "json") {
+      std::cout << json::array({{{"env_name", client->env().name}, {"apis", *apis}, {"error", nullptr}}})
+                       .dump(2)
+                << "\n";
+      return 0;
+    }
+    if (apis->empty()) {
+      std::cout << "no apis are deployed\n";
+      return 0;
+    }
+    std::vector<Column> columns = {{"env"}, {"realtime api"}};
+    for (auto& c : RealtimeColumns()) columns.push_back(c);
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& a : *apis) {
+      std::vector<std::string> row = {client->env().name, a["spec"].value("name", "")};
+      for (auto& cell : RealtimeCells(a)) row.push_back(cell);
+      rows.push_back(row);
+    }
+    if (!common.env.empty()) {  // the env column is shown only when listing every env
+      columns.erase(columns.begin());
+      for (auto& row : rows) row.erase(row.begin());
+    }
+    std::cout << RenderTable(columns, rows);
+    return 0;
+  }
+  auto info = client->CallJson("GET", "/v1/apis/" + api);
+  if (!info.ok()) return Fail(info.status());
+  if (common.output == "json") {
+    std::cout << json::array({*info}).dump(2) << "\n";
+    return 0;
+  }
+  std::cout << RenderTable(RealtimeColumns(), {RealtimeCells(*info)});
+  std::cout << "\nendpoint: " << (*info)["endpoint"].get<std::string>() << "\n";
+  std::vector<std::vector<std::string>> history;
+  for (const auto& v : (*info)["api_versions"]) {
+    history.push_back({v["api_id"].get<std::string>(), FormatAge(UnixSeconds() - v.value("last_updated", int64_t{0})) + " ago"});
+  }
+  if (!history.empty()) std::cout << "\n" << RenderTable({{"api id"}, {"last deployed"}}, history);
+  if (verbose) {
+    std::cout << "\nconfiguration\n" << (*info)["spec"].dump(2) << "\n";
+  }
+  return 0;
+}
+
+int Logs(const std::string& api, bool follow, const CommonFlags& common) {
+  auto client = Client(common);
+  if (!client.ok()) return Fail(client.status());
+  std::signal(SIGINT, [](int) { interrupted = 1; });
+  int64_t offset = 0;
+  while (!interrupted) {
+    auto result = client->Call("GET", absl::StrCat("/v1/logs/", api, "?offset=", offset), "", 30'000);
+    if (!result.ok()) return Fail(result.status());
+    std::cout << result->body << std::flush;
+    auto next = result->headers.find("x-cortex-next-offset");
+    if (next != result->headers.end()) offset = std::stoll(next->second);
+    if (!follow) break;
+    if (result->body.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  return 0;
+}
+
+int Delete(const std::string& api, bool force, const CommonFlags& common) {
+  auto client = Client(common);
+  if (!client.ok()) return Fail(client.status());
+  if (!force && ::isatty(STDIN_FILENO)) {
+    auto info = client->CallJson("GET", "/v1/apis/" + api);
+    if (!info.ok()) return Fail(info.status());
+    int ready = (*info)["status"]["replica_counts"]["updated"].value("ready", 0);
+    if (ready > 2) {
+      std::cout << "are you sure you want to delete " << api << " (which has " << ready
+                << " live replicas)? (y/n): " << std::flush;
+      std::string answer;
+      std::getline(std::cin, answer);
+      if (answer != "y" && answer != "yes") return 1;
+    }
+  }
+  auto result = client->CallJson("DELETE", "/v1/apis/" + api);
+  if (!result.ok()) return Fail(result.status());
+  if (common.output == "json") {
+    std::cout << result->dump(2) << "\n";
+  } else {
+    std::cout << (*result)["message"].get<std::string>() << "\n";
+  }
+  return 0;
+}
+
+int Predict(const std::string& api, const std::string& json_file, const CommonFlags& common) {
+  auto client = Client(common);
+  if (!client.ok()) return Fail(client.status());
+  auto info = client->CallJson("GET", "/v1/apis/" + api);
+  if (!info.ok()) return Fail(info.status());
+  if ((*info)["status"]["replica_counts"]["updated"].value("ready", 0) +
+          (*info)["status"]["replica_counts"]["stale"].value("ready", 0) ==
+      0) {
+    return Fail(absl::UnavailableError(absl::StrCat(api, " is not ready yet (no replica is live); check `cortex get ", api, "`")));
+  }
+  auto payload = ReadFile(json_file);
+  if (!payload.ok()) return Fail(payload.status());
+  net::HttpCall call;
+  call.method = "POST";
+  call.url = (*info)["endpoint"].get<std::string>();
+  call.body = *payload;
+  call.headers = {{"Content-Type", "application/json"}};
+  auto result = net::Fetch(call);
+  if (!result.ok()) return Fail(result.status());
+  auto body = json::parse(result->body, nullptr, false);
+  std::cout << (body.is_discarded() ? result->body : body.dump(2)) << "\n";
+  return result->status < 400 ? 0 : 1;
+}
+
+int Version(const CommonFlags& common) {
+  std::cout << "cli version: " << kVersion << "\n";
+  auto client = Client(common);
+  if (!client.ok()) return 0;
+  auto info = client->CallJson("GET", "/v1/info");
+  if (info.ok()) std::cout << "cluster version: " << info->value("version", "unknown") << "\n";
+  return 0;
+}
+
+}  // namespace cortex::cli

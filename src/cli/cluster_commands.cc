@@ -1,0 +1,207 @@
+// cortex cluster up | down | info on the local provider.
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include <absl/strings/str_cat.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "cli/env_config.h"
+#include "common/process.h"
+#include "common/util.h"
+#include "net/http_client.h"
+
+namespace cortex::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+fs::path ClusterDir() { return fs::path(ConfigDir()) / "cluster"; }
+
+bool Healthy(const std::string& url) {
+  net::HttpCall call;
+  call.url = url;
+  call.timeout_ms = 1000;
+  call.connect_timeout_ms = 300;
+  auto result = net::Fetch(call);
+  return result.ok() && result->status == 200;
+}
+
+std::string Tail(const fs::path& path, size_t lines) {
+  auto text = ReadFile(path);
+  if (!text.ok()) return "";
+  std::string out = *text;
+  size_t pos = out.size();
+  for (size_t n = 0; n <= lines && pos != std::string::npos && pos > 0; ++n) {
+    pos = out.rfind('\n', pos - 1);
+  }
+  return pos == std::string::npos ? out : out.substr(pos + 1);
+}
+
+absl::StatusOr<json> LoadClusterState() {
+  auto text = ReadFile(ClusterDir() / "cluster.json");
+  if (!text.ok()) return absl::NotFoundError("the local cluster is not running");
+  auto state = json::parse(*text, nullptr, false);
+  if (state.is_discarded()) return absl::InternalError("cluster.json is corrupted");
+  return state;
+}
+
+// Starts `cortex <role> ...` detached, its output appended to logs/<role>.log.
+absl::StatusOr<pid_t> StartDaemon(const std::string& role, std::vector<std::string> args) {
+  SpawnOptions spawn;
+  spawn.argv = {SelfExecutable(), role};
+  spawn.argv.insert(spawn.argv.end(), args.begin(), args.end());
+  spawn.output_path = (ClusterDir() / "logs" / (role + ".log")).string();
+  spawn.group = SpawnOptions::Group::kNewSession;
+  return Spawn(spawn);
+}
+
+bool WaitHealthy(const std::string& url, pid_t pid, int seconds) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (Healthy(url)) return true;
+    if (!ProcessAlive(pid)) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+}  // namespace
+
+int ClusterUp(const ClusterFlags& flags) {
+  fs::create_directories(ClusterDir() / "logs");
+  std::string operator_url = absl::StrCat("http://", flags.host, ":", flags.operator_port);
+  std::string gateway_url = absl::StrCat("http://", flags.host, ":", flags.gateway_port);
+  fs::path token_file = ClusterDir() / "operator.token";
+  if (!fs::exists(token_file)) {
+    if (absl::Status st = WriteFileAtomic(token_file, RandomToken(24)); !st.ok()) return Fail(st);
+  }
+  auto token = ReadFile(token_file);
+  if (!token.ok()) return Fail(token.status());
+
+  if (auto state = LoadClusterState(); state.ok()) {
+    pid_t op_pid = (*state).value("operator_pid", 0);
+    pid_t gw_pid = (*state).value("gateway_pid", 0);
+    if (ProcessAlive(op_pid) && ProcessAlive(gw_pid) &&
+        Healthy((*state).value("operator_url", "") + "/healthz")) {
+      std::cout << "the local cluster is already running (operator "
+                << (*state).value("operator_url", "") << ", gateway "
+                << (*state).value("gateway_url", "") << ")\n";
+      return 0;
+    }
+    // Leftovers of a cluster that died: clear them before starting again.
+    if (ProcessAlive(gw_pid)) StopGroup(gw_pid, 2000);
+    if (ProcessAlive(op_pid)) StopGroup(op_pid, 2000);
+  }
+
+  auto op_pid = StartDaemon("operator", {"--data-dir", ClusterDir().string(), "--host", flags.host,
+                                         "--port", std::to_string(flags.operator_port),
+                                         "--token-file", token_file.string(), "--gateway-url",
+                                         gateway_url, "--python", flags.python});
+  if (!op_pid.ok()) return Fail(op_pid.status());
+  auto gw_pid = StartDaemon("gateway", {"--host", flags.host, "--port",
+                                        std::to_string(flags.gateway_port), "--operator-url",
+                                        operator_url, "--token-file", token_file.string()});
+  if (!gw_pid.ok()) return Fail(gw_pid.status());
+  json state = {{"operator_pid", *op_pid},     {"gateway_pid", *gw_pid},
+                {"operator_url", operator_url}, {"gateway_url", gateway_url},
+                {"started_at", UnixSeconds()}};
+  if (absl::Status st = WriteFileAtomic(ClusterDir() / "cluster.json", state.dump(2)); !st.ok()) {
+    return Fail(st);
+  }
+  if (!WaitHealthy(operator_url + "/healthz", *op_pid, flags.wait_s)) {
+    std::cerr << "error: the operator did not start; its log ends with:\n"
+              << Tail(ClusterDir() / "logs" / "operator.log", 10);
+    StopGroup(*gw_pid, 2000);
+    StopGroup(*op_pid, 2000);
+    fs::remove(ClusterDir() / "cluster.json");
+    return 1;
+  }
+  if (!WaitHealthy(gateway_url + "/_cortex/healthz", *gw_pid, flags.wait_s)) {
+    std::cerr << "error: the gateway did not start; its log ends with:\n"
+              << Tail(ClusterDir() / "logs" / "gateway.log", 10);
+    StopGroup(*gw_pid, 2000);
+    StopGroup(*op_pid, 2000);
+    fs::remove(ClusterDir() / "cluster.json");
+    return 1;
+  }
+  auto config = LoadCliConfig();
+  if (!config.ok()) return Fail(config.status());
+  Environment env{flags.env_name, "local", operator_url, *token};
+  config->Upsert(env);
+  if (config->Find(config->default_environment) == nullptr) config->default_environment = env.name;
+  if (absl::Status st = SaveCliConfig(*config); !st.ok()) return Fail(st);
+  std::cout << "the local cluster is up\n"
+            << "operator: " << operator_url << "\n"
+            << "gateway:  " << gateway_url << "\n"
+            << "environment " << env.name << " is configured to use it\n";
+  return 0;
+}
+
+int ClusterDown(const ClusterFlags&) {
+  auto state = LoadClusterState();
+  if (!state.ok()) {
+    std::cout << "the local cluster is not running\n";
+    return 0;
+  }
+  pid_t op_pid = (*state).value("operator_pid", 0);
+  pid_t gw_pid = (*state).value("gateway_pid", 0);
+  std::string operator_url = (*state).value("operator_url", "");
+  auto token = ReadFile(ClusterDir() / "operator.token");
+  if (ProcessAlive(op_pid) && token.ok()) {
+    net::HttpCall call;
+    call.method = "POST";
+    call.url = operator_url + "/v1/shutdown";
+    call.headers = {{"Authorization", "Bearer " + *token}};
+    call.timeout_ms = 5000;
+    (void)net::Fetch(call);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (ProcessAlive(op_pid) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  if (ProcessAlive(op_pid)) StopGroup(op_pid, 2000);
+  if (ProcessAlive(gw_pid)) StopGroup(gw_pid, 5000);
+  fs::remove(ClusterDir() / "cluster.json");
+  std::cout << "the local cluster is down\n";
+  return 0;
+}
+
+int ClusterInfo(const ClusterFlags&, const CommonFlags& common) {
+  auto state = LoadClusterState();
+  bool running = false;
+  json info = {{"config_dir", ConfigDir()}, {"status", "stopped"}};
+  if (state.ok()) {
+    pid_t op_pid = (*state).value("operator_pid", 0);
+    pid_t gw_pid = (*state).value("gateway_pid", 0);
+    bool op_ok = ProcessAlive(op_pid) && Healthy((*state).value("operator_url", "") + "/healthz");
+    bool gw_ok = ProcessAlive(gw_pid) &&
+                 Healthy((*state).value("gateway_url", "") + "/_cortex/healthz");
+    running = op_ok && gw_ok;
+    info["status"] = running ? "running" : (op_ok || gw_ok ? "degraded" : "stopped");
+    info["operator"] = {{"url", (*state).value("operator_url", "")}, {"pid", op_pid},
+                        {"healthy", op_ok}};
+    info["gateway"] = {{"url", (*state).value("gateway_url", "")}, {"pid", gw_pid},
+                       {"healthy", gw_ok}};
+  }
+  if (common.output == "json") {
+    std::cout << info.dump(2) << "\n";
+  } else {
+    std::cout << "status:   " << info["status"].get<std::string>() << "\n";
+    if (info.contains("operator")) {
+      std::cout << "operator: " << info["operator"]["url"].get<std::string>()
+                << (info["operator"]["healthy"].get<bool>() ? "" : " (not responding)") << "\n"
+                << "gateway:  " << info["gateway"]["url"].get<std::string>()
+                << (info["gateway"]["healthy"].get<bool>() ? "" : " (not responding)") << "\n";
+    }
+    std::cout << "data:     " << (ClusterDir()).string() << "\n";
+  }
+  return running ? 0 : 1;
+}
+
+}  // namespace cortex::cli

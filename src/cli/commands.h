@@ -1,0 +1,44 @@
+// The CLI commands. Each returns the process exit code and prints what the user sees.
+#pragma once
+
+#include <string>
+
+#include <absl/status/status.h>
+
+namespace cortex::cli {
+
+struct CommonFlags {
+  std::string env;               // -e/--env; empty: the default environment
+  std::string output = "pretty"; // -o/--output: pretty | json
+};
+
+struct ClusterFlags {
+  std::string env_name = "local";
+  int operator_port = 8890;
+  int gateway_port = 8888;
+  std::string host = "127.0.0.1";
+  std::string python = "/usr/bin/python3";
+  int wait_s = 60;
+};
+
+int ClusterUp(const ClusterFlags& flags);
+int ClusterDown(const ClusterFlags& flags);
+int ClusterInfo(const ClusterFlags& flags, const CommonFlags& common);
+
+struct DeployFlags {
+  std::string config;  // file or directory; default ./cortex.yaml
+  bool force = false;
+  bool yes = false;
+};
+int Deploy(const DeployFlags& flags, const CommonFlags& common);
+
+int Get(const std::string& api, bool verbose, const CommonFlags& common);
+int Logs(const std::string& api, bool follow, const CommonFlags& common);
+int Delete(const std::string& api, bool force, const CommonFlags& common);
+int Predict(const std::string& api, const std::string& json_file, const CommonFlags& common);
+int Version(const CommonFlags& common);
+
+// The one mapping from a failure to an exit code (and its message on stderr).
+int Fail(const absl::Status& status);
+
+}  // namespace cortex::cli

@@ -1,0 +1,18 @@
+// Plain-text tables in the Cortex CLI's layout: columns padded with three spaces, and optional
+// columns hidden when every value in them is empty. Thread-compatible.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace cortex::cli {
+
+struct Column {
+  std::string header;
+  bool hide_when_empty = false;  // hidden when every cell is "" or "-" or "0"
+};
+
+std::string RenderTable(const std::vector<Column>& columns,
+                        const std::vector<std::vector<std::string>>& rows);
+
+}  // namespace cortex::cli

@@ -1,0 +1,147 @@
+#include "common/process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <absl/strings/str_cat.h>
+
+extern char** environ;
+
+namespace cortex {
+
+absl::StatusOr<pid_t> Spawn(const SpawnOptions& options) {
+  if (options.argv.empty()) return absl::InvalidArgumentError("spawn: empty argv");
+
+  // Everything the child needs is prepared before fork.
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string_view entry(*e);
+    std::string key(entry.substr(0, entry.find('=')));
+    bool drop = options.env.count(key) > 0;
+    for (const auto& r : options.env_remove) drop = drop || r == key;
+    if (!drop) env_strings.emplace_back(entry);
+  }
+  for (const auto& [k, v] : options.env) env_strings.push_back(absl::StrCat(k, "=", v));
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> argv_strings = options.argv;
+  std::vector<char*> argv;
+  for (auto& s : argv_strings) argv.push_back(s.data());
+  argv.push_back(nullptr);
+
+  int out_fd = options.output_fd;
+  bool close_out = false;
+  if (!options.output_path.empty()) {
+    out_fd = ::open(options.output_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (out_fd < 0) {
+      return absl::InternalError(
+          absl::StrCat("opening ", options.output_path, ": ", std::strerror(errno)));
+    }
+    close_out = true;
+  }
+  int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  // A pipe that closes on exec tells the parent whether exec succeeded.
+  int exec_pipe[2];
+  if (::pipe2(exec_pipe, O_CLOEXEC) != 0) return absl::InternalError("spawn: pipe failed");
+  pid_t parent = ::getpid();
+
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    if (close_out) ::close(out_fd);
+    ::close(null_fd);
+    ::close(exec_pipe[0]);
+    ::close(exec_pipe[1]);
+    return absl::InternalError(absl::StrCat("fork: ", std::strerror(errno)));
+  }
+  if (pid == 0) {
+    ::close(exec_pipe[0]);
+    if (options.group == SpawnOptions::Group::kNewSession) ::setsid();
+    if (options.group == SpawnOptions::Group::kNewGroup) ::setpgid(0, 0);
+    if (options.die_with_parent) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(127);
+    }
+    // Undo signal state the parent may have set.
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::signal(SIGPIPE, SIG_DFL);
+    if (null_fd >= 0) ::dup2(null_fd, 0);
+    if (out_fd >= 0) {
+      ::dup2(out_fd, 1);
+      ::dup2(out_fd, 2);
+    }
+    if (!options.working_dir.empty() && ::chdir(options.working_dir.c_str()) != 0) {
+      int err = errno;
+      (void)!::write(exec_pipe[1], &err, sizeof(err));
+      ::_exit(127);
+    }
+    ::execvpe(argv[0], argv.data(), envp.data());
+    int err = errno;
+    (void)!::write(exec_pipe[1], &err, sizeof(err));
+    ::_exit(127);
+  }
+  ::close(exec_pipe[1]);
+  if (close_out) ::close(out_fd);
+  ::close(null_fd);
+  int child_errno = 0;
+  ssize_t n;
+  do {
+    n = ::read(exec_pipe[0], &child_errno, sizeof(child_errno));
+  } while (n < 0 && errno == EINTR);
+  ::close(exec_pipe[0]);
+  if (n > 0) {
+    ::waitpid(pid, nullptr, 0);
+    return absl::InternalError(
+        absl::StrCat("starting ", options.argv[0], ": ", std::strerror(child_errno)));
+  }
+  return pid;
+}
+
+bool ProcessAlive(pid_t pid) {
+  if (pid <= 0) return false;
+  if (::kill(pid, 0) != 0 && errno == ESRCH) return false;
+  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  size_t close_paren = line.rfind(')');
+  if (close_paren == std::string::npos || close_paren + 2 >= line.size()) return true;
+  return line[close_paren + 2] != 'Z';
+}
+
+void SignalGroup(pid_t pgid, int signal) {
+  if (pgid <= 0) return;
+  if (::kill(-pgid, signal) != 0) ::kill(pgid, signal);
+}
+
+void StopGroup(pid_t pgid, int grace_ms) {
+  if (pgid <= 0) return;
+  SignalGroup(pgid, SIGTERM);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(grace_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    ::waitpid(pgid, nullptr, WNOHANG);
+    if (!ProcessAlive(pgid)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  SignalGroup(pgid, SIGKILL);
+  ::waitpid(pgid, nullptr, WNOHANG);
+}
+
+std::string SelfExecutable() {
+  std::error_code ec;
+  auto path = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("cortex") : path.string();
+}
+
+}  // namespace cortex

@@ -1,0 +1,43 @@
+// Starting and stopping child processes with fork+exec. Thread-safe.
+//
+// Never fork a process that has loaded Python or libtorch without exec'ing right away: the
+// child only runs async-signal-safe calls between fork and exec.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <absl/status/statusor.h>
+
+namespace cortex {
+
+struct SpawnOptions {
+  std::vector<std::string> argv;                   // argv[0] is the program (PATH is searched)
+  std::map<std::string, std::string> env;          // set or override in the child's environment
+  std::vector<std::string> env_remove;             // removed from the child's environment
+  std::string working_dir;                         // empty: inherit
+  std::string output_path;                         // stdout+stderr appended here; empty: inherit
+  int output_fd = -1;                              // or: stdout+stderr go to this descriptor
+  enum class Group { kInherit, kNewGroup, kNewSession } group = Group::kNewGroup;
+  bool die_with_parent = false;                    // PR_SET_PDEATHSIG(SIGKILL)
+};
+
+absl::StatusOr<pid_t> Spawn(const SpawnOptions& options);
+
+// True while `pid` exists and is not a zombie.
+bool ProcessAlive(pid_t pid);
+
+// Sends `signal` to the process group `pgid` (falls back to the process when no group).
+void SignalGroup(pid_t pgid, int signal);
+
+// SIGTERM to the group, waits up to `grace_ms`, then SIGKILL. Reaps the process when it is our
+// child. Returns once the process is gone.
+void StopGroup(pid_t pgid, int grace_ms);
+
+// Path of the running executable.
+std::string SelfExecutable();
+
+}  // namespace cortex

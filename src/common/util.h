@@ -1,0 +1,33 @@
+// Process-independent helpers: hashing, ids, files, time. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include <absl/status/statusor.h>
+
+namespace cortex {
+
+std::string Sha256Hex(std::string_view data);
+// Random lower-case alphanumeric string (not for secrets).
+std::string RandomId(size_t length);
+// Random hex string from the OS's CSPRNG (for tokens).
+std::string RandomToken(size_t bytes);
+
+absl::StatusOr<std::string> ReadFile(const std::filesystem::path& path);
+// Writes to a temporary file beside `path`, fsyncs it and renames it over `path`.
+absl::Status WriteFileAtomic(const std::filesystem::path& path, std::string_view data);
+
+int64_t UnixSeconds();
+int64_t UnixNanos();
+int64_t MonotonicMillis();
+
+// Cortex's id that sorts newest first: hex(2^63-1 - unix nanos).
+std::string DecreasingHexId();
+
+// "45s", "3m12s", "2h5m", "3d4h" (spec §14).
+std::string FormatAge(int64_t seconds);
+
+}  // namespace cortex

@@ -1,0 +1,44 @@
+#include "common/util.h"
+
+#include <gtest/gtest.h>
+
+#include "common/process.h"
+#include "common/status.h"
+
+namespace cortex {
+namespace {
+
+TEST(Util, Sha256MatchesKnownDigest) {
+  EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(Util, FormatAgeUsesCortexUnits) {
+  EXPECT_EQ(FormatAge(45), "45s");
+  EXPECT_EQ(FormatAge(192), "3m12s");
+  EXPECT_EQ(FormatAge(2 * 3600 + 5 * 60), "2h5m");
+  EXPECT_EQ(FormatAge(3 * 86400 + 4 * 3600), "3d4h");
+}
+
+TEST(Util, DecreasingIdsSortNewestFirst) {
+  std::string older = DecreasingHexId();
+  std::string newer = DecreasingHexId();
+  EXPECT_GE(older, newer);
+  EXPECT_EQ(older.size(), 16u);
+}
+
+TEST(Process, SpawnReportsMissingProgram) {
+  SpawnOptions options;
+  options.argv = {"/nonexistent/program"};
+  auto pid = Spawn(options);
+  EXPECT_FALSE(pid.ok());
+}
+
+TEST(Status, HttpMappingIsStable) {
+  EXPECT_EQ(HttpStatusFor(absl::InvalidArgumentError("x")), 400);
+  EXPECT_EQ(HttpStatusFor(absl::NotFoundError("x")), 404);
+  EXPECT_EQ(HttpStatusFor(absl::UnavailableError("x")), 503);
+  EXPECT_EQ(HttpStatusFor(absl::DeadlineExceededError("x")), 504);
+}
+
+}  // namespace
+}  // namespace cortex

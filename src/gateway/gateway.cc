@@ -1,0 +1,242 @@
+#include "gateway/gateway.h"
+
+#include <chrono>
+
+#include <absl/strings/str_cat.h>
+#include <absl/strings/str_format.h>
+#include <nlohmann/json.hpp>
+
+namespace cortex::gateway {
+
+namespace asio = net::asio;
+namespace beast = net::beast;
+namespace http = net::http;
+using net::tcp;
+
+namespace {
+constexpr double kLatencyBuckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                      0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+constexpr size_t kBucketCount = std::size(kLatencyBuckets) + 1;
+}  // namespace
+
+struct Gateway::Upstream {
+  ReplicaRoute route;
+  int64_t outstanding = 0;
+  std::vector<std::unique_ptr<Stream>> idle;
+  bool removed = false;
+};
+
+Gateway::Gateway(asio::io_context& io, GatewayOptions options)
+    : io_(io), options_(std::move(options)) {
+  routes_ = *RouteTable::FromJson(nlohmann::json::object());
+}
+
+Gateway::~Gateway() = default;
+
+absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(asio::io_context& io,
+                                                         const GatewayOptions& options) {
+  std::unique_ptr<Gateway> gateway(new Gateway(io, options));
+  net::HttpServerOptions server_options;
+  server_options.host = options.host;
+  server_options.port = options.port;
+  server_options.body_limit = 512ull * 1024 * 1024;
+  Gateway* self = gateway.get();
+  auto server = net::HttpServer::Create(
+      io, server_options, [self](net::Request& request) { return self->Handle(request); });
+  if (!server.ok()) return server.status();
+  gateway->server_ = std::move(*server);
+  return gateway;
+}
+
+void Gateway::Start() { server_->Start(); }
+void Gateway::Stop() { server_->Stop(); }
+
+void Gateway::SetRoutes(std::shared_ptr<const RouteTable> routes) {
+  routes_ = std::move(routes);
+  // Forget upstreams that left the table; requests in flight keep theirs alive until done.
+  std::unordered_map<std::string, bool> live;
+  for (const auto& api : routes_->apis()) {
+    for (const auto& r : api.replicas) live[r.id] = true;
+  }
+  for (auto it = upstreams_.begin(); it != upstreams_.end();) {
+    if (live.count(it->first) == 0) {
+      it->second->removed = true;
+      it->second->idle.clear();
+      it = upstreams_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+std::shared_ptr<Gateway::Upstream> Gateway::UpstreamFor(const ReplicaRoute& replica) {
+  auto& slot = upstreams_[replica.id];
+  if (!slot || slot->route.port != replica.port || slot->route.host != replica.host) {
+    slot = std::make_shared<Upstream>();
+    slot->route = replica;
+  }
+  return slot;
+}
+
+asio::awaitable<net::Response> Gateway::Handle(net::Request& request) {
+  std::string_view target = request.target();
+  std::string_view path = target.substr(0, target.find('?'));
+  std::shared_ptr<const RouteTable> routes = routes_;  // this request's snapshot
+  if (const ApiRoute* api = routes->Find(path)) {
+    auto started = std::chrono::steady_clock::now();
+    net::Response response = co_await Forward(*api, request);
+    Record(api->name, response.result_int(),
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    co_return response;
+  }
+  if (path == "/_cortex/healthz") {
+    co_return net::MakeResponse(request, http::status::ok,
+                                nlohmann::json{{"routes_version", routes->version()}}.dump());
+  }
+  if (path == "/_cortex/stats") {
+    nlohmann::json out = nlohmann::json::object();
+    for (const auto& [name, s] : stats_) {
+      out[name] = {{"code_2xx", s.code_2xx},
+                   {"code_4xx", s.code_4xx},
+                   {"code_5xx", s.code_5xx},
+                   {"count", s.count},
+                   {"latency_sum_s", s.latency_sum_s}};
+    }
+    co_return net::MakeResponse(request, http::status::ok, out.dump());
+  }
+  if (path == "/metrics" || path == "/_cortex/metrics") co_return Metrics(request);
+  co_return net::MakeError(request, http::status::not_found,
+                           absl::StrCat("no api is deployed at endpoint ", std::string(path)));
+}
+
+asio::awaitable<net::Response> Gateway::Forward(const ApiRoute& api, net::Request& request) {
+  // Keep what the request needs: the route snapshot may be replaced while we await.
+  std::vector<ReplicaRoute> candidates = api.replicas;
+  std::string api_name = api.name;
+  std::string_view target = request.target();
+  size_t q = target.find('?');
+  std::string upstream_target =
+      q == std::string_view::npos ? std::string("/predict") : absl::StrCat("/predict", std::string(target.substr(q)));
+  std::string original_target(target);
+  for (int attempt = 0; attempt < 2 && !candidates.empty(); ++attempt) {
+    std::vector<int64_t> load;
+    std::vector<std::shared_ptr<Upstream>> ups;
+    for (const auto& r : candidates) {
+      ups.push_back(UpstreamFor(r));
+      load.push_back(ups.back()->outstanding);
+    }
+    size_t pick = PickLeastOutstanding(load, rng_);
+    std::shared_ptr<Upstream> upstream = ups[pick];
+    request.target(upstream_target);
+    ++upstream->outstanding;
+    auto result = co_await Exchange(*upstream, request);
+    --upstream->outstanding;
+    request.target(original_target);
+    if (result.ok()) {
+      net::Response response = std::move(*result);
+      response.keep_alive(request.keep_alive());
+      co_return response;
+    }
+    // The replica could not be reached: try another one once.
+    candidates.erase(candidates.begin() + static_cast<long>(pick));
+  }
+  if (api.replicas.empty()) {
+    co_return net::MakeError(request, http::status::service_unavailable,
+                             absl::StrCat("no healthy upstream: api ", api_name,
+                                          " has no ready replicas"));
+  }
+  co_return net::MakeError(request, http::status::bad_gateway,
+                           absl::StrCat("api ", api_name, ": replica could not be reached"));
+}
+
+asio::awaitable<absl::StatusOr<net::Response>> Gateway::Exchange(Upstream& upstream,
+                                                                 net::Request& request) {
+  request.keep_alive(true);
+  request.prepare_payload();
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    std::unique_ptr<Stream> stream;
+    bool reused = false;
+    if (!upstream.idle.empty()) {
+      stream = std::move(upstream.idle.back());
+      upstream.idle.pop_back();
+      reused = true;
+    } else {
+      stream = std::make_unique<Stream>(io_);
+      stream->expires_after(std::chrono::milliseconds(options_.upstream_connect_timeout_ms));
+      boost::system::error_code ec;
+      tcp::endpoint endpoint(asio::ip::make_address(upstream.route.host, ec), upstream.route.port);
+      if (ec) co_return absl::InvalidArgumentError("bad upstream address");
+      co_await stream->async_connect(endpoint, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) co_return absl::UnavailableError(ec.message());
+      stream->socket().set_option(tcp::no_delay(true));
+    }
+    stream->expires_never();
+    boost::system::error_code ec;
+    co_await http::async_write(*stream, request, asio::redirect_error(asio::use_awaitable, ec));
+    beast::flat_buffer buffer;
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(1024ull * 1024 * 1024);
+    if (!ec) {
+      co_await http::async_read(*stream, buffer, parser,
+                                asio::redirect_error(asio::use_awaitable, ec));
+    }
+    if (ec) {
+      // A pooled connection the replica had already closed: nothing was processed, retry fresh.
+      if (reused && !parser.got_some()) continue;
+      co_return absl::UnavailableError(ec.message());
+    }
+    net::Response response = parser.release();
+    if (response.keep_alive() && !upstream.removed &&
+        upstream.idle.size() < options_.max_idle_per_replica) {
+      upstream.idle.push_back(std::move(stream));
+    }
+    co_return response;
+  }
+  co_return absl::UnavailableError("upstream closed the connection");
+}
+
+void Gateway::Record(const std::string& api, unsigned status, double seconds) {
+  ApiStats& s = stats_[api];
+  if (s.buckets.empty()) s.buckets.assign(kBucketCount, 0);
+  if (status < 300) {
+    ++s.code_2xx;
+  } else if (status < 500) {
+    ++s.code_4xx;
+  } else {
+    ++s.code_5xx;
+  }
+  s.latency_sum_s += seconds;
+  ++s.count;
+  size_t b = 0;
+  while (b < std::size(kLatencyBuckets) && seconds > kLatencyBuckets[b]) ++b;
+  ++s.buckets[b];
+}
+
+net::Response Gateway::Metrics(const net::Request& request) const {
+  std::string text =
+      "# TYPE cortex_requests_total counter\n"
+      "# TYPE cortex_request_duration_seconds histogram\n";
+  for (const auto& [api, s] : stats_) {
+    absl::StrAppendFormat(&text, "cortex_requests_total{api=\"%s\",code=\"2XX\"} %d\n", api,
+                          s.code_2xx);
+    absl::StrAppendFormat(&text, "cortex_requests_total{api=\"%s\",code=\"4XX\"} %d\n", api,
+                          s.code_4xx);
+    absl::StrAppendFormat(&text, "cortex_requests_total{api=\"%s\",code=\"5XX\"} %d\n", api,
+                          s.code_5xx);
+    int64_t cumulative = 0;
+    for (size_t b = 0; b < kBucketCount; ++b) {
+      cumulative += s.buckets[b];
+      std::string le = b < std::size(kLatencyBuckets) ? absl::StrCat(kLatencyBuckets[b]) : "+Inf";
+      absl::StrAppendFormat(&text, "cortex_request_duration_seconds_bucket{api=\"%s\",le=\"%s\"} %d\n",
+                            api, le, cumulative);
+    }
+    absl::StrAppendFormat(&text, "cortex_request_duration_seconds_sum{api=\"%s\"} %g\n", api,
+                          s.latency_sum_s);
+    absl::StrAppendFormat(&text, "cortex_request_duration_seconds_count{api=\"%s\"} %d\n", api,
+                          s.count);
+  }
+  return net::MakeResponse(request, http::status::ok, std::move(text),
+                           "text/plain; version=0.0.4");
+}
+
+}  // namespace cortex::gateway

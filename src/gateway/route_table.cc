@@ -1,0 +1,72 @@
+#include "gateway/route_table.h"
+
+#include <absl/strings/str_cat.h>
+
+namespace cortex::gateway {
+
+absl::StatusOr<std::shared_ptr<const RouteTable>> RouteTable::FromJson(const nlohmann::json& json) {
+  auto table = std::make_shared<RouteTable>();
+  try {
+    table->version_ = json.value("version", int64_t{0});
+    for (const auto& api : json.value("apis", nlohmann::json::array())) {
+      ApiRoute route;
+      route.name = api.at("name").get<std::string>();
+      route.endpoint = api.at("endpoint").get<std::string>();
+      route.api_gateway = api.value("api_gateway", std::string("public"));
+      for (const auto& r : api.value("replicas", nlohmann::json::array())) {
+        route.replicas.push_back({r.at("id").get<std::string>(), r.at("host").get<std::string>(),
+                                  r.at("port").get<uint16_t>()});
+      }
+      if (table->by_endpoint_.count(route.endpoint) > 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("route table: endpoint ", route.endpoint, " is used twice"));
+      }
+      table->by_endpoint_[route.endpoint] = table->apis_.size();
+      table->apis_.push_back(std::move(route));
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("route table: ", e.what()));
+  }
+  return std::shared_ptr<const RouteTable>(std::move(table));
+}
+
+nlohmann::json RouteTable::ToJson() const {
+  nlohmann::json apis = nlohmann::json::array();
+  for (const auto& api : apis_) {
+    nlohmann::json replicas = nlohmann::json::array();
+    for (const auto& r : api.replicas) {
+      replicas.push_back({{"id", r.id}, {"host", r.host}, {"port", r.port}});
+    }
+    apis.push_back({{"name", api.name},
+                    {"endpoint", api.endpoint},
+                    {"api_gateway", api.api_gateway},
+                    {"replicas", std::move(replicas)}});
+  }
+  return {{"version", version_}, {"apis", std::move(apis)}};
+}
+
+const ApiRoute* RouteTable::Find(std::string_view path) const {
+  if (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
+  auto it = by_endpoint_.find(std::string(path));
+  return it == by_endpoint_.end() ? nullptr : &apis_[it->second];
+}
+
+size_t PickLeastOutstanding(const std::vector<int64_t>& outstanding, std::mt19937_64& rng) {
+  int64_t best = outstanding[0];
+  size_t ties = 0;
+  size_t chosen = 0;
+  for (size_t i = 0; i < outstanding.size(); ++i) {
+    if (outstanding[i] < best) {
+      best = outstanding[i];
+      ties = 1;
+      chosen = i;
+    } else if (outstanding[i] == best) {
+      // Reservoir sampling picks uniformly among the ties in one pass.
+      ++ties;
+      if (std::uniform_int_distribution<size_t>(0, ties - 1)(rng) == 0) chosen = i;
+    }
+  }
+  return chosen;
+}
+
+}  // namespace cortex::gateway

@@ -1,0 +1,53 @@
+// The gateway's view of where each API's ready replicas are. Immutable once built: the gateway
+// shares one snapshot between requests (shared_ptr<const RouteTable>) and swaps it atomically
+// when the operator publishes a new one. Thread-safe (immutable).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include <absl/status/statusor.h>
+#include <nlohmann/json.hpp>
+
+namespace cortex::gateway {
+
+struct ReplicaRoute {
+  std::string id;
+  std::string host;
+  uint16_t port = 0;
+};
+
+struct ApiRoute {
+  std::string name;
+  std::string endpoint;            // exact path match, e.g. "/my-api"
+  std::string api_gateway = "public";
+  std::vector<ReplicaRoute> replicas;  // ready replicas only
+};
+
+class RouteTable {
+ public:
+  // {"version": N, "apis": [{"name", "endpoint", "api_gateway", "replicas": [{id, host, port}]}]}
+  static absl::StatusOr<std::shared_ptr<const RouteTable>> FromJson(const nlohmann::json& json);
+  nlohmann::json ToJson() const;
+
+  // The API whose endpoint is exactly `path` (a trailing '/' is ignored), or null.
+  const ApiRoute* Find(std::string_view path) const;
+  int64_t version() const { return version_; }
+  const std::vector<ApiRoute>& apis() const { return apis_; }
+
+ private:
+  int64_t version_ = 0;
+  std::vector<ApiRoute> apis_;
+  std::unordered_map<std::string, size_t> by_endpoint_;
+};
+
+// Least outstanding requests: the index of the replica with the fewest requests in flight,
+// ties broken at random. `outstanding` must not be empty.
+size_t PickLeastOutstanding(const std::vector<int64_t>& outstanding, std::mt19937_64& rng);
+
+}  // namespace cortex::gateway

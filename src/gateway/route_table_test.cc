@@ -1,0 +1,62 @@
+#include "gateway/route_table.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+namespace cortex::gateway {
+namespace {
+
+nlohmann::json TwoApis() {
+  return nlohmann::json::parse(R"({"version": 3, "apis": [
+    {"name": "a", "endpoint": "/a", "replicas": [{"id": "a-1", "host": "127.0.0.1", "port": 9001}]},
+    {"name": "b", "endpoint": "/team/b", "api_gateway": "none", "replicas": []}]})");
+}
+
+TEST(RouteTable, FindsExactEndpointOnly) {
+  auto table = RouteTable::FromJson(TwoApis());
+  ASSERT_TRUE(table.ok()) << table.status();
+  EXPECT_EQ((*table)->version(), 3);
+  ASSERT_NE((*table)->Find("/a"), nullptr);
+  EXPECT_EQ((*table)->Find("/a")->replicas.size(), 1u);
+  EXPECT_NE((*table)->Find("/a/"), nullptr);
+  EXPECT_EQ((*table)->Find("/a/b"), nullptr);
+  EXPECT_EQ((*table)->Find("/team"), nullptr);
+  EXPECT_EQ((*table)->Find("/team/b")->api_gateway, "none");
+  EXPECT_EQ((*table)->Find("/"), nullptr);
+}
+
+TEST(RouteTable, RoundTripsThroughJson) {
+  auto table = RouteTable::FromJson(TwoApis());
+  ASSERT_TRUE(table.ok());
+  auto again = RouteTable::FromJson((*table)->ToJson());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ((*again)->ToJson(), (*table)->ToJson());
+}
+
+TEST(RouteTable, RejectsDuplicateEndpointsAndMalformedInput) {
+  auto dup = nlohmann::json::parse(
+      R"({"apis": [{"name": "a", "endpoint": "/x"}, {"name": "b", "endpoint": "/x"}]})");
+  EXPECT_FALSE(RouteTable::FromJson(dup).ok());
+  auto bad = nlohmann::json::parse(R"({"apis": [{"endpoint": "/x"}]})");
+  EXPECT_FALSE(RouteTable::FromJson(bad).ok());
+}
+
+TEST(Balancer, PicksTheLeastLoadedReplica) {
+  std::mt19937_64 rng(1);
+  EXPECT_EQ(PickLeastOutstanding({3, 1, 2}, rng), 1u);
+  EXPECT_EQ(PickLeastOutstanding({0}, rng), 0u);
+}
+
+TEST(Balancer, SpreadsTiesEvenly) {
+  std::mt19937_64 rng(42);
+  std::map<size_t, int> counts;
+  for (int i = 0; i < 30000; ++i) ++counts[PickLeastOutstanding({2, 5, 2, 2}, rng)];
+  EXPECT_EQ(counts.count(1), 0u);
+  for (size_t i : {0u, 2u, 3u}) {
+    EXPECT_NEAR(counts[i], 10000, 600) << "replica " << i;
+  }
+}
+
+}  // namespace
+}  // namespace cortex::gateway

@@ -1,0 +1,499 @@
+#include "operator/operator.h"
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <set>
+#include <thread>
+
+#include <absl/strings/str_cat.h>
+
+#include "bundle/bundle.h"
+#include "common/status.h"
+#include "common/util.h"
+#include "config/api_config.h"
+#include "net/http_client.h"
+#include "operator/replica_plan.h"
+
+namespace cortex::op {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using store::ApiRecord;
+using store::ReplicaRecord;
+using store::ReplicaState;
+
+namespace {
+
+int64_t NowMs() { return UnixNanos() / 1'000'000; }
+
+// json::value() throws when the key holds null; configs hold nulls for unset optional fields.
+std::string StringOr(const json& object, const char* key, const std::string& fallback) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+
+bool IsHexId(const std::string& id) {
+  if (id.size() != 64) return false;
+  return std::all_of(id.begin(), id.end(), [](char c) { return std::isxdigit(c) && !std::isupper(c); });
+}
+
+int DesiredReplicas(const json& spec, int current) {
+  const json& a = spec.at("autoscaling");
+  int min = a.value("min_replicas", 1), max = a.value("max_replicas", 100);
+  int desired = current > 0 ? current : a.value("init_replicas", min);
+  return std::clamp(desired, min, max);
+}
+
+}  // namespace
+
+Operator::Operator(OperatorOptions options, std::unique_ptr<store::StateStore> store,
+                   std::unique_ptr<backends::Backend> backend)
+    : options_(std::move(options)), store_(std::move(store)), backend_(std::move(backend)) {
+  for (const char* sub : {"bundles", "projects", "logs/apis", "run"}) {
+    fs::create_directories(fs::path(options_.data_dir) / sub);
+  }
+  routes_ = {{"version", 0}, {"apis", json::array()}};
+}
+
+bool Operator::HasBundle(const std::string& project_id) const {
+  return IsHexId(project_id) &&
+         fs::exists(fs::path(options_.data_dir) / "bundles" / (project_id + ".tar"));
+}
+
+absl::Status Operator::PutBundle(const std::string& project_id, const std::string& bytes) {
+  if (!IsHexId(project_id)) return absl::InvalidArgumentError("project id must be a sha256 hex digest");
+  if (Sha256Hex(bytes) != project_id) {
+    return absl::InvalidArgumentError("project bundle does not match its id (upload corrupted?)");
+  }
+  return WriteFileAtomic(fs::path(options_.data_dir) / "bundles" / (project_id + ".tar"), bytes);
+}
+
+absl::StatusOr<std::string> Operator::ProjectDir(const std::string& project_id) {
+  fs::path dir = fs::path(options_.data_dir) / "projects" / project_id;
+  if (fs::exists(dir)) return dir.string();
+  if (!HasBundle(project_id)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("project ", project_id.substr(0, 12), " has not been uploaded"));
+  }
+  ASSIGN_OR_RETURN(std::string bytes,
+                   ReadFile(fs::path(options_.data_dir) / "bundles" / (project_id + ".tar")));
+  RETURN_IF_ERROR(bundle::ExtractBundle(bytes, dir));
+  return dir.string();
+}
+
+void Operator::AppendApiLog(const std::string& api, const std::string& line) {
+  std::ofstream out(fs::path(options_.data_dir) / "logs" / "apis" / (api + ".log"), std::ios::app);
+  out << "[operator] " << line << "\n";
+}
+
+absl::StatusOr<json> Operator::Deploy(const json& request) {
+  std::string yaml = request.value("config", std::string());
+  std::string file_name = request.value("config_file_name", std::string("cortex.yaml"));
+  std::string project_id = request.value("project_id", std::string());
+  bool force = request.value("force", false);
+  ASSIGN_OR_RETURN(std::string project_dir, ProjectDir(project_id));
+
+  config::ParseOptions parse;
+  parse.file_name = file_name;
+  parse.provider = options_.provider;
+  parse.file_exists = [&](const std::string& p) {
+    return fs::is_regular_file(fs::path(project_dir) / p);
+  };
+  parse.dir_exists = [&](const std::string& p) { return fs::is_directory(fs::path(project_dir) / p); };
+  ASSIGN_OR_RETURN(std::vector<config::ApiConfig> apis, config::ParseApiConfigs(yaml, parse));
+
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(std::vector<ApiRecord> deployed, store_->ListApis());
+  // Cluster checks before anything changes: all-or-nothing.
+  for (const auto& api : apis) {
+    std::string kind(config::KindName(api.kind));
+    std::string prefix = absl::StrCat(file_name, ": ", api.name, " (", kind, ")");
+    if (api.kind != config::Kind::kRealtimeAPI) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(prefix, ": ", kind, " kind is not supported yet"));
+    }
+    for (const auto& other : deployed) {
+      if (other.name == api.name) continue;
+      auto spec = json::parse(other.spec_json, nullptr, false);
+      if (!spec.is_discarded() && StringOr(spec["networking"], "endpoint", "") == api.networking.endpoint) {
+        return absl::InvalidArgumentError(absl::StrCat(prefix, ": networking: endpoint: endpoint ",
+                                                       api.networking.endpoint,
+                                                       " is already being used by ", other.name));
+      }
+    }
+  }
+
+  json results = json::array();
+  int64_t now = UnixSeconds();
+  ASSIGN_OR_RETURN(std::vector<ReplicaRecord> replicas, store_->ListReplicas());
+  for (const auto& api : apis) {
+    std::string kind(config::KindName(api.kind));
+    std::string label = absl::StrCat(api.name, " (", kind, ")");
+    json spec = api.ToJson();
+    json compute = spec.value("compute", json::object());
+    std::string predictor_id =
+        Sha256Hex(json{{"name", api.name}, {"kind", kind}, {"predictor", spec["predictor"]},
+                       {"monitoring", spec.value("monitoring", json())}, {"project_id", project_id},
+                       {"compute", compute}}
+                      .dump())
+            .substr(0, 63);
+    std::string spec_id =
+        Sha256Hex(json{{"predictor_id", predictor_id},
+                       {"networking", spec["networking"]},
+                       {"autoscaling", spec.value("autoscaling", json())},
+                       {"update_strategy", spec.value("update_strategy", json())}}
+                      .dump())
+            .substr(0, 32);
+    json result = {{"api", {{"name", api.name}, {"kind", kind}}}, {"message", ""}, {"error", ""}};
+    ASSIGN_OR_RETURN(std::optional<ApiRecord> existing, store_->GetApi(api.name));
+    ApiRecord record;
+    if (existing) {
+      record = *existing;
+      if (existing->kind != kind) {
+        result["error"] = absl::StrCat("cannot change the kind of ", api.name, " to ", kind,
+                                       " because it has already been deployed with kind ",
+                                       existing->kind, "; please delete it with `cortex delete ",
+                                       api.name, "` and redeploy");
+        results.push_back(result);
+        continue;
+      }
+      int updated_ready = 0, updated_failed = 0;
+      for (const auto& r : replicas) {
+        if (r.api_name != api.name || r.predictor_id != existing->predictor_id ||
+            r.deployment_id != existing->deployment_id) {
+          continue;
+        }
+        updated_ready += r.state == ReplicaState::kReady;
+        updated_failed += r.state == ReplicaState::kFailed || r.state == ReplicaState::kOom;
+      }
+      int min_replicas = json::parse(existing->spec_json)["autoscaling"].value("min_replicas", 1);
+      bool updating = updated_ready < min_replicas && updated_failed == 0;
+      if (existing->spec_id == spec_id) {
+        result["message"] = updating ? absl::StrCat(label, " is already updating")
+                                     : absl::StrCat(label, " is up to date");
+        results.push_back(result);
+        continue;
+      }
+      if (updating && !force) {
+        result["error"] = absl::StrCat(api.name, " is updating (override with --force)");
+        results.push_back(result);
+        continue;
+      }
+      result["message"] = absl::StrCat("updating ", label);
+    } else {
+      record.name = api.name;
+      record.kind = kind;
+      record.deployment_id = RandomId(10);
+      record.created_at = now;
+      result["message"] = absl::StrCat("creating ", label);
+    }
+    record.spec_id = spec_id;
+    record.predictor_id = predictor_id;
+    record.project_id = project_id;
+    record.api_id = absl::StrCat(DecreasingHexId(), "-", record.deployment_id, "-", spec_id);
+    record.last_updated = now;
+    record.desired_replicas = DesiredReplicas(spec, existing ? existing->desired_replicas : 0);
+    spec["project_dir"] = project_dir;
+    record.spec_json = spec.dump();
+    RETURN_IF_ERROR(store_->PutApi(record));
+    AppendApiLog(api.name, std::string(result["message"]));
+    results.push_back(result);
+  }
+  return results;
+}
+
+json Operator::GatewayStats() {
+  if (options_.gateway_url.empty()) return json::object();
+  net::HttpCall call;
+  call.url = options_.gateway_url + "/_cortex/stats";
+  call.timeout_ms = 1000;
+  call.connect_timeout_ms = 300;
+  auto result = net::Fetch(call);
+  if (!result.ok() || result->status != 200) return json::object();
+  auto stats = json::parse(result->body, nullptr, false);
+  return stats.is_discarded() ? json::object() : stats;
+}
+
+json Operator::Describe(const ApiRecord& api, const std::vector<ReplicaRecord>& replicas,
+                        const json& stats) {
+  json spec = json::parse(api.spec_json);
+  ReplicaCounts updated, stale;
+  for (const auto& r : replicas) {
+    if (r.api_name != api.name) continue;
+    bool is_updated = r.predictor_id == api.predictor_id && r.deployment_id == api.deployment_id;
+    (is_updated ? updated : stale).Add(r.state);
+  }
+  int min_replicas = spec["autoscaling"].value("min_replicas", 1);
+  std::string code = StatusCode(updated, api.desired_replicas, min_replicas);
+  json network = nullptr;
+  if (auto it = stats.find(api.name); it != stats.end()) {
+    int64_t count = it->value("count", int64_t{0});
+    network = {{"code_2xx", it->value("code_2xx", 0)},
+               {"code_4xx", it->value("code_4xx", 0)},
+               {"code_5xx", it->value("code_5xx", 0)},
+               {"total", count},
+               {"latency", count > 0 ? json(it->value("latency_sum_s", 0.0) / count * 1000) : json()}};
+  }
+  spec.erase("project_dir");
+  spec["id"] = api.api_id;
+  spec["spec_id"] = api.spec_id;
+  spec["predictor_id"] = api.predictor_id;
+  spec["deployment_id"] = api.deployment_id;
+  spec["project_id"] = api.project_id;
+  spec["last_updated"] = api.last_updated;
+  return {{"spec", spec},
+          {"status",
+           {{"api_name", api.name},
+            {"api_id", api.api_id},
+            {"status_code", code},
+            {"status", StatusText(code)},
+            {"replica_counts",
+             {{"updated", updated.ToJson()}, {"stale", stale.ToJson()},
+              {"requested", api.desired_replicas}}}}},
+          {"metrics", {{"network_stats", network}}},
+          {"endpoint", options_.gateway_url + StringOr(spec["networking"], "endpoint", "")}};
+}
+
+absl::StatusOr<json> Operator::ListApis() {
+  json stats = GatewayStats();
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(auto apis, store_->ListApis());
+  ASSIGN_OR_RETURN(auto replicas, store_->ListReplicas());
+  json out = json::array();
+  for (const auto& api : apis) out.push_back(Describe(api, replicas, stats));
+  return out;
+}
+
+absl::StatusOr<json> Operator::GetApi(const std::string& name) {
+  json stats = GatewayStats();
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(auto api, store_->GetApi(name));
+  if (!api) return absl::NotFoundError(absl::StrCat(name, " is not deployed"));
+  ASSIGN_OR_RETURN(auto replicas, store_->ListReplicas());
+  json out = Describe(*api, replicas, stats);
+  json versions = json::array();
+  ASSIGN_OR_RETURN(auto history, store_->ListVersions(name, 10));
+  for (const auto& v : history) versions.push_back({{"api_id", v.api_id}, {"last_updated", v.last_updated}});
+  out["api_versions"] = versions;
+  json replica_list = json::array();
+  for (const auto& r : replicas) {
+    if (r.api_name != name) continue;
+    replica_list.push_back({{"id", r.id},
+                            {"state", ReplicaStateName(r.state)},
+                            {"updated", r.predictor_id == api->predictor_id &&
+                                            r.deployment_id == api->deployment_id},
+                            {"restarts", r.restarts},
+                            {"pid", r.pid},
+                            {"port", r.port}});
+  }
+  out["replicas"] = replica_list;
+  return out;
+}
+
+absl::StatusOr<json> Operator::DeleteApi(const std::string& name) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(auto api, store_->GetApi(name));
+  if (!api) return absl::NotFoundError(absl::StrCat(name, " is not deployed"));
+  ASSIGN_OR_RETURN(auto replicas, store_->ListReplicas());
+  // Mark the replicas first, so that a crash between the two steps still stops them.
+  for (auto r : replicas) {
+    if (r.api_name != name) continue;
+    r.state = ReplicaState::kStopping;
+    RETURN_IF_ERROR(store_->PutReplica(r));
+  }
+  for (const auto& r : replicas) {
+    if (r.api_name == name) backend_->StopReplica(r, 10'000);
+  }
+  RETURN_IF_ERROR(store_->DeleteApi(name));
+  fs::remove(fs::path(options_.data_dir) / "logs" / "apis" / (name + ".log"));
+  return json{{"message", absl::StrCat("deleting ", name)}};
+}
+
+absl::StatusOr<std::pair<std::string, int64_t>> Operator::ReadLogs(const std::string& name,
+                                                                   int64_t offset,
+                                                                   int64_t max_bytes) {
+  {
+    std::lock_guard lock(mu_);
+    ASSIGN_OR_RETURN(auto api, store_->GetApi(name));
+    if (!api) return absl::NotFoundError(absl::StrCat(name, " is not deployed"));
+  }
+  std::ifstream in(fs::path(options_.data_dir) / "logs" / "apis" / (name + ".log"), std::ios::binary);
+  if (!in) return std::make_pair(std::string(), int64_t{0});
+  in.seekg(0, std::ios::end);
+  int64_t size = in.tellg();
+  if (offset < 0) offset = std::max<int64_t>(0, size + offset);  // negative: the tail
+  if (offset > size) offset = 0;                                   // the log was truncated
+  int64_t n = std::min(max_bytes, size - offset);
+  std::string data(static_cast<size_t>(n), '\0');
+  in.seekg(offset);
+  in.read(data.data(), n);
+  return std::make_pair(std::move(data), offset + n);
+}
+
+json Operator::Routes() const {
+  std::lock_guard lock(mu_);
+  return routes_;
+}
+
+absl::Status Operator::StartReplica(ReplicaRecord& replica, const ApiRecord& api, int64_t now_ms) {
+  json spec = json::parse(api.spec_json);
+  spec["replica_id"] = replica.id;
+  std::string spec_path = absl::StrCat(options_.data_dir, "/run/", replica.id, ".json");
+  RETURN_IF_ERROR(WriteFileAtomic(spec_path, spec.dump()));
+  backends::ReplicaLaunch launch;
+  launch.replica_id = replica.id;
+  launch.api_name = api.name;
+  launch.spec_path = spec_path;
+  launch.python = StringOr(spec["predictor"], "python", options_.default_python);
+  auto pid = backend_->StartReplica(launch);
+  replica.state = ReplicaState::kStarting;
+  replica.state_since = now_ms / 1000;
+  replica.port = 0;
+  if (!pid.ok()) {
+    replica.pid = 0;
+    replica.state = ReplicaState::kFailed;
+    ++replica.restarts;
+    replica.next_start_at = now_ms + RestartBackoffMs(replica.restarts);
+    AppendApiLog(api.name, std::string(pid.status().message()));
+    return store_->PutReplica(replica);
+  }
+  replica.pid = *pid;
+  return store_->PutReplica(replica);
+}
+
+void Operator::ReconcileOnce() {
+  std::lock_guard lock(mu_);
+  try {
+    ReconcileLocked();
+  } catch (const std::exception& e) {
+    // A malformed record must not take the control plane down; report and go on.
+    std::cerr << "reconcile: " << e.what() << std::endl;
+  }
+}
+
+void Operator::ReconcileLocked() {
+  auto apis_or = store_->ListApis();
+  auto replicas_or = store_->ListReplicas();
+  if (!apis_or.ok() || !replicas_or.ok()) {
+    std::cerr << "reconcile: " << (apis_or.ok() ? replicas_or.status() : apis_or.status()) << "\n";
+    return;
+  }
+  std::map<std::string, ApiRecord> apis;
+  for (auto& a : *apis_or) apis[a.name] = a;
+  int64_t now_ms = NowMs();
+
+  // 1. Observe.
+  std::map<std::string, ReplicaRecord> replicas;
+  for (auto& r : *replicas_or) {
+    auto api = apis.find(r.api_name);
+    if (api == apis.end() || r.state == ReplicaState::kStopping) {
+      backend_->StopReplica(r, 10'000);
+      (void)store_->DeleteReplica(r.id);
+      continue;
+    }
+    ReplicaRecord before = r;
+    if (r.state == ReplicaState::kStarting || r.state == ReplicaState::kReady) {
+      backends::ReplicaProbe probe = backend_->Probe(r);
+      if (!probe.alive) {
+        r.state = probe.oom ? ReplicaState::kOom : ReplicaState::kFailed;
+        ++r.restarts;
+        r.next_start_at = now_ms + RestartBackoffMs(r.restarts);
+        r.state_since = now_ms / 1000;
+        r.port = 0;
+        AppendApiLog(r.api_name, absl::StrCat("replica ", r.id, " exited with status ",
+                                              probe.exit_code, "; restarting it in ",
+                                              RestartBackoffMs(r.restarts) / 1000, "s"));
+      } else {
+        r.port = probe.port;
+        if (probe.ready && r.state != ReplicaState::kReady) {
+          r.state = ReplicaState::kReady;
+          r.ever_ready = true;
+          r.restarts = 0;
+          r.state_since = now_ms / 1000;
+        } else if (!probe.ready && r.state == ReplicaState::kReady) {
+          r.state = ReplicaState::kStarting;
+          r.state_since = now_ms / 1000;
+        }
+      }
+    }
+    if (r.state != before.state || r.port != before.port || r.restarts != before.restarts) {
+      (void)store_->PutReplica(r);
+    }
+    replicas[r.id] = r;
+  }
+
+  // 2. Act.
+  for (const auto& [name, api] : apis) {
+    if (api.kind != "RealtimeAPI") continue;
+    std::vector<ReplicaView> views;
+    for (const auto& [id, r] : replicas) {
+      if (r.api_name != name) continue;
+      bool updated = r.predictor_id == api.predictor_id && r.deployment_id == api.deployment_id;
+      views.push_back({id, updated, r.state, r.next_start_at});
+    }
+    ReplicaPlan plan = PlanReplicas(api.desired_replicas, views, now_ms);
+    for (const auto& id : plan.stop) {
+      ReplicaRecord& r = replicas[id];
+      r.state = ReplicaState::kStopping;
+      (void)store_->PutReplica(r);
+      backend_->StopReplica(r, 10'000);
+      (void)store_->DeleteReplica(id);
+      replicas.erase(id);
+    }
+    for (const auto& id : plan.restart) {
+      AppendApiLog(name, absl::StrCat("restarting replica ", id));
+      (void)StartReplica(replicas[id], api, now_ms);
+    }
+    for (int i = 0; i < plan.start; ++i) {
+      ReplicaRecord r;
+      r.id = absl::StrCat(name, "-", api.deployment_id.substr(0, 5), "-", RandomId(5));
+      r.api_name = name;
+      r.predictor_id = api.predictor_id;
+      r.deployment_id = api.deployment_id;
+      r.created_at = now_ms / 1000;
+      AppendApiLog(name, absl::StrCat("starting replica ", r.id));
+      (void)StartReplica(r, api, now_ms);
+      replicas[r.id] = r;
+    }
+  }
+
+  // 3. Publish routes to ready replicas.
+  json route_apis = json::array();
+  for (const auto& [name, api] : apis) {
+    json spec = json::parse(api.spec_json);
+    json ready = json::array();
+    for (const auto& [id, r] : replicas) {
+      if (r.api_name == name && r.state == ReplicaState::kReady && r.port > 0) {
+        ready.push_back({{"id", id}, {"host", "127.0.0.1"}, {"port", r.port}});
+      }
+    }
+    route_apis.push_back({{"name", name},
+                          {"endpoint", StringOr(spec["networking"], "endpoint", "/" + name)},
+                          {"api_gateway", StringOr(spec["networking"], "api_gateway", "public")},
+                          {"replicas", ready}});
+  }
+  if (route_apis != routes_["apis"]) {
+    int64_t version = std::max(now_ms, routes_version_.load() + 1);
+    routes_ = {{"version", version}, {"apis", route_apis}};
+    routes_version_ = version;
+    if (on_routes_changed_) on_routes_changed_();
+  }
+}
+
+void Operator::Run(const std::atomic<bool>& stop) {
+  while (!stop.load()) {
+    ReconcileOnce();
+    std::this_thread::sleep_for(std::chrono::milliseconds(options_.reconcile_interval_ms));
+  }
+}
+
+void Operator::StopAllReplicas() {
+  std::lock_guard lock(mu_);
+  auto replicas = store_->ListReplicas();
+  if (!replicas.ok()) return;
+  for (const auto& r : *replicas) backend_->StopReplica(r, 10'000);
+  for (const auto& r : *replicas) (void)store_->DeleteReplica(r.id);
+}
+
+}  // namespace cortex::op

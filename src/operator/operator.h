@@ -1,0 +1,84 @@
+// The operator: the control plane. Keeps the deployed APIs in the StateStore, reconciles replicas
+// through the Backend, and publishes the route table the gateways follow.
+//
+// Thread-safe: REST handlers call the public methods from the HTTP thread while Run() drives the
+// control loop on its own thread; one mutex serialises them (the control plane is not on the
+// request path).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include <absl/status/statusor.h>
+#include <nlohmann/json.hpp>
+
+#include "backends/backend.h"
+#include "store/state_store.h"
+
+namespace cortex::op {
+
+struct OperatorOptions {
+  std::string data_dir;
+  std::string provider = "local";
+  std::string gateway_url;             // shown in endpoints, e.g. http://127.0.0.1:8888
+  std::string default_python = "/usr/bin/python3";
+  int reconcile_interval_ms = 200;
+};
+
+class Operator {
+ public:
+  Operator(OperatorOptions options, std::unique_ptr<store::StateStore> store,
+           std::unique_ptr<backends::Backend> backend);
+
+  // Project bundles, content-addressed by the sha256 of their bytes.
+  bool HasBundle(const std::string& project_id) const;
+  absl::Status PutBundle(const std::string& project_id, const std::string& bytes);
+
+  // POST /v1/deploy: {"config": yaml, "config_file_name", "project_id", "force"}.
+  // Returns [DeployResult{api, message, error}]; a validation error fails the whole request.
+  absl::StatusOr<nlohmann::json> Deploy(const nlohmann::json& request);
+  absl::StatusOr<nlohmann::json> ListApis();
+  absl::StatusOr<nlohmann::json> GetApi(const std::string& name);
+  absl::StatusOr<nlohmann::json> DeleteApi(const std::string& name);
+  // Bytes of the API's log from `offset` (at most `max_bytes`) and the offset to ask for next.
+  absl::StatusOr<std::pair<std::string, int64_t>> ReadLogs(const std::string& name,
+                                                           int64_t offset, int64_t max_bytes);
+
+  // The current route table ({"version", "apis": [...]}) and its version.
+  nlohmann::json Routes() const;
+  int64_t routes_version() const { return routes_version_.load(); }
+  // Called (from the control-loop thread) whenever the route table changes.
+  void OnRoutesChanged(std::function<void()> callback) { on_routes_changed_ = std::move(callback); }
+
+  // The control loop; returns when `stop` becomes true.
+  void Run(const std::atomic<bool>& stop);
+  void ReconcileOnce();
+  // Stops every replica (cluster down). APIs stay stored and come back at the next start.
+  void StopAllReplicas();
+
+ private:
+  void ReconcileLocked();  // requires mu_
+  absl::StatusOr<std::string> ProjectDir(const std::string& project_id);
+  void AppendApiLog(const std::string& api, const std::string& line);
+  absl::Status StartReplica(store::ReplicaRecord& replica, const store::ApiRecord& api,
+                            int64_t now_ms);
+  nlohmann::json Describe(const store::ApiRecord& api,
+                          const std::vector<store::ReplicaRecord>& replicas,
+                          const nlohmann::json& stats);
+  nlohmann::json GatewayStats();
+
+  OperatorOptions options_;
+  std::unique_ptr<store::StateStore> store_;
+  std::unique_ptr<backends::Backend> backend_;
+  mutable std::mutex mu_;
+  nlohmann::json routes_;  // guarded by mu_
+  std::atomic<int64_t> routes_version_{0};
+  std::function<void()> on_routes_changed_;
+};
+
+}  // namespace cortex::op

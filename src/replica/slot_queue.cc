@@ -1,0 +1,40 @@
+#include "replica/slot_queue.h"
+
+#include <algorithm>
+
+namespace cortex::replica {
+
+void SlotQueue::Acquire(Waiter waiter) {
+  if (closed_) {
+    waiter(-1);
+    return;
+  }
+  if (!free_.empty()) {
+    int slot = free_.back();
+    free_.pop_back();
+    waiter(slot);
+    return;
+  }
+  waiters_.push_back(std::move(waiter));
+}
+
+void SlotQueue::Release(int slot) {
+  if (!waiters_.empty()) {
+    Waiter next = std::move(waiters_.front());
+    waiters_.pop_front();
+    next(slot);
+    return;
+  }
+  free_.push_back(slot);
+}
+
+void SlotQueue::Remove(int slot) { free_.erase(std::remove(free_.begin(), free_.end(), slot), free_.end()); }
+
+void SlotQueue::Close() {
+  closed_ = true;
+  auto waiters = std::move(waiters_);
+  waiters_.clear();
+  for (auto& w : waiters) w(-1);
+}
+
+}  // namespace cortex::replica

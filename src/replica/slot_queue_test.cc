@@ -1,0 +1,51 @@
+#include "replica/slot_queue.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+namespace cortex::replica {
+namespace {
+
+TEST(SlotQueue, FreeSlotIsGivenAtOnce) {
+  SlotQueue queue;
+  queue.Add(7);
+  int got = -2;
+  queue.Acquire([&](int slot) { got = slot; });
+  EXPECT_EQ(got, 7);
+  EXPECT_EQ(queue.free_slots(), 0u);
+}
+
+TEST(SlotQueue, WaitersAreServedInArrivalOrder) {
+  SlotQueue queue;
+  std::vector<int> order;
+  for (int i = 0; i < 3; ++i) queue.Acquire([&order, i](int) { order.push_back(i); });
+  EXPECT_EQ(queue.waiting(), 3u);
+  queue.Release(1);
+  queue.Release(2);
+  queue.Release(3);
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 2}));
+  EXPECT_EQ(queue.waiting(), 0u);
+  EXPECT_EQ(queue.free_slots(), 0u);
+}
+
+TEST(SlotQueue, ReleaseWithoutWaitersReturnsSlotToPool) {
+  SlotQueue queue;
+  queue.Release(4);
+  EXPECT_EQ(queue.free_slots(), 1u);
+  queue.Remove(4);
+  EXPECT_EQ(queue.free_slots(), 0u);
+}
+
+TEST(SlotQueue, CloseFailsWaitersAndLaterAcquires) {
+  SlotQueue queue;
+  int first = 0, second = 0;
+  queue.Acquire([&](int slot) { first = slot; });
+  queue.Close();
+  queue.Acquire([&](int slot) { second = slot; });
+  EXPECT_EQ(first, -1);
+  EXPECT_EQ(second, -1);
+}
+
+}  // namespace
+}  // namespace cortex::replica

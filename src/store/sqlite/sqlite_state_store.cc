@@ -1,0 +1,259 @@
+#include "store/sqlite/sqlite_state_store.h"
+
+#include <sqlite3.h>
+
+#include <absl/strings/str_cat.h>
+
+namespace cortex::store {
+namespace {
+
+// A prepared statement that finalizes itself.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) : db_(db) {
+    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  bool ok() const { return rc_ == SQLITE_OK; }
+  Statement& Bind(int i, const std::string& v) {
+    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Statement& Bind(int i, int64_t v) {
+    sqlite3_bind_int64(stmt_, i, v);
+    return *this;
+  }
+  // SQLITE_ROW, SQLITE_DONE or an error code.
+  int Step() { return sqlite3_step(stmt_); }
+  std::string Text(int col) const {
+    const unsigned char* t = sqlite3_column_text(stmt_, col);
+    return t ? std::string(reinterpret_cast<const char*>(t), sqlite3_column_bytes(stmt_, col))
+             : std::string();
+  }
+  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  absl::Status Error(std::string_view doing) const {
+    return absl::InternalError(absl::StrCat(std::string(doing), ": ", sqlite3_errmsg(db_)));
+  }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_;
+};
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS apis (
+  name TEXT PRIMARY KEY, kind TEXT NOT NULL, api_id TEXT NOT NULL, spec_id TEXT NOT NULL,
+  predictor_id TEXT NOT NULL, deployment_id TEXT NOT NULL, project_id TEXT NOT NULL,
+  spec_json TEXT NOT NULL, desired_replicas INTEGER NOT NULL, created_at INTEGER NOT NULL,
+  last_updated INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS api_versions (
+  name TEXT NOT NULL, api_id TEXT NOT NULL, last_updated INTEGER NOT NULL,
+  PRIMARY KEY (name, api_id));
+CREATE TABLE IF NOT EXISTS replicas (
+  id TEXT PRIMARY KEY, api_name TEXT NOT NULL, predictor_id TEXT NOT NULL,
+  deployment_id TEXT NOT NULL, pid INTEGER NOT NULL, port INTEGER NOT NULL, state TEXT NOT NULL,
+  restarts INTEGER NOT NULL, created_at INTEGER NOT NULL, state_since INTEGER NOT NULL,
+  next_start_at INTEGER NOT NULL, ever_ready INTEGER NOT NULL);
+)sql";
+
+constexpr const char* kApiColumns =
+    "name, kind, api_id, spec_id, predictor_id, deployment_id, project_id, spec_json, "
+    "desired_replicas, created_at, last_updated";
+
+}  // namespace
+
+std::string_view ReplicaStateName(ReplicaState state) {
+  switch (state) {
+    case ReplicaState::kStarting: return "starting";
+    case ReplicaState::kReady: return "ready";
+    case ReplicaState::kFailed: return "failed";
+    case ReplicaState::kOom: return "oom";
+    case ReplicaState::kStopping: return "stopping";
+  }
+  return "starting";
+}
+
+std::optional<ReplicaState> ParseReplicaState(std::string_view name) {
+  for (auto s : {ReplicaState::kStarting, ReplicaState::kReady, ReplicaState::kFailed,
+                 ReplicaState::kOom, ReplicaState::kStopping}) {
+    if (ReplicaStateName(s) == name) return s;
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<std::unique_ptr<SqliteStateStore>> SqliteStateStore::Open(const std::string& path) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                      nullptr) != SQLITE_OK) {
+    std::string message = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return absl::UnavailableError(absl::StrCat("opening ", path, ": ", message));
+  }
+  sqlite3_busy_timeout(db, 5000);
+  std::unique_ptr<SqliteStateStore> store(new SqliteStateStore(db));
+  for (const char* pragma : {"PRAGMA journal_mode=WAL;", "PRAGMA synchronous=FULL;",
+                             "PRAGMA foreign_keys=ON;"}) {
+    if (absl::Status st = store->Exec(pragma); !st.ok()) return st;
+  }
+  if (absl::Status st = store->Exec(kSchema); !st.ok()) {
+    return absl::Status(st.code(), absl::StrCat("creating the schema in ", path, ": ", st.message()));
+  }
+  return store;
+}
+
+SqliteStateStore::~SqliteStateStore() { sqlite3_close(db_); }
+
+absl::Status SqliteStateStore::Exec(const std::string& sql) {
+  char* error = nullptr;
+  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
+    std::string message = error ? error : "unknown error";
+    sqlite3_free(error);
+    return absl::InternalError(message);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStateStore::PutApi(const ApiRecord& api) {
+  std::lock_guard lock(mu_);
+  if (absl::Status st = Exec("BEGIN IMMEDIATE;"); !st.ok()) return st;
+  Statement put(db_, R"sql(INSERT OR REPLACE INTO apis (name, kind, api_id, spec_id, predictor_id,
+      deployment_id, project_id, spec_json, desired_replicas, created_at, last_updated)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?))sql");
+  put.Bind(1, api.name).Bind(2, api.kind).Bind(3, api.api_id).Bind(4, api.spec_id);
+  put.Bind(5, api.predictor_id).Bind(6, api.deployment_id).Bind(7, api.project_id);
+  put.Bind(8, api.spec_json).Bind(9, int64_t{api.desired_replicas}).Bind(10, api.created_at);
+  put.Bind(11, api.last_updated);
+  Statement version(db_,
+                    "INSERT OR REPLACE INTO api_versions (name, api_id, last_updated) VALUES (?, ?, ?)");
+  version.Bind(1, api.name).Bind(2, api.api_id).Bind(3, api.last_updated);
+  if (put.Step() != SQLITE_DONE || version.Step() != SQLITE_DONE) {
+    absl::Status st = put.Error("storing api " + api.name);
+    (void)Exec("ROLLBACK;");
+    return st;
+  }
+  return Exec("COMMIT;");
+}
+
+absl::StatusOr<std::vector<ApiRecord>> SqliteStateStore::QueryApis(const std::string& where,
+                                                                   const std::string& arg) {
+  std::string sql = absl::StrCat("SELECT ", kApiColumns, " FROM apis ", where, " ORDER BY name");
+  Statement q(db_, sql.c_str());
+  if (!arg.empty()) q.Bind(1, arg);
+  std::vector<ApiRecord> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) {
+    ApiRecord a;
+    a.name = q.Text(0);
+    a.kind = q.Text(1);
+    a.api_id = q.Text(2);
+    a.spec_id = q.Text(3);
+    a.predictor_id = q.Text(4);
+    a.deployment_id = q.Text(5);
+    a.project_id = q.Text(6);
+    a.spec_json = q.Text(7);
+    a.desired_replicas = static_cast<int>(q.Int(8));
+    a.created_at = q.Int(9);
+    a.last_updated = q.Int(10);
+    out.push_back(std::move(a));
+  }
+  if (rc != SQLITE_DONE) return q.Error("listing apis");
+  return out;
+}
+
+absl::StatusOr<std::optional<ApiRecord>> SqliteStateStore::GetApi(const std::string& name) {
+  std::lock_guard lock(mu_);
+  auto apis = QueryApis("WHERE name = ?", name);
+  if (!apis.ok()) return apis.status();
+  if (apis->empty()) return std::optional<ApiRecord>();
+  return std::optional<ApiRecord>(std::move(apis->front()));
+}
+
+absl::StatusOr<std::vector<ApiRecord>> SqliteStateStore::ListApis() {
+  std::lock_guard lock(mu_);
+  return QueryApis("", "");
+}
+
+absl::Status SqliteStateStore::DeleteApi(const std::string& name) {
+  std::lock_guard lock(mu_);
+  if (absl::Status st = Exec("BEGIN IMMEDIATE;"); !st.ok()) return st;
+  for (const char* sql : {"DELETE FROM apis WHERE name = ?", "DELETE FROM api_versions WHERE name = ?",
+                          "DELETE FROM replicas WHERE api_name = ?"}) {
+    Statement del(db_, sql);
+    del.Bind(1, name);
+    if (del.Step() != SQLITE_DONE) {
+      absl::Status st = del.Error("deleting api " + name);
+      (void)Exec("ROLLBACK;");
+      return st;
+    }
+  }
+  return Exec("COMMIT;");
+}
+
+absl::StatusOr<std::vector<ApiVersion>> SqliteStateStore::ListVersions(const std::string& name,
+                                                                       int limit) {
+  std::lock_guard lock(mu_);
+  Statement q(db_,
+              "SELECT api_id, last_updated FROM api_versions WHERE name = ? "
+              "ORDER BY last_updated DESC, api_id ASC LIMIT ?");
+  q.Bind(1, name).Bind(2, int64_t{limit});
+  std::vector<ApiVersion> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) out.push_back({q.Text(0), q.Int(1)});
+  if (rc != SQLITE_DONE) return q.Error("listing versions");
+  return out;
+}
+
+absl::Status SqliteStateStore::PutReplica(const ReplicaRecord& r) {
+  std::lock_guard lock(mu_);
+  Statement put(db_, R"sql(INSERT OR REPLACE INTO replicas (id, api_name, predictor_id,
+      deployment_id, pid, port, state, restarts, created_at, state_since, next_start_at,
+      ever_ready) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?))sql");
+  put.Bind(1, r.id).Bind(2, r.api_name).Bind(3, r.predictor_id).Bind(4, r.deployment_id);
+  put.Bind(5, int64_t{r.pid}).Bind(6, int64_t{r.port});
+  put.Bind(7, std::string(ReplicaStateName(r.state))).Bind(8, int64_t{r.restarts});
+  put.Bind(9, r.created_at).Bind(10, r.state_since).Bind(11, r.next_start_at);
+  put.Bind(12, int64_t{r.ever_ready ? 1 : 0});
+  if (put.Step() != SQLITE_DONE) return put.Error("storing replica " + r.id);
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStateStore::DeleteReplica(const std::string& id) {
+  std::lock_guard lock(mu_);
+  Statement del(db_, "DELETE FROM replicas WHERE id = ?");
+  del.Bind(1, id);
+  if (del.Step() != SQLITE_DONE) return del.Error("deleting replica " + id);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<ReplicaRecord>> SqliteStateStore::ListReplicas() {
+  std::lock_guard lock(mu_);
+  Statement q(db_, R"sql(SELECT id, api_name, predictor_id, deployment_id, pid, port, state,
+      restarts, created_at, state_since, next_start_at, ever_ready FROM replicas ORDER BY id)sql");
+  std::vector<ReplicaRecord> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) {
+    ReplicaRecord r;
+    r.id = q.Text(0);
+    r.api_name = q.Text(1);
+    r.predictor_id = q.Text(2);
+    r.deployment_id = q.Text(3);
+    r.pid = static_cast<pid_t>(q.Int(4));
+    r.port = static_cast<uint16_t>(q.Int(5));
+    r.state = ParseReplicaState(q.Text(6)).value_or(ReplicaState::kStarting);
+    r.restarts = static_cast<int>(q.Int(7));
+    r.created_at = q.Int(8);
+    r.state_since = q.Int(9);
+    r.next_start_at = q.Int(10);
+    r.ever_ready = q.Int(11) != 0;
+    out.push_back(std::move(r));
+  }
+  if (rc != SQLITE_DONE) return q.Error("listing replicas");
+  return out;
+}
+
+}  // namespace cortex::store
