@@ -478,3 +478,26 @@ def test_large_body(start_worker):
     assert r.status == 200
     assert r.body == data[::-1]
     assert json.loads(w.request(method="GET").body)["message"].startswith("make a prediction")
+
+
+def test_runtime_types_match_mode(start_worker, mode):
+    w = start_worker("""
+        import cortex_runtime
+
+        class PythonPredictor:
+            def __init__(self, config):
+                pass
+
+            def predict(self, query_params, headers):
+                return {"have": cortex_runtime.HAVE_STARLETTE,
+                        "query": type(query_params).__module__,
+                        "headers": type(headers).__module__,
+                        "response": cortex_runtime.Response.__module__}
+    """)
+    r = w.request(body=b"").json()
+    if mode == "starlette":
+        assert r == {"have": True, "query": "starlette.datastructures",
+                     "headers": "starlette.datastructures", "response": "starlette.responses"}
+    else:
+        assert r == {"have": False, "query": "cortex_runtime.compat",
+                     "headers": "cortex_runtime.compat", "response": "cortex_runtime.compat"}

@@ -147,3 +147,17 @@ def test_fallback_response_and_upload_file():
     assert u.file.read() == b"data"
     e = compat._HTTPException(404)
     assert e.detail == "Not Found" and e.status_code == 404
+
+
+def test_response_object_encoding_and_background():
+    from cortex_runtime import worker
+
+    seen = []
+    r = compat._Response(b"x", status_code=207, headers={"Set-Cookie": "a=1"},
+                         background=lambda: seen.append("bg"))
+    header, body = worker.encode_response_object(r)
+    assert json.loads(header) == {"status": 207, "content_type": "",
+                                  "headers": [["set-cookie", "a=1"]]}
+    assert body == b"x"
+    worker.RequestHandler.run_background(r)
+    assert seen == ["bg"]

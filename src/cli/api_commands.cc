@@ -48,15 +48,6 @@ std::string Count(const json& stats, const char* key) {
   return v == 0 ? "-" : std::to_string(v);
 }
 
-std::string FormatTime(int64_t unix_s) {
-  std::time_t t = unix_s;
-  std::tm tm{};
-  localtime_r(&t, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof(buf), "%d %b %y %H:%M:%S %Z", &tm);
-  return buf;
-}
-
 // The Cortex realtime columns for one API (without env and name).
 std::vector<std::string> RealtimeCells(const json& api) {
   const json& status = api["status"];

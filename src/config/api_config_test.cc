@@ -265,6 +265,19 @@ const Case kCases[] = {
     {"ConfigNonStringKey", Realtime(", config: {1: a}"),
      "predictor: config: non string key found: 1"},
     {"ConfigNested", Realtime(", config: {a: {b: [1, x]}}"), ""},
+    {"ConfigAliasBomb",
+     "- name: a\n"
+     "  kind: RealtimeAPI\n"
+     "  predictor:\n"
+     "    type: python\n"
+     "    path: p.py\n"
+     "    config:\n"
+     "      a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+     "      b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+     "      c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+     "      d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+     "      e: [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n",
+     "a (RealtimeAPI): predictor: config: e: is too large (more than 100000 values"},
     {"PythonPathDot", Realtime(", python_path: ."),
      "predictor: python_path: .: is an invalid path"},
     {"PythonPathDotSlash", Realtime(", python_path: ./"), "python_path: ./: is an invalid path"},
@@ -886,6 +899,10 @@ TEST(Quantity, ParsesMemory) {
       {"20Mi", 20 * 1024 * 1024},
       {"1Gi", int64_t{1} << 30},
       {"2Ti", int64_t{2} << 40},
+      {"1Pi", int64_t{1} << 50},
+      {"1Ei", int64_t{1} << 60},
+      {"2E", 2000000000000000000},
+      {"1E-2", 1},
       {"1.5Gi", int64_t{3} << 29},
       {"500M", 500000000},
       {"1k", 1000},
@@ -902,7 +919,7 @@ TEST(Quantity, ParsesMemory) {
     ASSERT_TRUE(parsed.ok()) << text << ": " << parsed.status();
     EXPECT_EQ(*parsed, bytes) << text;
   }
-  for (const char* bad : {"1GB", "1gi", "one", "1 Gi", "Mi", "16Ei"}) {
+  for (const char* bad : {"1GB", "1gi", "one", "1 Gi", "Mi", "16Ei", "1e", "1E+", "1e2x"}) {
     EXPECT_FALSE(ParseMemBytes(bad).ok()) << bad;
   }
 }

@@ -96,18 +96,21 @@ absl::StatusOr<Quantity> ParseQuantity(absl::string_view text) {
   if (!any_digit) return InvalidQuantity(text);
 
   absl::string_view suffix = s.substr(i);
-  // "1e3" is an exponent, "1E" is the exa suffix.
+  // "1e3" and "1E-2" are exponents; "1E" and "1Ei" are suffixes.
   if (suffix.size() >= 2 && (suffix[0] == 'e' || suffix[0] == 'E')) {
-    size_t j = 1;
+    absl::string_view exponent = suffix.substr(1);
     bool negative_exp = false;
-    if (suffix[j] == '+' || suffix[j] == '-') negative_exp = suffix[j++] == '-';
-    if (j < suffix.size()) {
+    if (exponent[0] == '+' || exponent[0] == '-') {
+      negative_exp = exponent[0] == '-';
+      exponent.remove_prefix(1);
+    }
+    if (!exponent.empty() && IsDigit(exponent[0])) {
       int exp = 0;
-      for (; j < suffix.size() && IsDigit(suffix[j]); ++j) {
-        exp = exp * 10 + (suffix[j] - '0');
+      for (char c : exponent) {
+        if (!IsDigit(c)) return InvalidQuantity(text);
+        exp = exp * 10 + (c - '0');
         if (exp > 100) return InvalidQuantity(text);
       }
-      if (j != suffix.size()) return InvalidQuantity(text);
       q.exp10 += negative_exp ? -exp : exp;
       return q;
     }

@@ -80,9 +80,8 @@ auto DurationReader(int64_t min_seconds) {
   };
 }
 
-// A number in [min, max) or [min, max]; "greater than" when `exclusive_min`.
-auto NumberReader(double min, bool exclusive_min, std::optional<double> max_exclusive = {},
-                  std::optional<double> max_inclusive = {}) {
+// A number >= min (> min when `exclusive_min`), and < max_exclusive when given.
+auto NumberReader(double min, bool exclusive_min, std::optional<double> max_exclusive = {}) {
   return [=](const YAML::Node& node) -> absl::StatusOr<double> {
     CONFIG_ASSIGN_OR_RETURN(double value, ReadNumber(node));
     if (exclusive_min && value <= min) {
@@ -93,9 +92,6 @@ auto NumberReader(double min, bool exclusive_min, std::optional<double> max_excl
     }
     if (max_exclusive && value >= *max_exclusive) {
       return NodeError(node, absl::StrCat("must be less than ", *max_exclusive));
-    }
-    if (max_inclusive && value > *max_inclusive) {
-      return NodeError(node, absl::StrCat("must be less than or equal to ", *max_inclusive));
     }
     return value;
   };

@@ -75,6 +75,55 @@ absl::StatusOr<int64_t> ParseIntText(absl::string_view text) {
   return negative ? static_cast<int64_t>(0 - magnitude) : static_cast<int64_t>(magnitude);
 }
 
+constexpr int kMaxJsonValues = 100000;
+
+absl::StatusOr<nlohmann::json> ToJsonWithin(const YAML::Node& node, int& budget) {
+  // Aliases share nodes, so a small document can expand enormously ("billion laughs").
+  if (--budget < 0) {
+    return NodeError(node, absl::StrCat("is too large (more than ", kMaxJsonValues,
+                                        " values, counting repeated aliases)"));
+  }
+  if (!node.IsDefined() || node.IsNull()) return nlohmann::json(nullptr);
+  if (node.IsSequence()) {
+    nlohmann::json array = nlohmann::json::array();
+    for (const YAML::Node& item : node) {
+      absl::StatusOr<nlohmann::json> value = ToJsonWithin(item, budget);
+      if (!value.ok()) return value.status();
+      array.push_back(*std::move(value));
+    }
+    return array;
+  }
+  if (node.IsMap()) {
+    nlohmann::json object = nlohmann::json::object();
+    for (const auto& entry : node) {
+      if (!entry.first.IsScalar()) return NodeError(entry.first, "map keys must be scalars");
+      absl::StatusOr<nlohmann::json> value = ToJsonWithin(entry.second, budget);
+      if (!value.ok()) return InField(entry.first.Scalar(), value.status());
+      object[entry.first.Scalar()] = *std::move(value);
+    }
+    return object;
+  }
+  switch (ResolveScalar(node)) {
+    case ScalarType::kNull:
+      return nlohmann::json(nullptr);
+    case ScalarType::kBool:
+      return nlohmann::json(node.Scalar()[0] == 't' || node.Scalar()[0] == 'T');
+    case ScalarType::kInt: {
+      absl::StatusOr<int64_t> value = ReadInt(node);
+      if (value.ok()) return nlohmann::json(*value);
+      return nlohmann::json(node.Scalar());  // too large for int64: keep the text
+    }
+    case ScalarType::kFloat: {
+      absl::StatusOr<double> value = ReadNumber(node);
+      if (value.ok()) return nlohmann::json(*value);
+      return nlohmann::json(node.Scalar());  // .inf / .nan have no JSON form
+    }
+    case ScalarType::kString:
+      break;
+  }
+  return nlohmann::json(node.Scalar());
+}
+
 }  // namespace
 
 absl::Status InField(absl::string_view field, const absl::Status& status) {
@@ -186,45 +235,8 @@ absl::StatusOr<std::string> ReadEnum(const YAML::Node& node,
 }
 
 absl::StatusOr<nlohmann::json> YamlToJson(const YAML::Node& node) {
-  if (!node.IsDefined() || node.IsNull()) return nlohmann::json(nullptr);
-  if (node.IsSequence()) {
-    nlohmann::json array = nlohmann::json::array();
-    for (const YAML::Node& item : node) {
-      absl::StatusOr<nlohmann::json> value = YamlToJson(item);
-      if (!value.ok()) return value.status();
-      array.push_back(*std::move(value));
-    }
-    return array;
-  }
-  if (node.IsMap()) {
-    nlohmann::json object = nlohmann::json::object();
-    for (const auto& entry : node) {
-      if (!entry.first.IsScalar()) return NodeError(entry.first, "map keys must be scalars");
-      absl::StatusOr<nlohmann::json> value = YamlToJson(entry.second);
-      if (!value.ok()) return InField(entry.first.Scalar(), value.status());
-      object[entry.first.Scalar()] = *std::move(value);
-    }
-    return object;
-  }
-  switch (ResolveScalar(node)) {
-    case ScalarType::kNull:
-      return nlohmann::json(nullptr);
-    case ScalarType::kBool:
-      return nlohmann::json(node.Scalar()[0] == 't' || node.Scalar()[0] == 'T');
-    case ScalarType::kInt: {
-      absl::StatusOr<int64_t> value = ReadInt(node);
-      if (value.ok()) return nlohmann::json(*value);
-      return nlohmann::json(node.Scalar());  // too large for int64: keep the text
-    }
-    case ScalarType::kFloat: {
-      absl::StatusOr<double> value = ReadNumber(node);
-      if (value.ok()) return nlohmann::json(*value);
-      return nlohmann::json(node.Scalar());  // .inf / .nan have no JSON form
-    }
-    case ScalarType::kString:
-      break;
-  }
-  return nlohmann::json(node.Scalar());
+  int budget = kMaxJsonValues;
+  return ToJsonWithin(node, budget);
 }
 
 absl::StatusOr<YamlMap> YamlMap::Create(const YAML::Node& node) {

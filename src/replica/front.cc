@@ -51,7 +51,8 @@ std::string EncodeRequestHeader(const net::Request& request) {
                        std::string(field.value())});
   }
   header["headers"] = std::move(headers);
-  return header.dump();
+  // Header values are bytes from the network: replace invalid UTF-8 instead of throwing.
+  return header.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace
@@ -384,8 +385,9 @@ asio::awaitable<net::Response> Front::Predict(net::Request& request) {
       } else {
         response.version(request.version());
         response.result(parsed.value("status", 200));
-        response.set(http::field::content_type,
-                     parsed.value("content_type", std::string("application/json")));
+        // An empty content type means "send no Content-Type" (docs/worker-protocol.md).
+        std::string content_type = parsed.value("content_type", std::string("application/json"));
+        if (!content_type.empty()) response.set(http::field::content_type, content_type);
         if (auto it = parsed.find("headers"); it != parsed.end() && it->is_array()) {
           for (const auto& pair : *it) {
             if (pair.is_array() && pair.size() == 2) {
