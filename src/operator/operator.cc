@@ -27,6 +27,9 @@ namespace {
 
 int64_t NowMs() { return UnixNanos() / 1'000'000; }
 
+// How long a replica stays out of the route table before it is asked to stop.
+constexpr int64_t kDrainDelayMs = 1500;
+
 // json::value() throws when the key holds null; configs hold nulls for unset optional fields.
 std::string StringOr(const json& object, const char* key, const std::string& fallback) {
   auto it = object.find(key);
@@ -387,7 +390,7 @@ void Operator::ReconcileLocked() {
   std::map<std::string, ReplicaRecord> replicas;
   for (auto& r : *replicas_or) {
     auto api = apis.find(r.api_name);
-    if (api == apis.end() || r.state == ReplicaState::kStopping) {
+    if (api == apis.end() || (r.state == ReplicaState::kStopping && r.next_start_at <= now_ms)) {
       backend_->StopReplica(r, 10'000);
       (void)store_->DeleteReplica(r.id);
       continue;
@@ -434,12 +437,13 @@ void Operator::ReconcileLocked() {
     }
     ReplicaPlan plan = PlanReplicas(api.desired_replicas, views, now_ms);
     for (const auto& id : plan.stop) {
+      // Unpublish first; stop once the gateways have had time to take the new routes (a
+      // request already on its way to the replica is still served while it drains).
       ReplicaRecord& r = replicas[id];
       r.state = ReplicaState::kStopping;
+      r.next_start_at = now_ms + kDrainDelayMs;
       (void)store_->PutReplica(r);
-      backend_->StopReplica(r, 10'000);
-      (void)store_->DeleteReplica(id);
-      replicas.erase(id);
+      AppendApiLog(name, absl::StrCat("stopping replica ", id));
     }
     for (const auto& id : plan.restart) {
       AppendApiLog(name, absl::StrCat("restarting replica ", id));

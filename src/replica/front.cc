@@ -321,9 +321,6 @@ asio::awaitable<net::Response> Front::Handle(net::Request& request) {
 }
 
 asio::awaitable<net::Response> Front::Predict(net::Request& request) {
-  if (stopping_) {
-    co_return net::MakeError(request, http::status::service_unavailable, "replica is shutting down");
-  }
   if (in_flight_ >= max_concurrency_) {
     ++rejected_;
     ++responses_5xx_;
@@ -444,7 +441,13 @@ asio::awaitable<void> Front::Shutdown(int grace_ms) {
   server_->Stop();
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(grace_ms);
   asio::steady_timer timer(io_);
-  while (in_flight_ > 0 && std::chrono::steady_clock::now() < deadline) {
+  // Drain: requests still arriving on open keep-alive connections are served; stop once none
+  // has been in flight for a short quiet period (or the grace period is over).
+  auto quiet_since = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto now = std::chrono::steady_clock::now();
+    if (in_flight_ > 0) quiet_since = now;
+    if (now - quiet_since >= std::chrono::milliseconds(300)) break;
     timer.expires_after(std::chrono::milliseconds(20));
     boost::system::error_code ec;
     co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
