@@ -5,13 +5,12 @@
 // FakeBackend for tests (backends/testing/). Called from the operator's control-loop thread only.
 #pragma once
 
+#include <absl/status/statusor.h>
 #include <sys/types.h>
 
 #include <cstdint>
 #include <map>
 #include <string>
-
-#include <absl/status/statusor.h>
 
 #include "store/state_store.h"
 
@@ -20,16 +19,16 @@ namespace cortex::backends {
 struct ReplicaLaunch {
   std::string replica_id;
   std::string api_name;
-  std::string spec_path;    // JSON the replica and its workers read (see docs/worker-protocol.md)
-  std::string python;       // interpreter for the Python runtime
+  std::string spec_path;  // JSON the replica and its workers read (see docs/worker-protocol.md)
+  std::string python;     // interpreter for the Python runtime
 };
 
 struct ReplicaProbe {
-  bool alive = false;        // the replica's process exists
-  bool ready = false;        // it answers its readiness check
-  uint16_t port = 0;         // 0 until the replica has bound its port
-  int exit_code = 0;         // when !alive: exit status, or 128+signal
-  bool oom = false;          // when !alive: killed for exceeding its memory limit
+  bool alive = false;  // the replica's process exists
+  bool ready = false;  // it answers its readiness check
+  uint16_t port = 0;   // 0 until the replica has bound its port
+  int exit_code = 0;   // when !alive: exit status, or 128+signal
+  bool oom = false;    // when !alive: killed for exceeding its memory limit
 };
 
 class Backend {

@@ -2,13 +2,13 @@
 // the operator's side. Thread-compatible pure functions (plus file I/O).
 #pragma once
 
+#include <absl/status/statusor.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <string>
 #include <vector>
-
-#include <absl/status/statusor.h>
 
 namespace cortex::bundle {
 
@@ -18,7 +18,7 @@ struct BundleLimits {
 };
 
 struct BundleFile {
-  std::string path;   // relative, '/'-separated
+  std::string path;  // relative, '/'-separated
   uint64_t size = 0;
 };
 

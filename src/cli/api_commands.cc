@@ -1,18 +1,17 @@
 // cortex deploy | get | logs | delete | predict | version.
+#include <absl/strings/str_cat.h>
+#include <absl/strings/str_format.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <csignal>
 #include <chrono>
+#include <csignal>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
-#include <thread>
-
-#include <absl/strings/str_cat.h>
-#include <absl/strings/str_format.h>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "bundle/bundle.h"
 #include "cli/commands.h"
@@ -70,9 +69,8 @@ std::vector<std::string> RealtimeCells(const json& api) {
 }
 
 std::vector<Column> RealtimeColumns() {
-  return {{"status"},           {"up-to-date"},  {"stale", true}, {"requested"},
-          {"failed", true},     {"last update"}, {"avg request"}, {"2XX"},
-          {"4XX", true},        {"5XX", true}};
+  return {{"status"},      {"up-to-date"},  {"stale", true}, {"requested"}, {"failed", true},
+          {"last update"}, {"avg request"}, {"2XX"},         {"4XX", true}, {"5XX", true}};
 }
 
 volatile std::sig_atomic_t interrupted = 0;
@@ -153,7 +151,8 @@ int Get(const std::string& api, bool verbose, const CommonFlags& common) {
     auto apis = client->CallJson("GET", "/v1/apis");
     if (!apis.ok()) return Fail(apis.status());
     if (common.output == "json") {
-      std::cout << json::array({{{"env_name", client->env().name}, {"apis", *apis}, {"error", nullptr}}})
+      std::cout << json::array(
+                       {{{"env_name", client->env().name}, {"apis", *apis}, {"error", nullptr}}})
                        .dump(2)
                 << "\n";
       return 0;
@@ -187,7 +186,8 @@ int Get(const std::string& api, bool verbose, const CommonFlags& common) {
   std::cout << "\nendpoint: " << (*info)["endpoint"].get<std::string>() << "\n";
   std::vector<std::vector<std::string>> history;
   for (const auto& v : (*info)["api_versions"]) {
-    history.push_back({v["api_id"].get<std::string>(), FormatAge(UnixSeconds() - v.value("last_updated", int64_t{0})) + " ago"});
+    history.push_back({v["api_id"].get<std::string>(),
+                       FormatAge(UnixSeconds() - v.value("last_updated", int64_t{0})) + " ago"});
   }
   if (!history.empty()) std::cout << "\n" << RenderTable({{"api id"}, {"last deployed"}}, history);
   if (verbose) {
@@ -202,7 +202,8 @@ int Logs(const std::string& api, bool follow, const CommonFlags& common) {
   std::signal(SIGINT, [](int) { interrupted = 1; });
   int64_t offset = 0;
   while (!interrupted) {
-    auto result = client->Call("GET", absl::StrCat("/v1/logs/", api, "?offset=", offset), "", 30'000);
+    auto result =
+        client->Call("GET", absl::StrCat("/v1/logs/", api, "?offset=", offset), "", 30'000);
     if (!result.ok()) return Fail(result.status());
     std::cout << result->body << std::flush;
     auto next = result->headers.find("x-cortex-next-offset");
@@ -246,7 +247,8 @@ int Predict(const std::string& api, const std::string& json_file, const CommonFl
   if ((*info)["status"]["replica_counts"]["updated"].value("ready", 0) +
           (*info)["status"]["replica_counts"]["stale"].value("ready", 0) ==
       0) {
-    return Fail(absl::UnavailableError(absl::StrCat(api, " is not ready yet (no replica is live); check `cortex get ", api, "`")));
+    return Fail(absl::UnavailableError(
+        absl::StrCat(api, " is not ready yet (no replica is live); check `cortex get ", api, "`")));
   }
   auto payload = ReadFile(json_file);
   if (!payload.ok()) return Fail(payload.status());

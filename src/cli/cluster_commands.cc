@@ -1,13 +1,12 @@
 // cortex cluster up | down | info on the local provider.
+#include <absl/strings/str_cat.h>
 #include <signal.h>
 
 #include <chrono>
 #include <filesystem>
 #include <iostream>
-#include <thread>
-
-#include <absl/strings/str_cat.h>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "cli/commands.h"
 #include "cli/env_config.h"
@@ -99,17 +98,19 @@ int ClusterUp(const ClusterFlags& flags) {
     if (ProcessAlive(op_pid)) StopGroup(op_pid, 2000);
   }
 
-  auto op_pid = StartDaemon("operator", {"--data-dir", ClusterDir().string(), "--host", flags.host,
-                                         "--port", std::to_string(flags.operator_port),
-                                         "--token-file", token_file.string(), "--gateway-url",
-                                         gateway_url, "--python", flags.python});
+  auto op_pid = StartDaemon(
+      "operator", {"--data-dir", ClusterDir().string(), "--host", flags.host, "--port",
+                   std::to_string(flags.operator_port), "--token-file", token_file.string(),
+                   "--gateway-url", gateway_url, "--python", flags.python});
   if (!op_pid.ok()) return Fail(op_pid.status());
-  auto gw_pid = StartDaemon("gateway", {"--host", flags.host, "--port",
-                                        std::to_string(flags.gateway_port), "--operator-url",
-                                        operator_url, "--token-file", token_file.string()});
+  auto gw_pid =
+      StartDaemon("gateway", {"--host", flags.host, "--port", std::to_string(flags.gateway_port),
+                              "--operator-url", operator_url, "--token-file", token_file.string()});
   if (!gw_pid.ok()) return Fail(gw_pid.status());
-  json state = {{"operator_pid", *op_pid},     {"gateway_pid", *gw_pid},
-                {"operator_url", operator_url}, {"gateway_url", gateway_url},
+  json state = {{"operator_pid", *op_pid},
+                {"gateway_pid", *gw_pid},
+                {"operator_url", operator_url},
+                {"gateway_url", gateway_url},
                 {"started_at", UnixSeconds()}};
   if (absl::Status st = WriteFileAtomic(ClusterDir() / "cluster.json", state.dump(2)); !st.ok()) {
     return Fail(st);
@@ -180,14 +181,14 @@ int ClusterInfo(const ClusterFlags&, const CommonFlags& common) {
     pid_t op_pid = (*state).value("operator_pid", 0);
     pid_t gw_pid = (*state).value("gateway_pid", 0);
     bool op_ok = ProcessAlive(op_pid) && Healthy((*state).value("operator_url", "") + "/healthz");
-    bool gw_ok = ProcessAlive(gw_pid) &&
-                 Healthy((*state).value("gateway_url", "") + "/_cortex/healthz");
+    bool gw_ok =
+        ProcessAlive(gw_pid) && Healthy((*state).value("gateway_url", "") + "/_cortex/healthz");
     running = op_ok && gw_ok;
     info["status"] = running ? "running" : (op_ok || gw_ok ? "degraded" : "stopped");
-    info["operator"] = {{"url", (*state).value("operator_url", "")}, {"pid", op_pid},
-                        {"healthy", op_ok}};
-    info["gateway"] = {{"url", (*state).value("gateway_url", "")}, {"pid", gw_pid},
-                       {"healthy", gw_ok}};
+    info["operator"] = {
+        {"url", (*state).value("operator_url", "")}, {"pid", op_pid}, {"healthy", op_ok}};
+    info["gateway"] = {
+        {"url", (*state).value("gateway_url", "")}, {"pid", gw_pid}, {"healthy", gw_ok}};
   }
   if (common.output == "json") {
     std::cout << info.dump(2) << "\n";

@@ -1,15 +1,15 @@
 // The CLI commands. Each returns the process exit code and prints what the user sees.
 #pragma once
 
-#include <string>
-
 #include <absl/status/status.h>
+
+#include <string>
 
 namespace cortex::cli {
 
 struct CommonFlags {
-  std::string env;               // -e/--env; empty: the default environment
-  std::string output = "pretty"; // -o/--output: pretty | json
+  std::string env;                // -e/--env; empty: the default environment
+  std::string output = "pretty";  // -o/--output: pretty | json
 };
 
 struct ClusterFlags {

@@ -1,10 +1,10 @@
 #include "cli/env_config.h"
 
-#include <cstdlib>
-#include <filesystem>
-
 #include <absl/strings/str_cat.h>
 #include <yaml-cpp/yaml.h>
+
+#include <cstdlib>
+#include <filesystem>
 
 #include "common/util.h"
 
@@ -46,7 +46,8 @@ absl::StatusOr<CliConfig> LoadCliConfig() {
       Environment env;
       env.name = node["name"].as<std::string>();
       if (node["provider"]) env.provider = node["provider"].as<std::string>();
-      if (node["operator_endpoint"]) env.operator_endpoint = node["operator_endpoint"].as<std::string>();
+      if (node["operator_endpoint"])
+        env.operator_endpoint = node["operator_endpoint"].as<std::string>();
       if (node["operator_token"]) env.operator_token = node["operator_token"].as<std::string>();
       config.environments.push_back(env);
     }
@@ -59,8 +60,7 @@ absl::StatusOr<CliConfig> LoadCliConfig() {
 absl::Status SaveCliConfig(const CliConfig& config) {
   YAML::Emitter out;
   out << YAML::BeginMap << YAML::Key << "default_environment" << YAML::Value
-      << config.default_environment << YAML::Key << "environments" << YAML::Value
-      << YAML::BeginSeq;
+      << config.default_environment << YAML::Key << "environments" << YAML::Value << YAML::BeginSeq;
   for (const auto& env : config.environments) {
     out << YAML::BeginMap << YAML::Key << "name" << YAML::Value << env.name << YAML::Key
         << "provider" << YAML::Value << env.provider;
@@ -87,8 +87,8 @@ absl::StatusOr<Environment> ResolveEnvironment(const std::string& name) {
         "the local environment is not configured yet; start the local cluster with `cortex "
         "cluster up`");
   }
-  return absl::NotFoundError(absl::StrCat("environment ", wanted,
-                                          " is not configured (see `cortex env list`)"));
+  return absl::NotFoundError(
+      absl::StrCat("environment ", wanted, " is not configured (see `cortex env list`)"));
 }
 
 }  // namespace cortex::cli

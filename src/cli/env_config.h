@@ -8,11 +8,11 @@
 // Thread-compatible.
 #pragma once
 
+#include <absl/status/statusor.h>
+
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <absl/status/statusor.h>
 
 namespace cortex::cli {
 

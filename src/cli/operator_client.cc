@@ -29,10 +29,10 @@ absl::StatusOr<net::HttpResult> OperatorClient::Call(const std::string& method,
   }
   if (result->status >= 400) {
     auto body_json = nlohmann::json::parse(result->body, nullptr, false);
-    std::string message = !body_json.is_discarded() && body_json.is_object() &&
-                                  body_json.contains("error")
-                              ? body_json["error"].get<std::string>()
-                              : result->body;
+    std::string message =
+        !body_json.is_discarded() && body_json.is_object() && body_json.contains("error")
+            ? body_json["error"].get<std::string>()
+            : result->body;
     absl::StatusCode code = result->status == 404   ? absl::StatusCode::kNotFound
                             : result->status == 401 ? absl::StatusCode::kUnauthenticated
                                                     : absl::StatusCode::kInvalidArgument;

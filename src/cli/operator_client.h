@@ -1,10 +1,10 @@
 // The CLI's calls to an operator's REST API. Thread-compatible.
 #pragma once
 
-#include <string>
-
 #include <absl/status/statusor.h>
+
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "cli/env_config.h"
 #include "net/http_client.h"

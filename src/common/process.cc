@@ -1,5 +1,6 @@
 #include "common/process.h"
 
+#include <absl/strings/str_cat.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -12,8 +13,6 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
-
-#include <absl/strings/str_cat.h>
 
 extern char** environ;
 

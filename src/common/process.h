@@ -4,25 +4,24 @@
 // child only runs async-signal-safe calls between fork and exec.
 #pragma once
 
+#include <absl/status/statusor.h>
 #include <sys/types.h>
 
 #include <map>
 #include <string>
 #include <vector>
 
-#include <absl/status/statusor.h>
-
 namespace cortex {
 
 struct SpawnOptions {
-  std::vector<std::string> argv;                   // argv[0] is the program (PATH is searched)
-  std::map<std::string, std::string> env;          // set or override in the child's environment
-  std::vector<std::string> env_remove;             // removed from the child's environment
-  std::string working_dir;                         // empty: inherit
-  std::string output_path;                         // stdout+stderr appended here; empty: inherit
-  int output_fd = -1;                              // or: stdout+stderr go to this descriptor
+  std::vector<std::string> argv;           // argv[0] is the program (PATH is searched)
+  std::map<std::string, std::string> env;  // set or override in the child's environment
+  std::vector<std::string> env_remove;     // removed from the child's environment
+  std::string working_dir;                 // empty: inherit
+  std::string output_path;                 // stdout+stderr appended here; empty: inherit
+  int output_fd = -1;                      // or: stdout+stderr go to this descriptor
   enum class Group { kInherit, kNewGroup, kNewSession } group = Group::kNewGroup;
-  bool die_with_parent = false;                    // PR_SET_PDEATHSIG(SIGKILL)
+  bool die_with_parent = false;  // PR_SET_PDEATHSIG(SIGKILL)
 };
 
 absl::StatusOr<pid_t> Spawn(const SpawnOptions& options);

@@ -9,11 +9,11 @@
 #define CORTEX_CONCAT(a, b) CORTEX_CONCAT_INNER(a, b)
 
 // Returns from the enclosing function when `expr` (an absl::Status) is not OK.
-#define RETURN_IF_ERROR(expr)                    \
-  do {                                           \
-    if (absl::Status _st = (expr); !_st.ok()) {  \
-      return _st;                                \
-    }                                            \
+#define RETURN_IF_ERROR(expr)                   \
+  do {                                          \
+    if (absl::Status _st = (expr); !_st.ok()) { \
+      return _st;                               \
+    }                                           \
   } while (0)
 
 #define ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \

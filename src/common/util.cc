@@ -1,5 +1,7 @@
 #include "common/util.h"
 
+#include <absl/strings/str_cat.h>
+#include <absl/strings/str_format.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -11,9 +13,6 @@
 #include <random>
 #include <sstream>
 
-#include <absl/strings/str_cat.h>
-#include <absl/strings/str_format.h>
-
 namespace cortex {
 
 std::string Sha256Hex(std::string_view data) {
@@ -22,7 +21,8 @@ std::string Sha256Hex(std::string_view data) {
   EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr);
   std::string hex;
   hex.reserve(length * 2);
-  for (unsigned int i = 0; i < length; ++i) absl::StrAppend(&hex, absl::Hex(digest[i], absl::kZeroPad2));
+  for (unsigned int i = 0; i < length; ++i)
+    absl::StrAppend(&hex, absl::Hex(digest[i], absl::kZeroPad2));
   return hex;
 }
 

@@ -1,12 +1,12 @@
 // Process-independent helpers: hashing, ids, files, time. Thread-safe.
 #pragma once
 
+#include <absl/status/statusor.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <string>
 #include <string_view>
-
-#include <absl/status/statusor.h>
 
 namespace cortex {
 

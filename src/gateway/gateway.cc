@@ -1,9 +1,9 @@
 #include "gateway/gateway.h"
 
-#include <chrono>
-
 #include <absl/strings/str_cat.h>
 #include <absl/strings/str_format.h>
+
+#include <chrono>
 #include <nlohmann/json.hpp>
 
 namespace cortex::gateway {
@@ -115,8 +115,9 @@ asio::awaitable<net::Response> Gateway::Forward(const ApiRoute& api, net::Reques
   std::string api_name = api.name;
   std::string_view target = request.target();
   size_t q = target.find('?');
-  std::string upstream_target =
-      q == std::string_view::npos ? std::string("/predict") : absl::StrCat("/predict", std::string(target.substr(q)));
+  std::string upstream_target = q == std::string_view::npos
+                                    ? std::string("/predict")
+                                    : absl::StrCat("/predict", std::string(target.substr(q)));
   std::string original_target(target);
   for (int attempt = 0; attempt < 2 && !candidates.empty(); ++attempt) {
     std::vector<int64_t> load;
@@ -141,9 +142,9 @@ asio::awaitable<net::Response> Gateway::Forward(const ApiRoute& api, net::Reques
     candidates.erase(candidates.begin() + static_cast<long>(pick));
   }
   if (api.replicas.empty()) {
-    co_return net::MakeError(request, http::status::service_unavailable,
-                             absl::StrCat("no healthy upstream: api ", api_name,
-                                          " has no ready replicas"));
+    co_return net::MakeError(
+        request, http::status::service_unavailable,
+        absl::StrCat("no healthy upstream: api ", api_name, " has no ready replicas"));
   }
   co_return net::MakeError(request, http::status::bad_gateway,
                            absl::StrCat("api ", api_name, ": replica could not be reached"));
@@ -227,7 +228,8 @@ net::Response Gateway::Metrics(const net::Request& request) const {
     for (size_t b = 0; b < kBucketCount; ++b) {
       cumulative += s.buckets[b];
       std::string le = b < std::size(kLatencyBuckets) ? absl::StrCat(kLatencyBuckets[b]) : "+Inf";
-      absl::StrAppendFormat(&text, "cortex_request_duration_seconds_bucket{api=\"%s\",le=\"%s\"} %d\n",
+      absl::StrAppendFormat(&text,
+                            "cortex_request_duration_seconds_bucket{api=\"%s\",le=\"%s\"} %d\n",
                             api, le, cumulative);
     }
     absl::StrAppendFormat(&text, "cortex_request_duration_seconds_sum{api=\"%s\"} %g\n", api,
@@ -235,8 +237,7 @@ net::Response Gateway::Metrics(const net::Request& request) const {
     absl::StrAppendFormat(&text, "cortex_request_duration_seconds_count{api=\"%s\"} %d\n", api,
                           s.count);
   }
-  return net::MakeResponse(request, http::status::ok, std::move(text),
-                           "text/plain; version=0.0.4");
+  return net::MakeResponse(request, http::status::ok, std::move(text), "text/plain; version=0.0.4");
 }
 
 }  // namespace cortex::gateway

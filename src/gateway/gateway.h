@@ -7,6 +7,8 @@
 // on the io_context passed to Create(); SetRoutes() must be called on that thread (post to it).
 #pragma once
 
+#include <absl/status/statusor.h>
+
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -14,8 +16,6 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
-
-#include <absl/status/statusor.h>
 
 #include "gateway/route_table.h"
 #include "net/asio.h"

@@ -3,16 +3,16 @@
 // when the operator publishes a new one. Thread-safe (immutable).
 #pragma once
 
+#include <absl/status/statusor.h>
+
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
-
-#include <absl/status/statusor.h>
-#include <nlohmann/json.hpp>
 
 namespace cortex::gateway {
 
@@ -24,7 +24,7 @@ struct ReplicaRoute {
 
 struct ApiRoute {
   std::string name;
-  std::string endpoint;            // exact path match, e.g. "/my-api"
+  std::string endpoint;  // exact path match, e.g. "/my-api"
   std::string api_gateway = "public";
   std::vector<ReplicaRoute> replicas;  // ready replicas only
 };

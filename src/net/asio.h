@@ -2,12 +2,11 @@
 // modules that use them: each translation unit that parses these headers costs ~20 s).
 #pragma once
 
-#include <utility>  // must precede asio: boost/asio/awaitable.hpp uses std::exchange
-
 #include <boost/asio.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <utility>  // must precede asio: boost/asio/awaitable.hpp uses std::exchange
 
 namespace cortex::net {
 

@@ -1,11 +1,10 @@
 #include "net/http_client.h"
 
+#include <absl/strings/ascii.h>
+#include <absl/strings/str_cat.h>
 #include <curl/curl.h>
 
 #include <mutex>
-
-#include <absl/strings/ascii.h>
-#include <absl/strings/str_cat.h>
 
 namespace cortex::net {
 namespace {

@@ -2,11 +2,11 @@
 // Thread-safe: each call uses its own handle.
 #pragma once
 
+#include <absl/status/statusor.h>
+
 #include <map>
 #include <string>
 #include <vector>
-
-#include <absl/status/statusor.h>
 
 namespace cortex::net {
 

@@ -1,6 +1,7 @@
 #include "net/http_server.h"
 
 #include <absl/strings/str_cat.h>
+
 #include <nlohmann/json.hpp>
 
 namespace cortex::net {

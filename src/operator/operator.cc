@@ -1,12 +1,12 @@
 #include "operator/operator.h"
 
+#include <absl/strings/str_cat.h>
+
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <set>
 #include <thread>
-
-#include <absl/strings/str_cat.h>
 
 #include "bundle/bundle.h"
 #include "common/status.h"
@@ -38,7 +38,8 @@ std::string StringOr(const json& object, const char* key, const std::string& fal
 
 bool IsHexId(const std::string& id) {
   if (id.size() != 64) return false;
-  return std::all_of(id.begin(), id.end(), [](char c) { return std::isxdigit(c) && !std::isupper(c); });
+  return std::all_of(id.begin(), id.end(),
+                     [](char c) { return std::isxdigit(c) && !std::isupper(c); });
 }
 
 int DesiredReplicas(const json& spec, int current) {
@@ -65,7 +66,8 @@ bool Operator::HasBundle(const std::string& project_id) const {
 }
 
 absl::Status Operator::PutBundle(const std::string& project_id, const std::string& bytes) {
-  if (!IsHexId(project_id)) return absl::InvalidArgumentError("project id must be a sha256 hex digest");
+  if (!IsHexId(project_id))
+    return absl::InvalidArgumentError("project id must be a sha256 hex digest");
   if (Sha256Hex(bytes) != project_id) {
     return absl::InvalidArgumentError("project bundle does not match its id (upload corrupted?)");
   }
@@ -103,7 +105,9 @@ absl::StatusOr<json> Operator::Deploy(const json& request) {
   parse.file_exists = [&](const std::string& p) {
     return fs::is_regular_file(fs::path(project_dir) / p);
   };
-  parse.dir_exists = [&](const std::string& p) { return fs::is_directory(fs::path(project_dir) / p); };
+  parse.dir_exists = [&](const std::string& p) {
+    return fs::is_directory(fs::path(project_dir) / p);
+  };
   ASSIGN_OR_RETURN(std::vector<config::ApiConfig> apis, config::ParseApiConfigs(yaml, parse));
 
   std::lock_guard lock(mu_);
@@ -119,7 +123,8 @@ absl::StatusOr<json> Operator::Deploy(const json& request) {
     for (const auto& other : deployed) {
       if (other.name == api.name) continue;
       auto spec = json::parse(other.spec_json, nullptr, false);
-      if (!spec.is_discarded() && StringOr(spec["networking"], "endpoint", "") == api.networking.endpoint) {
+      if (!spec.is_discarded() &&
+          StringOr(spec["networking"], "endpoint", "") == api.networking.endpoint) {
         return absl::InvalidArgumentError(absl::StrCat(prefix, ": networking: endpoint: endpoint ",
                                                        api.networking.endpoint,
                                                        " is already being used by ", other.name));
@@ -135,29 +140,30 @@ absl::StatusOr<json> Operator::Deploy(const json& request) {
     std::string label = absl::StrCat(api.name, " (", kind, ")");
     json spec = api.ToJson();
     json compute = spec.value("compute", json::object());
-    std::string predictor_id =
-        Sha256Hex(json{{"name", api.name}, {"kind", kind}, {"predictor", spec["predictor"]},
-                       {"monitoring", spec.value("monitoring", json())}, {"project_id", project_id},
-                       {"compute", compute}}
-                      .dump())
-            .substr(0, 63);
-    std::string spec_id =
-        Sha256Hex(json{{"predictor_id", predictor_id},
-                       {"networking", spec["networking"]},
-                       {"autoscaling", spec.value("autoscaling", json())},
-                       {"update_strategy", spec.value("update_strategy", json())}}
-                      .dump())
-            .substr(0, 32);
+    std::string predictor_id = Sha256Hex(json{{"name", api.name},
+                                              {"kind", kind},
+                                              {"predictor", spec["predictor"]},
+                                              {"monitoring", spec.value("monitoring", json())},
+                                              {"project_id", project_id},
+                                              {"compute", compute}}
+                                             .dump())
+                                   .substr(0, 63);
+    std::string spec_id = Sha256Hex(json{{"predictor_id", predictor_id},
+                                         {"networking", spec["networking"]},
+                                         {"autoscaling", spec.value("autoscaling", json())},
+                                         {"update_strategy", spec.value("update_strategy", json())}}
+                                        .dump())
+                              .substr(0, 32);
     json result = {{"api", {{"name", api.name}, {"kind", kind}}}, {"message", ""}, {"error", ""}};
     ASSIGN_OR_RETURN(std::optional<ApiRecord> existing, store_->GetApi(api.name));
     ApiRecord record;
     if (existing) {
       record = *existing;
       if (existing->kind != kind) {
-        result["error"] = absl::StrCat("cannot change the kind of ", api.name, " to ", kind,
-                                       " because it has already been deployed with kind ",
-                                       existing->kind, "; please delete it with `cortex delete ",
-                                       api.name, "` and redeploy");
+        result["error"] =
+            absl::StrCat("cannot change the kind of ", api.name, " to ", kind,
+                         " because it has already been deployed with kind ", existing->kind,
+                         "; please delete it with `cortex delete ", api.name, "` and redeploy");
         results.push_back(result);
         continue;
       }
@@ -232,11 +238,12 @@ json Operator::Describe(const ApiRecord& api, const std::vector<ReplicaRecord>& 
   json network = nullptr;
   if (auto it = stats.find(api.name); it != stats.end()) {
     int64_t count = it->value("count", int64_t{0});
-    network = {{"code_2xx", it->value("code_2xx", 0)},
-               {"code_4xx", it->value("code_4xx", 0)},
-               {"code_5xx", it->value("code_5xx", 0)},
-               {"total", count},
-               {"latency", count > 0 ? json(it->value("latency_sum_s", 0.0) / count * 1000) : json()}};
+    network = {
+        {"code_2xx", it->value("code_2xx", 0)},
+        {"code_4xx", it->value("code_4xx", 0)},
+        {"code_5xx", it->value("code_5xx", 0)},
+        {"total", count},
+        {"latency", count > 0 ? json(it->value("latency_sum_s", 0.0) / count * 1000) : json()}};
   }
   spec.erase("project_dir");
   spec["id"] = api.api_id;
@@ -252,7 +259,8 @@ json Operator::Describe(const ApiRecord& api, const std::vector<ReplicaRecord>& 
             {"status_code", code},
             {"status", StatusText(code)},
             {"replica_counts",
-             {{"updated", updated.ToJson()}, {"stale", stale.ToJson()},
+             {{"updated", updated.ToJson()},
+              {"stale", stale.ToJson()},
               {"requested", api.desired_replicas}}}}},
           {"metrics", {{"network_stats", network}}},
           {"endpoint", options_.gateway_url + StringOr(spec["networking"], "endpoint", "")}};
@@ -277,18 +285,19 @@ absl::StatusOr<json> Operator::GetApi(const std::string& name) {
   json out = Describe(*api, replicas, stats);
   json versions = json::array();
   ASSIGN_OR_RETURN(auto history, store_->ListVersions(name, 10));
-  for (const auto& v : history) versions.push_back({{"api_id", v.api_id}, {"last_updated", v.last_updated}});
+  for (const auto& v : history)
+    versions.push_back({{"api_id", v.api_id}, {"last_updated", v.last_updated}});
   out["api_versions"] = versions;
   json replica_list = json::array();
   for (const auto& r : replicas) {
     if (r.api_name != name) continue;
-    replica_list.push_back({{"id", r.id},
-                            {"state", ReplicaStateName(r.state)},
-                            {"updated", r.predictor_id == api->predictor_id &&
-                                            r.deployment_id == api->deployment_id},
-                            {"restarts", r.restarts},
-                            {"pid", r.pid},
-                            {"port", r.port}});
+    replica_list.push_back(
+        {{"id", r.id},
+         {"state", ReplicaStateName(r.state)},
+         {"updated", r.predictor_id == api->predictor_id && r.deployment_id == api->deployment_id},
+         {"restarts", r.restarts},
+         {"pid", r.pid},
+         {"port", r.port}});
   }
   out["replicas"] = replica_list;
   return out;
@@ -321,12 +330,13 @@ absl::StatusOr<std::pair<std::string, int64_t>> Operator::ReadLogs(const std::st
     ASSIGN_OR_RETURN(auto api, store_->GetApi(name));
     if (!api) return absl::NotFoundError(absl::StrCat(name, " is not deployed"));
   }
-  std::ifstream in(fs::path(options_.data_dir) / "logs" / "apis" / (name + ".log"), std::ios::binary);
+  std::ifstream in(fs::path(options_.data_dir) / "logs" / "apis" / (name + ".log"),
+                   std::ios::binary);
   if (!in) return std::make_pair(std::string(), int64_t{0});
   in.seekg(0, std::ios::end);
   int64_t size = in.tellg();
   if (offset < 0) offset = std::max<int64_t>(0, size + offset);  // negative: the tail
-  if (offset > size) offset = 0;                                   // the log was truncated
+  if (offset > size) offset = 0;                                 // the log was truncated
   int64_t n = std::min(max_bytes, size - offset);
   std::string data(static_cast<size_t>(n), '\0');
   in.seekg(offset);
@@ -404,9 +414,9 @@ void Operator::ReconcileLocked() {
         r.next_start_at = now_ms + RestartBackoffMs(r.restarts);
         r.state_since = now_ms / 1000;
         r.port = 0;
-        AppendApiLog(r.api_name, absl::StrCat("replica ", r.id, " exited with status ",
-                                              probe.exit_code, "; restarting it in ",
-                                              RestartBackoffMs(r.restarts) / 1000, "s"));
+        AppendApiLog(r.api_name,
+                     absl::StrCat("replica ", r.id, " exited with status ", probe.exit_code,
+                                  "; restarting it in ", RestartBackoffMs(r.restarts) / 1000, "s"));
       } else {
         r.port = probe.port;
         if (probe.ready && r.state != ReplicaState::kReady) {

@@ -6,16 +6,16 @@
 // request path).
 #pragma once
 
+#include <absl/status/statusor.h>
+
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
-
-#include <absl/status/statusor.h>
-#include <nlohmann/json.hpp>
 
 #include "backends/backend.h"
 #include "store/state_store.h"
@@ -25,7 +25,7 @@ namespace cortex::op {
 struct OperatorOptions {
   std::string data_dir;
   std::string provider = "local";
-  std::string gateway_url;             // shown in endpoints, e.g. http://127.0.0.1:8888
+  std::string gateway_url;  // shown in endpoints, e.g. http://127.0.0.1:8888
   std::string default_python = "/usr/bin/python3";
   int reconcile_interval_ms = 200;
 };
@@ -46,8 +46,8 @@ class Operator {
   absl::StatusOr<nlohmann::json> GetApi(const std::string& name);
   absl::StatusOr<nlohmann::json> DeleteApi(const std::string& name);
   // Bytes of the API's log from `offset` (at most `max_bytes`) and the offset to ask for next.
-  absl::StatusOr<std::pair<std::string, int64_t>> ReadLogs(const std::string& name,
-                                                           int64_t offset, int64_t max_bytes);
+  absl::StatusOr<std::pair<std::string, int64_t>> ReadLogs(const std::string& name, int64_t offset,
+                                                           int64_t max_bytes);
 
   // The current route table ({"version", "apis": [...]}) and its version.
   nlohmann::json Routes() const;

@@ -111,11 +111,13 @@ asio::awaitable<net::Response> OperatorServer::Handle(net::Request& request) {
   if (path == "/v1/deploy" && method == http::verb::post) {
     json body = json::parse(request.body(), nullptr, false);
     if (body.is_discarded() || !body.is_object()) {
-      co_return net::MakeError(request, http::status::bad_request, "deploy: body must be a JSON object");
+      co_return net::MakeError(request, http::status::bad_request,
+                               "deploy: body must be a JSON object");
     }
     co_return JsonResponse(request, op_.Deploy(body));
   }
-  if (path == "/v1/apis" && method == http::verb::get) co_return JsonResponse(request, op_.ListApis());
+  if (path == "/v1/apis" && method == http::verb::get)
+    co_return JsonResponse(request, op_.ListApis());
   if (absl::StartsWith(path, "/v1/apis/")) {
     std::string name = path.substr(std::string_view("/v1/apis/").size());
     if (method == http::verb::get) co_return JsonResponse(request, op_.GetApi(name));
@@ -136,8 +138,9 @@ asio::awaitable<net::Response> OperatorServer::Handle(net::Request& request) {
     if (options_.on_shutdown) asio::post(io_, options_.on_shutdown);
     co_return net::MakeResponse(request, http::status::ok, R"({"message":"shutting down"})");
   }
-  co_return net::MakeError(request, http::status::not_found,
-                           absl::StrCat("no such operator endpoint: ", std::string(request.method_string()), " ", path));
+  co_return net::MakeError(
+      request, http::status::not_found,
+      absl::StrCat("no such operator endpoint: ", std::string(request.method_string()), " ", path));
 }
 
 }  // namespace cortex::op

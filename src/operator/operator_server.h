@@ -2,11 +2,11 @@
 // Single-threaded on its io_context, except NotifyRoutesChanged(), which any thread may call.
 #pragma once
 
+#include <absl/status/statusor.h>
+
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <absl/status/statusor.h>
 
 #include "net/asio.h"
 #include "net/http_server.h"

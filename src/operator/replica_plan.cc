@@ -24,9 +24,12 @@ ReplicaPlan PlanReplicas(int desired, const std::vector<ReplicaView>& replicas, 
     auto rank = [](const ReplicaView* r) {
       switch (r->state) {
         case ReplicaState::kFailed:
-        case ReplicaState::kOom: return 0;
-        case ReplicaState::kStarting: return 1;
-        default: return 2;
+        case ReplicaState::kOom:
+          return 0;
+        case ReplicaState::kStarting:
+          return 1;
+        default:
+          return 2;
       }
     };
     std::stable_sort(updated.begin(), updated.end(),
@@ -57,20 +60,35 @@ ReplicaPlan PlanReplicas(int desired, const std::vector<ReplicaView>& replicas, 
 
 void ReplicaCounts::Add(ReplicaState state) {
   switch (state) {
-    case ReplicaState::kStarting: ++initializing; break;
-    case ReplicaState::kReady: ++ready; break;
-    case ReplicaState::kFailed: ++failed; break;
-    case ReplicaState::kOom: ++killed_oom; break;
-    case ReplicaState::kStopping: ++terminating; break;
+    case ReplicaState::kStarting:
+      ++initializing;
+      break;
+    case ReplicaState::kReady:
+      ++ready;
+      break;
+    case ReplicaState::kFailed:
+      ++failed;
+      break;
+    case ReplicaState::kOom:
+      ++killed_oom;
+      break;
+    case ReplicaState::kStopping:
+      ++terminating;
+      break;
   }
 }
 
 nlohmann::json ReplicaCounts::ToJson() const {
-  return {{"pending", pending},   {"initializing", initializing},
-          {"ready", ready},       {"err_image_pull", err_image_pull},
-          {"terminating", terminating}, {"failed", failed},
-          {"killed", killed},     {"killed_oom", killed_oom},
-          {"stalled", stalled},   {"unknown", unknown}};
+  return {{"pending", pending},
+          {"initializing", initializing},
+          {"ready", ready},
+          {"err_image_pull", err_image_pull},
+          {"terminating", terminating},
+          {"failed", failed},
+          {"killed", killed},
+          {"killed_oom", killed_oom},
+          {"stalled", stalled},
+          {"unknown", unknown}};
 }
 
 std::string StatusCode(const ReplicaCounts& updated, int requested, int min_replicas) {

@@ -3,10 +3,9 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "store/state_store.h"
 
@@ -20,9 +19,9 @@ struct ReplicaView {
 };
 
 struct ReplicaPlan {
-  int start = 0;                       // new replicas of the current version
-  std::vector<std::string> restart;    // failed replicas whose back-off has passed
-  std::vector<std::string> stop;       // surplus, or stale replicas no longer needed
+  int start = 0;                     // new replicas of the current version
+  std::vector<std::string> restart;  // failed replicas whose back-off has passed
+  std::vector<std::string> stop;     // surplus, or stale replicas no longer needed
 };
 
 // Surge-style update: new replicas start beside the stale ones, and the stale ones stop once

@@ -18,7 +18,8 @@ TEST(PlanReplicas, StartsWhatIsMissing) {
 }
 
 TEST(PlanReplicas, StopsSurplusFailedBeforeReady) {
-  auto plan = PlanReplicas(1, {R("a", true, ReplicaState::kReady), R("b", true, ReplicaState::kFailed)}, 0);
+  auto plan =
+      PlanReplicas(1, {R("a", true, ReplicaState::kReady), R("b", true, ReplicaState::kFailed)}, 0);
   EXPECT_EQ(plan.start, 0);
   EXPECT_EQ(plan.stop, std::vector<std::string>{"b"});
   EXPECT_TRUE(plan.restart.empty());
@@ -79,11 +80,11 @@ TEST(StatusCode, FollowsCortexPrecedence) {
   };
   std::vector<StatusCase> cases = {
       {counts(1, 0, 0, 0, 0), 1, 1, "status_live"},
-      {counts(1, 1, 0, 0, 0), 1, 1, "status_live"},      // ready >= requested wins
-      {counts(0, 1, 1, 0, 0), 1, 1, "status_error"},     // error before oom
+      {counts(1, 1, 0, 0, 0), 1, 1, "status_live"},   // ready >= requested wins
+      {counts(0, 1, 1, 0, 0), 1, 1, "status_error"},  // error before oom
       {counts(0, 0, 1, 0, 0), 1, 1, "status_oom"},
       {counts(0, 0, 0, 1, 0), 1, 1, "status_stalled"},
-      {counts(1, 0, 0, 0, 1), 2, 1, "status_live"},      // at least min_replicas ready
+      {counts(1, 0, 0, 0, 1), 2, 1, "status_live"},  // at least min_replicas ready
       {counts(0, 0, 0, 0, 1), 1, 1, "status_updating"},
       {counts(1, 0, 0, 0, 1), 3, 2, "status_updating"},
   };

@@ -1,5 +1,8 @@
 #include "replica/front.h"
 
+#include <absl/strings/ascii.h>
+#include <absl/strings/str_cat.h>
+#include <absl/strings/str_format.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -7,10 +10,6 @@
 
 #include <filesystem>
 #include <iostream>
-
-#include <absl/strings/str_cat.h>
-#include <absl/strings/ascii.h>
-#include <absl/strings/str_format.h>
 
 #include "common/process.h"
 #include "common/util.h"
@@ -47,8 +46,8 @@ std::string EncodeRequestHeader(const net::Request& request) {
   header["query"] = q == std::string_view::npos ? "" : std::string(target.substr(q + 1));
   nlohmann::json headers = nlohmann::json::array();
   for (const auto& field : request) {
-    headers.push_back({absl::AsciiStrToLower(std::string(field.name_string())),
-                       std::string(field.value())});
+    headers.push_back(
+        {absl::AsciiStrToLower(std::string(field.name_string())), std::string(field.value())});
   }
   header["headers"] = std::move(headers);
   // Header values are bytes from the network: replace invalid UTF-8 instead of throwing.
@@ -70,7 +69,7 @@ struct Front::Worker {
   pid_t pid = 0;
   std::string socket_path;
   std::unique_ptr<local_stream::acceptor> acceptor;
-  int connected = 0;     // slots currently connected
+  int connected = 0;  // slots currently connected
   bool ever_ready = false;
   int restarts = 0;
   std::vector<int> slot_ids;
@@ -111,7 +110,8 @@ absl::Status Front::Start() {
   for (int i = 0; i < processes_; ++i) {
     auto worker = std::make_unique<Worker>();
     worker->index = i;
-    worker->socket_path = absl::StrCat(options_.socket_dir, "/", options_.replica_id, "-p", i, ".sock");
+    worker->socket_path =
+        absl::StrCat(options_.socket_dir, "/", options_.replica_id, "-p", i, ".sock");
     ::unlink(worker->socket_path.c_str());
     worker->acceptor = std::make_unique<local_stream::acceptor>(io_);
     boost::system::error_code ec;
@@ -145,15 +145,22 @@ absl::Status Front::SpawnWorker(Worker& worker) {
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return absl::InternalError("pipe2 failed");
   SpawnOptions spawn;
-  spawn.argv = {options_.python,        "-u",
-                "-m",                   "cortex_runtime.worker",
-                "--socket",             worker.socket_path,
-                "--slots",              std::to_string(threads_),
-                "--process-index",      std::to_string(worker.index),
-                "--spec",               options_.spec_path};
+  spawn.argv = {options_.python,
+                "-u",
+                "-m",
+                "cortex_runtime.worker",
+                "--socket",
+                worker.socket_path,
+                "--slots",
+                std::to_string(threads_),
+                "--process-index",
+                std::to_string(worker.index),
+                "--spec",
+                options_.spec_path};
   const char* existing = std::getenv("PYTHONPATH");
-  spawn.env["PYTHONPATH"] =
-      existing && *existing ? absl::StrCat(options_.runtime_dir, ":", existing) : options_.runtime_dir;
+  spawn.env["PYTHONPATH"] = existing && *existing
+                                ? absl::StrCat(options_.runtime_dir, ":", existing)
+                                : options_.runtime_dir;
   spawn.env["PYTHONUNBUFFERED"] = "1";
   spawn.env["CORTEX_REPLICA_ID"] = options_.replica_id;
   spawn.env["CORTEX_PROCESS_INDEX"] = std::to_string(worker.index);
@@ -336,7 +343,8 @@ asio::awaitable<net::Response> Front::Predict(net::Request& request) {
   int slot_id = co_await AcquireSlot();
   net::Response response;
   if (slot_id < 0) {
-    response = net::MakeError(request, http::status::service_unavailable, "replica is shutting down");
+    response =
+        net::MakeError(request, http::status::service_unavailable, "replica is shutting down");
   } else {
     ++running_;
     Slot& slot = *slots_[slot_id];
@@ -369,9 +377,9 @@ asio::awaitable<net::Response> Front::Predict(net::Request& request) {
       slot.alive = false;
       boost::system::error_code ignored;
       slot.socket.close(ignored);
-      response = net::MakeError(request, http::status::bad_gateway,
-                                absl::StrCat("worker process p", slot.worker,
-                                             " exited while handling the request"));
+      response = net::MakeError(
+          request, http::status::bad_gateway,
+          absl::StrCat("worker process p", slot.worker, " exited while handling the request"));
     } else {
       queue_.Release(slot_id);
       uint32_t header_length = ReadBigEndian32(lengths + 4);
@@ -432,8 +440,7 @@ net::Response Front::Metrics(const net::Request& request) const {
                         "# TYPE cortex_replica_rejected_total counter\n"
                         "cortex_replica_rejected_total{%s} %d\n",
                         labels, rejected_);
-  return net::MakeResponse(request, http::status::ok, std::move(text),
-                           "text/plain; version=0.0.4");
+  return net::MakeResponse(request, http::status::ok, std::move(text), "text/plain; version=0.0.4");
 }
 
 asio::awaitable<void> Front::Shutdown(int grace_ms) {

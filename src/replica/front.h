@@ -9,15 +9,14 @@
 // Single-threaded: everything runs on the io_context passed to Create().
 #pragma once
 
+#include <absl/status/statusor.h>
 #include <sys/types.h>
 
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <absl/status/statusor.h>
-#include <nlohmann/json.hpp>
 
 #include "net/asio.h"
 #include "net/http_server.h"
@@ -27,14 +26,14 @@ namespace cortex::replica {
 
 struct FrontOptions {
   std::string replica_id;
-  std::string spec_path;      // JSON: the API config plus project_dir and replica_id
-  nlohmann::json spec;        // its parsed contents
+  std::string spec_path;  // JSON: the API config plus project_dir and replica_id
+  nlohmann::json spec;    // its parsed contents
   std::string host = "127.0.0.1";
   uint16_t port = 0;
-  std::string port_file;      // written (atomically) with the bound port once listening
+  std::string port_file;  // written (atomically) with the bound port once listening
   std::string python = "/usr/bin/python3";
-  std::string runtime_dir;    // holds the cortex_runtime package
-  std::string socket_dir;     // where the per-worker Unix sockets go
+  std::string runtime_dir;  // holds the cortex_runtime package
+  std::string socket_dir;   // where the per-worker Unix sockets go
 };
 
 class Front {

@@ -28,7 +28,9 @@ void SlotQueue::Release(int slot) {
   free_.push_back(slot);
 }
 
-void SlotQueue::Remove(int slot) { free_.erase(std::remove(free_.begin(), free_.end(), slot), free_.end()); }
+void SlotQueue::Remove(int slot) {
+  free_.erase(std::remove(free_.begin(), free_.end(), slot), free_.end());
+}
 
 void SlotQueue::Close() {
   closed_ = true;

@@ -4,6 +4,7 @@
 // is atomic (one transaction). Thread-safe.
 #pragma once
 
+#include <absl/status/statusor.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -11,21 +12,19 @@
 #include <string>
 #include <vector>
 
-#include <absl/status/statusor.h>
-
 namespace cortex::store {
 
 struct ApiRecord {
   std::string name;
-  std::string kind;           // RealtimeAPI | BatchAPI | TrafficSplitter
-  std::string api_id;         // <decreasing hex>-<deployment_id>-<spec_id>
+  std::string kind;    // RealtimeAPI | BatchAPI | TrafficSplitter
+  std::string api_id;  // <decreasing hex>-<deployment_id>-<spec_id>
   std::string spec_id;
   std::string predictor_id;
   std::string deployment_id;  // kept across updates; refresh replaces it
   std::string project_id;
-  std::string spec_json;      // the defaulted config (ApiConfig::ToJson) plus ids
+  std::string spec_json;  // the defaulted config (ApiConfig::ToJson) plus ids
   int desired_replicas = 1;
-  int64_t created_at = 0;     // unix seconds
+  int64_t created_at = 0;  // unix seconds
   int64_t last_updated = 0;
 };
 
@@ -48,8 +47,8 @@ struct ReplicaRecord {
   ReplicaState state = ReplicaState::kStarting;
   int restarts = 0;
   int64_t created_at = 0;
-  int64_t state_since = 0;       // unix seconds of the last state change
-  int64_t next_start_at = 0;     // failed replicas: when to start again (unix ms)
+  int64_t state_since = 0;    // unix seconds of the last state change
+  int64_t next_start_at = 0;  // failed replicas: when to start again (unix ms)
   bool ever_ready = false;
 };
 

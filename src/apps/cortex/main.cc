@@ -1,8 +1,7 @@
 // The cortex executable: the CLI and the server roles (operator, gateway, replica).
+#include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <iostream>
-
-#include <CLI/CLI.hpp>
 
 #include "apps/cortex/server_roles.h"
 #include "cli/commands.h"
@@ -38,7 +37,8 @@ int main(int argc, char** argv) {
   auto* cluster_cmd = app.add_subcommand("cluster", "manage the local cluster");
   cluster_cmd->require_subcommand(1);
   auto add_cluster_flags = [&](CLI::App* cmd) {
-    cmd->add_option("--operator-port", cluster.operator_port, "operator port (CORTEX_OPERATOR_PORT)");
+    cmd->add_option("--operator-port", cluster.operator_port,
+                    "operator port (CORTEX_OPERATOR_PORT)");
     cmd->add_option("--gateway-port", cluster.gateway_port, "gateway port (CORTEX_GATEWAY_PORT)");
     cmd->add_option("--configure-env", cluster.env_name, "environment to configure");
   };

@@ -1,14 +1,13 @@
 #include "apps/cortex/server_roles.h"
 
+#include <absl/strings/str_cat.h>
+#include <absl/strings/strip.h>
 #include <signal.h>
 
 #include <atomic>
 #include <filesystem>
 #include <iostream>
 #include <thread>
-
-#include <absl/strings/str_cat.h>
-#include <absl/strings/strip.h>
 
 #include "backends/local/local_backend.h"
 #include "common/process.h"
@@ -40,7 +39,8 @@ void Log(std::string_view role, std::string_view message) {
 
 std::string DefaultRuntimeDir() {
   if (const char* dir = std::getenv("CORTEX_PYTHON_RUNTIME_DIR"); dir && *dir) return dir;
-  fs::path installed = fs::path(SelfExecutable()).parent_path().parent_path() / "share" / "cortex" / "python";
+  fs::path installed =
+      fs::path(SelfExecutable()).parent_path().parent_path() / "share" / "cortex" / "python";
   if (fs::exists(installed / "cortex_runtime")) return installed.string();
   return CORTEX_SOURCE_PYTHON_DIR;
 }
@@ -88,8 +88,8 @@ int RunOperator(const OperatorRoleFlags& flags) {
   }
   op.OnRoutesChanged([s = server->get()] { s->NotifyRoutesChanged(); });
   (*server)->Start();
-  Log("operator", absl::StrCat("listening on ", flags.host, ":", (*server)->port(),
-                               ", data in ", flags.data_dir));
+  Log("operator", absl::StrCat("listening on ", flags.host, ":", (*server)->port(), ", data in ",
+                               flags.data_dir));
   std::thread control_loop([&] { op.Run(stop); });
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](auto, int) { io.stop(); });
@@ -131,18 +131,19 @@ int RunGateway(const GatewayRoleFlags& flags) {
       call.timeout_ms = 30'000;
       call.connect_timeout_ms = 1000;
       auto result = net::Fetch(call);
-      auto table = result.ok() && result->status == 200
-                       ? gateway::RouteTable::FromJson(nlohmann::json::parse(result->body, nullptr, false))
-                       : absl::StatusOr<std::shared_ptr<const gateway::RouteTable>>(
-                             absl::UnavailableError(result.ok() ? result->body
-                                                                : std::string(result.status().message())));
+      auto table =
+          result.ok() && result->status == 200
+              ? gateway::RouteTable::FromJson(nlohmann::json::parse(result->body, nullptr, false))
+              : absl::StatusOr<std::shared_ptr<const gateway::RouteTable>>(absl::UnavailableError(
+                    result.ok() ? result->body : std::string(result.status().message())));
       if (!table.ok()) {
         if (!reported_down) {
           Log("gateway", absl::StrCat("cannot reach the operator (", table.status().message(),
                                       "); serving with the last route table"));
           reported_down = true;
         }
-        for (int i = 0; i < 10 && !stop.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        for (int i = 0; i < 10 && !stop.load(); ++i)
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
         continue;
       }
       reported_down = false;
@@ -181,7 +182,8 @@ int RunReplica(const ReplicaRoleFlags& flags) {
   options.port_file = flags.port_file;
   options.python = flags.python;
   options.runtime_dir = flags.runtime_dir.empty() ? DefaultRuntimeDir() : flags.runtime_dir;
-  options.socket_dir = flags.socket_dir.empty() ? fs::temp_directory_path().string() : flags.socket_dir;
+  options.socket_dir =
+      flags.socket_dir.empty() ? fs::temp_directory_path().string() : flags.socket_dir;
   asio::io_context io(1);
   auto front = replica::Front::Create(io, options);
   if (!front.ok()) {
@@ -195,10 +197,13 @@ int RunReplica(const ReplicaRoleFlags& flags) {
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](auto ec, int) {
     if (ec) return;
-    asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-      co_await (*front)->Shutdown(10'000);
-      io.stop();
-    }, asio::detached);
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          co_await (*front)->Shutdown(10'000);
+          io.stop();
+        },
+        asio::detached);
   });
   io.run();
   return (*front)->failed() ? 1 : 0;

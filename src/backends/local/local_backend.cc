@@ -1,13 +1,12 @@
 #include "backends/local/local_backend.h"
 
+#include <absl/strings/numbers.h>
+#include <absl/strings/str_cat.h>
 #include <signal.h>
 #include <sys/wait.h>
 
 #include <filesystem>
 #include <fstream>
-
-#include <absl/strings/numbers.h>
-#include <absl/strings/str_cat.h>
 
 #include "common/process.h"
 #include "common/status.h"
@@ -42,18 +41,27 @@ std::string LocalBackend::PortFile(const std::string& replica_id) const {
 absl::StatusOr<pid_t> LocalBackend::StartReplica(const ReplicaLaunch& launch) {
   std::filesystem::remove(PortFile(launch.replica_id));
   SpawnOptions spawn;
-  spawn.argv = {options_.executable, "replica",
-                "--id",              launch.replica_id,
-                "--spec",            launch.spec_path,
-                "--host",            options_.host,
-                "--port-file",       PortFile(launch.replica_id),
-                "--socket-dir",      absl::StrCat(options_.data_dir, "/run/sockets"),
-                "--runtime-dir",     options_.runtime_dir,
-                "--python",          launch.python};
+  spawn.argv = {options_.executable,
+                "replica",
+                "--id",
+                launch.replica_id,
+                "--spec",
+                launch.spec_path,
+                "--host",
+                options_.host,
+                "--port-file",
+                PortFile(launch.replica_id),
+                "--socket-dir",
+                absl::StrCat(options_.data_dir, "/run/sockets"),
+                "--runtime-dir",
+                options_.runtime_dir,
+                "--python",
+                launch.python};
   spawn.output_path = LogPath(launch.api_name);
   spawn.group = SpawnOptions::Group::kNewGroup;
   auto pid = Spawn(spawn);
-  if (!pid.ok()) return Annotate(pid.status(), absl::StrCat("starting replica ", launch.replica_id));
+  if (!pid.ok())
+    return Annotate(pid.status(), absl::StrCat("starting replica ", launch.replica_id));
   return pid;
 }
 

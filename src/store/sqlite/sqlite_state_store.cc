@@ -1,8 +1,7 @@
 #include "store/sqlite/sqlite_state_store.h"
 
-#include <sqlite3.h>
-
 #include <absl/strings/str_cat.h>
+#include <sqlite3.h>
 
 namespace cortex::store {
 namespace {
@@ -68,11 +67,16 @@ constexpr const char* kApiColumns =
 
 std::string_view ReplicaStateName(ReplicaState state) {
   switch (state) {
-    case ReplicaState::kStarting: return "starting";
-    case ReplicaState::kReady: return "ready";
-    case ReplicaState::kFailed: return "failed";
-    case ReplicaState::kOom: return "oom";
-    case ReplicaState::kStopping: return "stopping";
+    case ReplicaState::kStarting:
+      return "starting";
+    case ReplicaState::kReady:
+      return "ready";
+    case ReplicaState::kFailed:
+      return "failed";
+    case ReplicaState::kOom:
+      return "oom";
+    case ReplicaState::kStopping:
+      return "stopping";
   }
   return "starting";
 }
@@ -96,12 +100,13 @@ absl::StatusOr<std::unique_ptr<SqliteStateStore>> SqliteStateStore::Open(const s
   }
   sqlite3_busy_timeout(db, 5000);
   std::unique_ptr<SqliteStateStore> store(new SqliteStateStore(db));
-  for (const char* pragma : {"PRAGMA journal_mode=WAL;", "PRAGMA synchronous=FULL;",
-                             "PRAGMA foreign_keys=ON;"}) {
+  for (const char* pragma :
+       {"PRAGMA journal_mode=WAL;", "PRAGMA synchronous=FULL;", "PRAGMA foreign_keys=ON;"}) {
     if (absl::Status st = store->Exec(pragma); !st.ok()) return st;
   }
   if (absl::Status st = store->Exec(kSchema); !st.ok()) {
-    return absl::Status(st.code(), absl::StrCat("creating the schema in ", path, ": ", st.message()));
+    return absl::Status(st.code(),
+                        absl::StrCat("creating the schema in ", path, ": ", st.message()));
   }
   return store;
 }
@@ -128,8 +133,8 @@ absl::Status SqliteStateStore::PutApi(const ApiRecord& api) {
   put.Bind(5, api.predictor_id).Bind(6, api.deployment_id).Bind(7, api.project_id);
   put.Bind(8, api.spec_json).Bind(9, int64_t{api.desired_replicas}).Bind(10, api.created_at);
   put.Bind(11, api.last_updated);
-  Statement version(db_,
-                    "INSERT OR REPLACE INTO api_versions (name, api_id, last_updated) VALUES (?, ?, ?)");
+  Statement version(
+      db_, "INSERT OR REPLACE INTO api_versions (name, api_id, last_updated) VALUES (?, ?, ?)");
   version.Bind(1, api.name).Bind(2, api.api_id).Bind(3, api.last_updated);
   if (put.Step() != SQLITE_DONE || version.Step() != SQLITE_DONE) {
     absl::Status st = put.Error("storing api " + api.name);
@@ -181,8 +186,9 @@ absl::StatusOr<std::vector<ApiRecord>> SqliteStateStore::ListApis() {
 absl::Status SqliteStateStore::DeleteApi(const std::string& name) {
   std::lock_guard lock(mu_);
   if (absl::Status st = Exec("BEGIN IMMEDIATE;"); !st.ok()) return st;
-  for (const char* sql : {"DELETE FROM apis WHERE name = ?", "DELETE FROM api_versions WHERE name = ?",
-                          "DELETE FROM replicas WHERE api_name = ?"}) {
+  for (const char* sql :
+       {"DELETE FROM apis WHERE name = ?", "DELETE FROM api_versions WHERE name = ?",
+        "DELETE FROM replicas WHERE api_name = ?"}) {
     Statement del(db_, sql);
     del.Bind(1, name);
     if (del.Step() != SQLITE_DONE) {

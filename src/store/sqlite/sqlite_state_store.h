@@ -21,8 +21,7 @@ class SqliteStateStore : public StateStore {
   absl::StatusOr<std::optional<ApiRecord>> GetApi(const std::string& name) override;
   absl::StatusOr<std::vector<ApiRecord>> ListApis() override;
   absl::Status DeleteApi(const std::string& name) override;
-  absl::StatusOr<std::vector<ApiVersion>> ListVersions(const std::string& name,
-                                                       int limit) override;
+  absl::StatusOr<std::vector<ApiVersion>> ListVersions(const std::string& name, int limit) override;
   absl::Status PutReplica(const ReplicaRecord& replica) override;
   absl::Status DeleteReplica(const std::string& id) override;
   absl::StatusOr<std::vector<ReplicaRecord>> ListReplicas() override;
