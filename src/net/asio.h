@@ -2,11 +2,14 @@
 // modules that use them: each translation unit that parses these headers costs ~20 s).
 #pragma once
 
+// clang-format off
+#include <utility>  // must precede asio: boost/asio/awaitable.hpp uses std::exchange
+// clang-format on
+
 #include <boost/asio.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <utility>  // must precede asio: boost/asio/awaitable.hpp uses std::exchange
 
 namespace cortex::net {
 

@@ -19,6 +19,7 @@ import time
 import pytest
 import requests
 
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CORTEX_BIN = os.environ.get("CORTEX_BIN") or "/work/main/build/src/apps/cortex"
 PYTHON = "/usr/bin/python3"
 LOOPBACK = "127.0.0.1"
@@ -338,6 +339,10 @@ class Cluster:
 
 @pytest.fixture(scope="session")
 def cortex_bin():
+    # A binary being relinked is briefly not executable: give a concurrent build a moment.
+    deadline = time.monotonic() + 60
+    while not os.access(CORTEX_BIN, os.X_OK) and time.monotonic() < deadline:
+        time.sleep(1)
     if not os.access(CORTEX_BIN, os.X_OK):
         pytest.fail(f"cortex binary not found at {CORTEX_BIN} (set CORTEX_BIN or build it)")
     return CORTEX_BIN

@@ -3,13 +3,13 @@
 import concurrent.futures
 import json
 import os
+import shutil
 import threading
 import time
 
-import pytest
 import requests
 
-from conftest import api_yaml, pid_alive
+from conftest import REPO_ROOT, api_yaml, pid_alive
 
 ECHO_PREDICTOR = """
 import os
@@ -114,6 +114,19 @@ def test_deploy_predict_get_logs_delete(cluster):
                        message="the endpoint to answer 404 after delete")
     cluster.wait_until(lambda: not pid_alive(replica["pid"]), 15,
                        message="the deleted api's replica to exit")
+
+
+def test_shipped_hello_example(cluster):
+    """examples/hello deploys as shipped and answers its sample."""
+    example = os.path.join(REPO_ROOT, "examples", "hello")
+    project = os.path.join(cluster.projects_dir, "hello")
+    shutil.copytree(example, project, ignore=shutil.ignore_patterns("__pycache__"))
+    out = cluster.deploy_ok(project)
+    assert "creating hello (RealtimeAPI)" in out, out
+    cluster.wait_live("hello")
+    rc, out, err = cluster.cli("predict", "hello", os.path.join(project, "sample.json"))
+    assert rc == 0, err
+    assert json.loads(out) == {"message": "hello, cortex!"}
 
 
 VERSIONED_PREDICTOR = """
