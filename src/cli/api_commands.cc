@@ -29,48 +29,7 @@ using nlohmann::json;
 constexpr std::string_view kVersion = "0.24.0";
 
 absl::StatusOr<OperatorClient> Client(const CommonFlags& common) {
-  auto env = ResolveEnvironment(common.env);
-  if (!env.ok()) return env.status();
-  return OperatorClient(*env);
-}
-
-std::string FormatLatency(const json& ms) {
-  if (!ms.is_number()) return "-";
-  double v = ms.get<double>();
-  if (v >= 1000) return absl::StrFormat("%.6g s", v / 1000);
-  return absl::StrFormat("%.6g ms", v);
-}
-
-std::string Count(const json& stats, const char* key) {
-  if (!stats.is_object()) return "-";
-  int64_t v = stats.value(key, int64_t{0});
-  return v == 0 ? "-" : std::to_string(v);
-}
-
-// The Cortex realtime columns for one API (without env and name).
-std::vector<std::string> RealtimeCells(const json& api) {
-  const json& status = api["status"];
-  const json& counts = status["replica_counts"];
-  auto total_failed = [](const json& c) {
-    return c.value("failed", 0) + c.value("err_image_pull", 0) + c.value("killed", 0) +
-           c.value("killed_oom", 0) + c.value("stalled", 0);
-  };
-  const json& stats = api["metrics"]["network_stats"];
-  return {status.value("status", "unknown"),
-          std::to_string(counts["updated"].value("ready", 0)),
-          std::to_string(counts["stale"].value("ready", 0)),
-          std::to_string(counts.value("requested", 0)),
-          std::to_string(total_failed(counts["updated"])),
-          FormatAge(UnixSeconds() - api["spec"].value("last_updated", UnixSeconds())),
-          stats.is_object() ? FormatLatency(stats["latency"]) : "-",
-          Count(stats, "code_2xx"),
-          Count(stats, "code_4xx"),
-          Count(stats, "code_5xx")};
-}
-
-std::vector<Column> RealtimeColumns() {
-  return {{"status"},      {"up-to-date"},  {"stale", true}, {"requested"}, {"failed", true},
-          {"last update"}, {"avg request"}, {"2XX"},         {"4XX", true}, {"5XX", true}};
+  return OperatorClient::ForEnvironment(common.env);
 }
 
 volatile std::sig_atomic_t interrupted = 0;
@@ -142,58 +101,6 @@ int Deploy(const DeployFlags& flags, const CommonFlags& common) {
               << "cortex logs " << name << "    (stream api logs)\n";
   }
   return failed ? 1 : 0;
-}
-
-int Get(const std::string& api, bool verbose, const CommonFlags& common) {
-  auto client = Client(common);
-  if (!client.ok()) return Fail(client.status());
-  if (api.empty()) {
-    auto apis = client->CallJson("GET", "/v1/apis");
-    if (!apis.ok()) return Fail(apis.status());
-    if (common.output == "json") {
-      std::cout << json::array(
-                       {{{"env_name", client->env().name}, {"apis", *apis}, {"error", nullptr}}})
-                       .dump(2)
-                << "\n";
-      return 0;
-    }
-    if (apis->empty()) {
-      std::cout << "no apis are deployed\n";
-      return 0;
-    }
-    std::vector<Column> columns = {{"env"}, {"realtime api"}};
-    for (auto& c : RealtimeColumns()) columns.push_back(c);
-    std::vector<std::vector<std::string>> rows;
-    for (const auto& a : *apis) {
-      std::vector<std::string> row = {client->env().name, a["spec"].value("name", "")};
-      for (auto& cell : RealtimeCells(a)) row.push_back(cell);
-      rows.push_back(row);
-    }
-    if (!common.env.empty()) {  // the env column is shown only when listing every env
-      columns.erase(columns.begin());
-      for (auto& row : rows) row.erase(row.begin());
-    }
-    std::cout << RenderTable(columns, rows);
-    return 0;
-  }
-  auto info = client->CallJson("GET", "/v1/apis/" + api);
-  if (!info.ok()) return Fail(info.status());
-  if (common.output == "json") {
-    std::cout << json::array({*info}).dump(2) << "\n";
-    return 0;
-  }
-  std::cout << RenderTable(RealtimeColumns(), {RealtimeCells(*info)});
-  std::cout << "\nendpoint: " << (*info)["endpoint"].get<std::string>() << "\n";
-  std::vector<std::vector<std::string>> history;
-  for (const auto& v : (*info)["api_versions"]) {
-    history.push_back({v["api_id"].get<std::string>(),
-                       FormatAge(UnixSeconds() - v.value("last_updated", int64_t{0})) + " ago"});
-  }
-  if (!history.empty()) std::cout << "\n" << RenderTable({{"api id"}, {"last deployed"}}, history);
-  if (verbose) {
-    std::cout << "\nconfiguration\n" << (*info)["spec"].dump(2) << "\n";
-  }
-  return 0;
 }
 
 int Logs(const std::string& api, bool follow, const CommonFlags& common) {

@@ -32,11 +32,23 @@ struct DeployFlags {
 };
 int Deploy(const DeployFlags& flags, const CommonFlags& common);
 
-int Get(const std::string& api, bool verbose, const CommonFlags& common);
+// `watch`: print again every 2 s until interrupted.
+int Get(const std::string& api, bool verbose, bool watch, const CommonFlags& common);
 int Logs(const std::string& api, bool follow, const CommonFlags& common);
 int Delete(const std::string& api, bool force, const CommonFlags& common);
 int Predict(const std::string& api, const std::string& json_file, const CommonFlags& common);
 int Version(const CommonFlags& common);
+
+struct EnvFlags {
+  std::string name;
+  std::string provider;
+  std::string operator_endpoint;
+  std::string operator_token;
+};
+int EnvConfigure(const EnvFlags& flags);
+int EnvList(const CommonFlags& common);
+int EnvDefault(const std::string& name);
+int EnvDelete(const std::string& name);
 
 // The one mapping from a failure to an exit code (and its message on stderr).
 int Fail(const absl::Status& status);

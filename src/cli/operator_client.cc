@@ -4,6 +4,12 @@
 
 namespace cortex::cli {
 
+absl::StatusOr<OperatorClient> OperatorClient::ForEnvironment(const std::string& name) {
+  auto env = ResolveEnvironment(name);
+  if (!env.ok()) return env.status();
+  return OperatorClient(*env);
+}
+
 absl::StatusOr<net::HttpResult> OperatorClient::Call(const std::string& method,
                                                      const std::string& path,
                                                      const std::string& body, long timeout_ms) {

@@ -14,6 +14,8 @@ namespace cortex::cli {
 class OperatorClient {
  public:
   explicit OperatorClient(Environment env) : env_(std::move(env)) {}
+  // The client of environment `name` (the default environment when empty).
+  static absl::StatusOr<OperatorClient> ForEnvironment(const std::string& name);
 
   // Sends the call with the environment's token. Errors from the operator come back with its
   // message; an operator that cannot be reached gives a message saying how to start it.

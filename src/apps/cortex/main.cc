@@ -69,9 +69,11 @@ int main(int argc, char** argv) {
   bool verbose = false;
   auto* get_cmd = app.add_subcommand("get", "get information about apis");
   get_cmd->add_option("API_NAME", api);
+  bool watch = false;
   get_cmd->add_flag("-v,--verbose", verbose, "show additional information");
+  get_cmd->add_flag("-w,--watch", watch, "re-run the command every 2 seconds");
   add_common(get_cmd);
-  get_cmd->callback([&] { code = cli::Get(api, verbose, common); });
+  get_cmd->callback([&] { code = cli::Get(api, verbose, watch, common); });
 
   // logs
   bool no_follow = false;
@@ -102,6 +104,26 @@ int main(int argc, char** argv) {
   auto* version_cmd = app.add_subcommand("version", "print the cli and cluster versions");
   add_common(version_cmd, false);
   version_cmd->callback([&] { code = cli::Version(common); });
+
+  // env configure | list | default | delete
+  cli::EnvFlags env_flags;
+  auto* env_cmd = app.add_subcommand("env", "manage cli environments");
+  env_cmd->require_subcommand(1);
+  auto* env_configure = env_cmd->add_subcommand("configure", "configure an environment");
+  env_configure->add_option("NAME", env_flags.name);
+  env_configure->add_option("-p,--provider", env_flags.provider, "local | kubernetes");
+  env_configure->add_option("-o,--operator-endpoint", env_flags.operator_endpoint);
+  env_configure->add_option("-t,--operator-token", env_flags.operator_token);
+  env_configure->callback([&] { code = cli::EnvConfigure(env_flags); });
+  auto* env_list = env_cmd->add_subcommand("list", "list all configured environments");
+  env_list->add_option("-o,--output", common.output)->check(CLI::IsMember({"pretty", "json"}));
+  env_list->callback([&] { code = cli::EnvList(common); });
+  auto* env_default = env_cmd->add_subcommand("default", "set the default environment");
+  env_default->add_option("NAME", env_flags.name);
+  env_default->callback([&] { code = cli::EnvDefault(env_flags.name); });
+  auto* env_delete = env_cmd->add_subcommand("delete", "delete an environment configuration");
+  env_delete->add_option("NAME", env_flags.name)->required();
+  env_delete->callback([&] { code = cli::EnvDelete(env_flags.name); });
 
   // Server roles (started by `cortex cluster up` and by the operator).
   apps::OperatorRoleFlags op;

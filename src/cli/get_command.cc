@@ -1,0 +1,164 @@
+// cortex get [API] [-w] [-v]: statuses of every API (in every environment when no -e is given),
+// or one API's status, endpoint and history.
+#include <absl/strings/str_cat.h>
+#include <absl/strings/str_format.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "cli/commands.h"
+#include "cli/operator_client.h"
+#include "cli/table.h"
+#include "common/util.h"
+
+namespace cortex::cli {
+namespace {
+
+using nlohmann::json;
+
+std::string FormatLatency(const json& ms) {
+  if (!ms.is_number()) return "-";
+  double v = ms.get<double>();
+  if (v >= 1000) return absl::StrFormat("%.6g s", v / 1000);
+  return absl::StrFormat("%.6g ms", v);
+}
+
+std::string Count(const json& stats, const char* key) {
+  if (!stats.is_object()) return "-";
+  int64_t v = stats.value(key, int64_t{0});
+  return v == 0 ? "-" : std::to_string(v);
+}
+
+// The Cortex realtime columns for one API (without env and name).
+std::vector<std::string> RealtimeCells(const json& api) {
+  const json& status = api["status"];
+  const json& counts = status["replica_counts"];
+  auto total_failed = [](const json& c) {
+    return c.value("failed", 0) + c.value("err_image_pull", 0) + c.value("killed", 0) +
+           c.value("killed_oom", 0) + c.value("stalled", 0);
+  };
+  const json& stats = api["metrics"]["network_stats"];
+  return {status.value("status", "unknown"),
+          std::to_string(counts["updated"].value("ready", 0)),
+          std::to_string(counts["stale"].value("ready", 0)),
+          std::to_string(counts.value("requested", 0)),
+          std::to_string(total_failed(counts["updated"])),
+          FormatAge(UnixSeconds() - api["spec"].value("last_updated", UnixSeconds())),
+          stats.is_object() ? FormatLatency(stats["latency"]) : "-",
+          Count(stats, "code_2xx"),
+          Count(stats, "code_4xx"),
+          Count(stats, "code_5xx")};
+}
+
+std::vector<Column> RealtimeColumns() {
+  return {{"status"},      {"up-to-date"},  {"stale", true}, {"requested"}, {"failed", true},
+          {"last update"}, {"avg request"}, {"2XX"},         {"4XX", true}, {"5XX", true}};
+}
+
+// Every API of every environment (or of `common.env` alone).
+absl::StatusOr<std::string> RenderList(const CommonFlags& common) {
+  std::vector<Environment> envs;
+  if (common.env.empty()) {
+    auto config = LoadCliConfig();
+    if (!config.ok()) return config.status();
+    envs = config->environments;
+    if (envs.empty()) {
+      auto env = ResolveEnvironment("");  // explains how to configure one
+      if (!env.ok()) return env.status();
+    }
+  } else {
+    auto env = ResolveEnvironment(common.env);
+    if (!env.ok()) return env.status();
+    envs.push_back(*env);
+  }
+  json all = json::array();
+  std::vector<std::vector<std::string>> rows;
+  std::string notes;
+  for (const auto& env : envs) {
+    OperatorClient client(env);
+    auto apis = client.CallJson("GET", "/v1/apis");
+    if (!apis.ok()) {
+      if (!common.env.empty()) return apis.status();
+      all.push_back({{"env_name", env.name},
+                     {"apis", json::array()},
+                     {"error", std::string(apis.status().message())}});
+      absl::StrAppend(&notes, "unable to detect apis from the ", env.name, " environment; ",
+                      std::string(apis.status().message()), "\n");
+      continue;
+    }
+    all.push_back({{"env_name", env.name}, {"apis", *apis}, {"error", nullptr}});
+    for (const auto& a : *apis) {
+      std::vector<std::string> row = {env.name, a["spec"].value("name", "")};
+      for (auto& cell : RealtimeCells(a)) row.push_back(cell);
+      rows.push_back(row);
+    }
+  }
+  if (common.output == "json") return all.dump(2) + "\n";
+  std::string out;
+  if (rows.empty()) {
+    out = "no apis are deployed\n";
+  } else {
+    std::vector<Column> columns = {{"env"}, {"realtime api"}};
+    for (auto& c : RealtimeColumns()) columns.push_back(c);
+    if (!common.env.empty()) {  // the env column is shown only when listing every env
+      columns.erase(columns.begin());
+      for (auto& row : rows) row.erase(row.begin());
+    }
+    out = RenderTable(columns, rows);
+  }
+  if (!notes.empty()) absl::StrAppend(&out, "\n", notes);
+  return out;
+}
+
+absl::StatusOr<std::string> RenderApi(const std::string& api, bool verbose,
+                                      const CommonFlags& common) {
+  auto client = OperatorClient::ForEnvironment(common.env);
+  if (!client.ok()) return client.status();
+  auto info = client->CallJson("GET", "/v1/apis/" + api);
+  if (!info.ok()) return info.status();
+  if (common.output == "json") return json::array({*info}).dump(2) + "\n";
+  std::string out = RenderTable(RealtimeColumns(), {RealtimeCells(*info)});
+  absl::StrAppend(&out, "\nendpoint: ", (*info)["endpoint"].get<std::string>(), "\n");
+  std::vector<std::vector<std::string>> history;
+  for (const auto& v : (*info)["api_versions"]) {
+    history.push_back({v["api_id"].get<std::string>(),
+                       FormatAge(UnixSeconds() - v.value("last_updated", int64_t{0})) + " ago"});
+  }
+  if (!history.empty()) {
+    absl::StrAppend(&out, "\n", RenderTable({{"api id"}, {"last deployed"}}, history));
+  }
+  if (verbose) absl::StrAppend(&out, "\nconfiguration\n", (*info)["spec"].dump(2), "\n");
+  return out;
+}
+
+volatile std::sig_atomic_t stop_watching = 0;
+
+}  // namespace
+
+int Get(const std::string& api, bool verbose, bool watch, const CommonFlags& common) {
+  auto render = [&] { return api.empty() ? RenderList(common) : RenderApi(api, verbose, common); };
+  if (!watch) {
+    auto out = render();
+    if (!out.ok()) return Fail(out.status());
+    std::cout << *out;
+    return 0;
+  }
+  std::signal(SIGINT, [](int) { stop_watching = 1; });
+  while (!stop_watching) {
+    auto out = render();
+    std::string text =
+        out.ok() ? *out : absl::StrCat("error: ", std::string(out.status().message()), "\n");
+    if (::isatty(STDOUT_FILENO)) std::cout << "\033[H\033[2J";  // clear the screen
+    std::cout << text << std::flush;
+    for (int i = 0; i < 20 && !stop_watching; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  return 0;
+}
+
+}  // namespace cortex::cli
