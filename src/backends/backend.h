@@ -21,6 +21,7 @@ struct ReplicaLaunch {
   std::string api_name;
   std::string spec_path;  // JSON the replica and its workers read (see docs/worker-protocol.md)
   std::string python;     // interpreter for the Python runtime
+  std::map<std::string, std::string> env;  // extra environment (e.g. CUDA_VISIBLE_DEVICES)
 };
 
 struct ReplicaProbe {
@@ -29,6 +30,7 @@ struct ReplicaProbe {
   uint16_t port = 0;   // 0 until the replica has bound its port
   int exit_code = 0;   // when !alive: exit status, or 128+signal
   bool oom = false;    // when !alive: killed for exceeding its memory limit
+  std::string reason;  // when !alive: what happened, for the API's log
 };
 
 class Backend {
@@ -36,8 +38,9 @@ class Backend {
   virtual ~Backend() = default;
   // Starts one replica; returns the handle to store (a process id on the local provider).
   virtual absl::StatusOr<pid_t> StartReplica(const ReplicaLaunch& launch) = 0;
-  // Looks at a replica started by this or an earlier operator process.
-  virtual ReplicaProbe Probe(const store::ReplicaRecord& replica) = 0;
+  // Looks at a replica started by this or an earlier operator process. A replica whose
+  // processes together use more than `mem_limit_bytes` (when > 0) is killed and reported oom.
+  virtual ReplicaProbe Probe(const store::ReplicaRecord& replica, int64_t mem_limit_bytes) = 0;
   // Asks a replica to drain and stop; kills it after `grace_ms`. Returns when it is gone.
   virtual void StopReplica(const store::ReplicaRecord& replica, int grace_ms) = 0;
 };

@@ -58,6 +58,18 @@ Operator::Operator(OperatorOptions options, std::unique_ptr<store::StateStore> s
     fs::create_directories(fs::path(options_.data_dir) / sub);
   }
   routes_ = {{"version", 0}, {"apis", json::array()}};
+  capacity_ = options_.capacity.value_or(DetectCapacity());
+  // GPUs held by replicas that outlived an earlier operator process.
+  if (auto replicas = store_->ListReplicas(); replicas.ok()) {
+    for (const auto& r : *replicas) {
+      auto spec = ReadFile(fs::path(options_.data_dir) / "run" / (r.id + ".json"));
+      if (!spec.ok()) continue;
+      json parsed = json::parse(*spec, nullptr, false);
+      if (parsed.is_object() && parsed["gpu_ids"].is_array() && !parsed["gpu_ids"].empty()) {
+        gpu_assignments_[r.id] = parsed["gpu_ids"].get<std::vector<int>>();
+      }
+    }
+  }
 }
 
 bool Operator::HasBundle(const std::string& project_id) const {
@@ -315,7 +327,9 @@ absl::StatusOr<json> Operator::DeleteApi(const std::string& name) {
     RETURN_IF_ERROR(store_->PutReplica(r));
   }
   for (const auto& r : replicas) {
-    if (r.api_name == name) backend_->StopReplica(r, 10'000);
+    if (r.api_name != name) continue;
+    backend_->StopReplica(r, 10'000);
+    gpu_assignments_.erase(r.id);
   }
   RETURN_IF_ERROR(store_->DeleteApi(name));
   fs::remove(fs::path(options_.data_dir) / "logs" / "apis" / (name + ".log"));
@@ -349,9 +363,56 @@ json Operator::Routes() const {
   return routes_;
 }
 
-absl::Status Operator::StartReplica(ReplicaRecord& replica, const ApiRecord& api, int64_t now_ms) {
+Resources Operator::UsedResources(const std::map<std::string, ApiRecord>& apis,
+                                  const std::map<std::string, ReplicaRecord>& replicas,
+                                  const std::string& except) const {
+  Resources used;
+  for (const auto& [id, r] : replicas) {
+    if (id == except || r.state == ReplicaState::kStalled || r.state == ReplicaState::kStopping) {
+      continue;
+    }
+    auto api = apis.find(r.api_name);
+    if (api != apis.end()) used += ApiResources(api->second);
+  }
+  return used;
+}
+
+Resources Operator::ApiResources(const ApiRecord& api) const {
+  return Resources::FromCompute(json::parse(api.spec_json).value("compute", json::object()));
+}
+
+absl::Status Operator::StartReplica(ReplicaRecord& replica, const ApiRecord& api,
+                                    const Resources& used, int64_t now_ms) {
   json spec = json::parse(api.spec_json);
   spec["replica_id"] = replica.id;
+  Resources request = ApiResources(api);
+  std::vector<int> gpus;
+  std::optional<std::string> shortfall = Shortfall(used, request, capacity_);
+  if (!shortfall && request.gpu > 0) {
+    std::set<int> in_use;
+    for (const auto& [id, ids] : gpu_assignments_) {
+      if (id != replica.id) in_use.insert(ids.begin(), ids.end());
+    }
+    gpus = PickGpus(in_use, request.gpu, capacity_.gpu);
+    if (gpus.empty()) shortfall = absl::StrCat("gpu: ", request.gpu, " requested, none free");
+  }
+  if (shortfall) {
+    if (replica.state != ReplicaState::kStalled) {
+      AppendApiLog(api.name,
+                   absl::StrCat("replica ", replica.id, " cannot start: compute unavailable (",
+                                *shortfall, "; this machine has ", capacity_.ToString(), ")"));
+    }
+    replica.state = ReplicaState::kStalled;
+    replica.state_since = now_ms / 1000;
+    replica.next_start_at = now_ms + 2000;
+    replica.pid = 0;
+    return store_->PutReplica(replica);
+  }
+  gpu_assignments_.erase(replica.id);
+  std::string visible;
+  for (int g : gpus) absl::StrAppend(&visible, visible.empty() ? "" : ",", g);
+  if (!gpus.empty()) gpu_assignments_[replica.id] = gpus;
+  spec["gpu_ids"] = gpus;
   std::string spec_path = absl::StrCat(options_.data_dir, "/run/", replica.id, ".json");
   RETURN_IF_ERROR(WriteFileAtomic(spec_path, spec.dump()));
   backends::ReplicaLaunch launch;
@@ -359,6 +420,8 @@ absl::Status Operator::StartReplica(ReplicaRecord& replica, const ApiRecord& api
   launch.api_name = api.name;
   launch.spec_path = spec_path;
   launch.python = StringOr(spec["predictor"], "python", options_.default_python);
+  // Whole GPUs: a replica sees exactly the ones it was given (none when it asked for none).
+  launch.env["CUDA_VISIBLE_DEVICES"] = visible;
   auto pid = backend_->StartReplica(launch);
   replica.state = ReplicaState::kStarting;
   replica.state_since = now_ms / 1000;
@@ -403,11 +466,12 @@ void Operator::ReconcileLocked() {
     if (api == apis.end() || (r.state == ReplicaState::kStopping && r.next_start_at <= now_ms)) {
       backend_->StopReplica(r, 10'000);
       (void)store_->DeleteReplica(r.id);
+      gpu_assignments_.erase(r.id);
       continue;
     }
     ReplicaRecord before = r;
     if (r.state == ReplicaState::kStarting || r.state == ReplicaState::kReady) {
-      backends::ReplicaProbe probe = backend_->Probe(r);
+      backends::ReplicaProbe probe = backend_->Probe(r, ApiResources(api->second).mem_bytes);
       if (!probe.alive) {
         r.state = probe.oom ? ReplicaState::kOom : ReplicaState::kFailed;
         ++r.restarts;
@@ -415,8 +479,8 @@ void Operator::ReconcileLocked() {
         r.state_since = now_ms / 1000;
         r.port = 0;
         AppendApiLog(r.api_name,
-                     absl::StrCat("replica ", r.id, " exited with status ", probe.exit_code,
-                                  "; restarting it in ", RestartBackoffMs(r.restarts) / 1000, "s"));
+                     absl::StrCat("replica ", r.id, " ", probe.reason, "; restarting it in ",
+                                  RestartBackoffMs(r.restarts) / 1000, "s"));
       } else {
         r.port = probe.port;
         if (probe.ready && r.state != ReplicaState::kReady) {
@@ -456,8 +520,10 @@ void Operator::ReconcileLocked() {
       AppendApiLog(name, absl::StrCat("stopping replica ", id));
     }
     for (const auto& id : plan.restart) {
-      AppendApiLog(name, absl::StrCat("restarting replica ", id));
-      (void)StartReplica(replicas[id], api, now_ms);
+      if (replicas[id].state != ReplicaState::kStalled) {
+        AppendApiLog(name, absl::StrCat("restarting replica ", id));
+      }
+      (void)StartReplica(replicas[id], api, UsedResources(apis, replicas, id), now_ms);
     }
     for (int i = 0; i < plan.start; ++i) {
       ReplicaRecord r;
@@ -467,7 +533,7 @@ void Operator::ReconcileLocked() {
       r.deployment_id = api.deployment_id;
       r.created_at = now_ms / 1000;
       AppendApiLog(name, absl::StrCat("starting replica ", r.id));
-      (void)StartReplica(r, api, now_ms);
+      (void)StartReplica(r, api, UsedResources(apis, replicas, r.id), now_ms);
       replicas[r.id] = r;
     }
   }
@@ -508,6 +574,7 @@ void Operator::StopAllReplicas() {
   if (!replicas.ok()) return;
   for (const auto& r : *replicas) backend_->StopReplica(r, 10'000);
   for (const auto& r : *replicas) (void)store_->DeleteReplica(r.id);
+  gpu_assignments_.clear();
 }
 
 }  // namespace cortex::op

@@ -11,13 +11,16 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <utility>
 
 #include "backends/backend.h"
+#include "operator/capacity.h"
 #include "store/state_store.h"
 
 namespace cortex::op {
@@ -28,6 +31,7 @@ struct OperatorOptions {
   std::string gateway_url;  // shown in endpoints, e.g. http://127.0.0.1:8888
   std::string default_python = "/usr/bin/python3";
   int reconcile_interval_ms = 200;
+  std::optional<Resources> capacity;  // default: this machine's (DetectCapacity)
 };
 
 class Operator {
@@ -65,8 +69,13 @@ class Operator {
   void ReconcileLocked();  // requires mu_
   absl::StatusOr<std::string> ProjectDir(const std::string& project_id);
   void AppendApiLog(const std::string& api, const std::string& line);
+  // Starts `replica`, or leaves it stalled when the machine cannot fit it beside `used`.
   absl::Status StartReplica(store::ReplicaRecord& replica, const store::ApiRecord& api,
-                            int64_t now_ms);
+                            const Resources& used, int64_t now_ms);
+  Resources ApiResources(const store::ApiRecord& api) const;
+  Resources UsedResources(const std::map<std::string, store::ApiRecord>& apis,
+                          const std::map<std::string, store::ReplicaRecord>& replicas,
+                          const std::string& except) const;
   nlohmann::json Describe(const store::ApiRecord& api,
                           const std::vector<store::ReplicaRecord>& replicas,
                           const nlohmann::json& stats);
@@ -79,6 +88,8 @@ class Operator {
   nlohmann::json routes_;  // guarded by mu_
   std::atomic<int64_t> routes_version_{0};
   std::function<void()> on_routes_changed_;
+  Resources capacity_;
+  std::map<std::string, std::vector<int>> gpu_assignments_;  // by replica id; guarded by mu_
 };
 
 }  // namespace cortex::op

@@ -25,6 +25,7 @@ ReplicaPlan PlanReplicas(int desired, const std::vector<ReplicaView>& replicas, 
       switch (r->state) {
         case ReplicaState::kFailed:
         case ReplicaState::kOom:
+        case ReplicaState::kStalled:
           return 0;
         case ReplicaState::kStarting:
           return 1;
@@ -43,7 +44,8 @@ ReplicaPlan PlanReplicas(int desired, const std::vector<ReplicaView>& replicas, 
   int updated_ready = 0;
   for (const auto* r : updated) {
     if (r->state == ReplicaState::kReady) ++updated_ready;
-    if ((r->state == ReplicaState::kFailed || r->state == ReplicaState::kOom) &&
+    if ((r->state == ReplicaState::kFailed || r->state == ReplicaState::kOom ||
+         r->state == ReplicaState::kStalled) &&
         r->next_start_at_ms <= now_ms) {
       plan.restart.push_back(r->id);
     }
@@ -74,6 +76,9 @@ void ReplicaCounts::Add(ReplicaState state) {
       break;
     case ReplicaState::kStopping:
       ++terminating;
+      break;
+    case ReplicaState::kStalled:
+      ++stalled;
       break;
   }
 }

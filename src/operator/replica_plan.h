@@ -20,7 +20,7 @@ struct ReplicaView {
 
 struct ReplicaPlan {
   int start = 0;                     // new replicas of the current version
-  std::vector<std::string> restart;  // failed replicas whose back-off has passed
+  std::vector<std::string> restart;  // failed or stalled replicas whose back-off has passed
   std::vector<std::string> stop;     // surplus, or stale replicas no longer needed
 };
 

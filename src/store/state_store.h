@@ -33,7 +33,8 @@ struct ApiVersion {
   int64_t last_updated = 0;
 };
 
-enum class ReplicaState { kStarting, kReady, kFailed, kOom, kStopping };
+// kStalled: not started because the machine lacks the compute it asks for.
+enum class ReplicaState { kStarting, kReady, kFailed, kOom, kStopping, kStalled };
 std::string_view ReplicaStateName(ReplicaState state);
 std::optional<ReplicaState> ParseReplicaState(std::string_view name);
 

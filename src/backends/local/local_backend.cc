@@ -4,9 +4,12 @@
 #include <absl/strings/str_cat.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "common/process.h"
 #include "common/status.h"
@@ -58,6 +61,7 @@ absl::StatusOr<pid_t> LocalBackend::StartReplica(const ReplicaLaunch& launch) {
                 "--python",
                 launch.python};
   spawn.output_path = LogPath(launch.api_name);
+  spawn.env = launch.env;
   spawn.group = SpawnOptions::Group::kNewGroup;
   auto pid = Spawn(spawn);
   if (!pid.ok())
@@ -65,7 +69,34 @@ absl::StatusOr<pid_t> LocalBackend::StartReplica(const ReplicaLaunch& launch) {
   return pid;
 }
 
-ReplicaProbe LocalBackend::Probe(const store::ReplicaRecord& replica) {
+int64_t LocalBackend::GroupRssBytes(pid_t pgid) {
+  static const int64_t kPageSize = ::sysconf(_SC_PAGESIZE);
+  int64_t total = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
+    std::ifstream in(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(in, line)) continue;
+    // The fields after the command (which may hold spaces) start after the last ')'.
+    size_t close = line.rfind(')');
+    if (close == std::string::npos || close + 2 >= line.size()) continue;
+    std::istringstream fields(line.substr(close + 2));
+    std::string state;
+    int64_t ppid = 0, pgrp = 0, skip = 0, rss_pages = 0;
+    fields >> state >> ppid >> pgrp;
+    if (pgrp != pgid) continue;
+    // stat fields 6..23, then rss (field 24).
+    for (int i = 0; i < 18 && fields >> skip; ++i) {
+    }
+    fields >> rss_pages;
+    total += rss_pages * kPageSize;
+  }
+  return total;
+}
+
+ReplicaProbe LocalBackend::Probe(const store::ReplicaRecord& replica, int64_t mem_limit_bytes) {
   ReplicaProbe probe;
   if (replica.pid <= 0) return probe;
   int status = 0;
@@ -73,13 +104,28 @@ ReplicaProbe LocalBackend::Probe(const store::ReplicaRecord& replica) {
   if (waited == replica.pid) {
     probe.alive = false;
     probe.exit_code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+    probe.reason = WIFSIGNALED(status) ? absl::StrCat("was killed by signal ", WTERMSIG(status))
+                                       : absl::StrCat("exited with status ", WEXITSTATUS(status));
     return probe;
   }
   // Not our child (adopted after an operator restart) or still running.
   probe.alive = ProcessAlive(replica.pid) && RunsReplica(replica.pid, replica.id);
   if (!probe.alive) {
     probe.exit_code = 1;
+    probe.reason = "is gone";
     return probe;
+  }
+  if (mem_limit_bytes > 0) {
+    int64_t rss = GroupRssBytes(replica.pid);
+    if (rss > mem_limit_bytes) {
+      StopGroup(replica.pid, 0);
+      probe.alive = false;
+      probe.oom = true;
+      probe.exit_code = 137;
+      probe.reason = absl::StrCat("used ", rss >> 20, " MiB of memory, over its limit of ",
+                                  mem_limit_bytes >> 20, " MiB (compute.mem), and was killed");
+      return probe;
+    }
   }
   auto port_text = ReadFile(PortFile(replica.id));
   uint32_t port = 0;

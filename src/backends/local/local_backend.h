@@ -20,11 +20,13 @@ class LocalBackend : public Backend {
  public:
   explicit LocalBackend(LocalBackendOptions options);
   absl::StatusOr<pid_t> StartReplica(const ReplicaLaunch& launch) override;
-  ReplicaProbe Probe(const store::ReplicaRecord& replica) override;
+  ReplicaProbe Probe(const store::ReplicaRecord& replica, int64_t mem_limit_bytes) override;
   void StopReplica(const store::ReplicaRecord& replica, int grace_ms) override;
 
   std::string LogPath(const std::string& api_name) const;
   std::string PortFile(const std::string& replica_id) const;
+  // Resident memory of every process in the process group `pgid`.
+  static int64_t GroupRssBytes(pid_t pgid);
 
  private:
   LocalBackendOptions options_;

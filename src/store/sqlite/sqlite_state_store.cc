@@ -77,13 +77,15 @@ std::string_view ReplicaStateName(ReplicaState state) {
       return "oom";
     case ReplicaState::kStopping:
       return "stopping";
+    case ReplicaState::kStalled:
+      return "stalled";
   }
   return "starting";
 }
 
 std::optional<ReplicaState> ParseReplicaState(std::string_view name) {
   for (auto s : {ReplicaState::kStarting, ReplicaState::kReady, ReplicaState::kFailed,
-                 ReplicaState::kOom, ReplicaState::kStopping}) {
+                 ReplicaState::kOom, ReplicaState::kStopping, ReplicaState::kStalled}) {
     if (ReplicaStateName(s) == name) return s;
   }
   return std::nullopt;
