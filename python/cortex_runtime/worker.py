@@ -146,8 +146,15 @@ class RequestHandler:
     The keyword arguments of ``predict`` and ``post_predict`` are decided once, here.
     """
 
-    def __init__(self, predictor, signatures):
+    def __init__(self, predictor, signatures, monitoring=None):
         self.predictor = predictor
+        # Prediction monitoring (spec §10): the value is sent to the front in the response
+        # header ("monitor"), which aggregates it per replica.
+        self.monitor_key = None
+        self.monitor_type = None
+        if isinstance(monitoring, dict):
+            self.monitor_type = monitoring.get("model_type") or "classification"
+            self.monitor_key = monitoring.get("key")
         self.predict = predictor.predict
         predict_args = set(signatures["predict"])
         self.post_predict = None
@@ -242,6 +249,9 @@ class RequestHandler:
             log_error("error: exception in predict")
             return HDR_JSON_500, _error_body(_exception_message(e)), None
 
+        if self.monitor_type is not None and out[0] in (HDR_JSON_200, HDR_TEXT_200):
+            out = self.with_monitor(out, result)
+
         after = None
         if self.post_predict is not None:
             post = {}
@@ -259,6 +269,28 @@ class RequestHandler:
                 and _is_response(result):
             after = (after or []) + [partial(self.run_background, result)]
         return out[0], out[1], after
+
+    def with_monitor(self, out, result):
+        """Adds the monitored value of `result` to the response header (warns when missing)."""
+        value = result
+        if self.monitor_key is not None:
+            if not isinstance(result, dict) or self.monitor_key not in result:
+                log_error(f"warning: monitoring: the prediction is not a dict with key "
+                          f"{self.monitor_key!r}", with_traceback=False)
+                return out
+            value = result[self.monitor_key]
+        if self.monitor_type == "regression":
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, (str, int)) and not isinstance(value, bool)
+            value = str(value) if ok else value
+        if not ok:
+            log_error(f"warning: monitoring: {type(value).__name__} is not a valid "
+                      f"{self.monitor_type} value", with_traceback=False)
+            return out
+        header = json.loads(out[0])
+        header["monitor"] = value
+        return _dumps(header, separators=(",", ":")).encode("utf-8"), out[1]
 
     def run_post_predict(self, kwargs):
         try:
@@ -372,7 +404,7 @@ def start(args):
     _configure_logging()
     signatures = loader.validate_predictor_class(cls, spec)
     predictor = loader.construct_predictor(cls, signatures["__init__"], spec)
-    return RequestHandler(predictor, signatures)
+    return RequestHandler(predictor, signatures, spec.get("monitoring"))
 
 
 def connect_slots(path, count):

@@ -22,13 +22,18 @@ using nlohmann::json;
 
 fs::path ClusterDir() { return fs::path(ConfigDir()) / "cluster"; }
 
-bool Healthy(const std::string& url) {
+// True when `url` answers 200 and, when `pid` is given, the answer comes from that process (and
+// not from another cluster's daemon that holds the port).
+bool Healthy(const std::string& url, pid_t pid = 0) {
   net::HttpCall call;
   call.url = url;
   call.timeout_ms = 1000;
   call.connect_timeout_ms = 300;
   auto result = net::Fetch(call);
-  return result.ok() && result->status == 200;
+  if (!result.ok() || result->status != 200) return false;
+  if (pid == 0) return true;
+  json body = json::parse(result->body, nullptr, false);
+  return body.is_object() && body.value("pid", 0) == pid;
 }
 
 std::string Tail(const fs::path& path, size_t lines) {
@@ -63,7 +68,7 @@ absl::StatusOr<pid_t> StartDaemon(const std::string& role, std::vector<std::stri
 bool WaitHealthy(const std::string& url, pid_t pid, int seconds) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
   while (std::chrono::steady_clock::now() < deadline) {
-    if (Healthy(url)) return true;
+    if (Healthy(url, pid)) return true;
     if (!ProcessAlive(pid)) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
@@ -83,53 +88,65 @@ int ClusterUp(const ClusterFlags& flags) {
   auto token = ReadFile(token_file);
   if (!token.ok()) return Fail(token.status());
 
+  // A daemon of this cluster that is still healthy is kept (so a gateway that outlived its
+  // operator goes on serving); anything else is cleared and started again.
+  pid_t op_pid = 0, gw_pid = 0;
   if (auto state = LoadClusterState(); state.ok()) {
-    pid_t op_pid = (*state).value("operator_pid", 0);
-    pid_t gw_pid = (*state).value("gateway_pid", 0);
-    if (ProcessAlive(op_pid) && ProcessAlive(gw_pid) &&
-        Healthy((*state).value("operator_url", "") + "/healthz")) {
-      std::cout << "the local cluster is already running (operator "
-                << (*state).value("operator_url", "") << ", gateway "
-                << (*state).value("gateway_url", "") << ")\n";
+    pid_t old_op = (*state).value("operator_pid", 0);
+    pid_t old_gw = (*state).value("gateway_pid", 0);
+    if (Healthy((*state).value("operator_url", "") + "/healthz", old_op)) {
+      op_pid = old_op;
+      operator_url = (*state).value("operator_url", "");
+    } else if (ProcessAlive(old_op)) {
+      StopGroup(old_op, 2000);
+    }
+    if (Healthy((*state).value("gateway_url", "") + "/_cortex/healthz", old_gw)) {
+      gw_pid = old_gw;
+      gateway_url = (*state).value("gateway_url", "");
+    } else if (ProcessAlive(old_gw)) {
+      StopGroup(old_gw, 2000);
+    }
+    if (op_pid != 0 && gw_pid != 0) {
+      std::cout << "the local cluster is already running (operator " << operator_url << ", gateway "
+                << gateway_url << ")\n";
       return 0;
     }
-    // Leftovers of a cluster that died: clear them before starting again.
-    if (ProcessAlive(gw_pid)) StopGroup(gw_pid, 2000);
-    if (ProcessAlive(op_pid)) StopGroup(op_pid, 2000);
   }
-
-  auto op_pid = StartDaemon(
-      "operator", {"--data-dir", ClusterDir().string(), "--host", flags.host, "--port",
-                   std::to_string(flags.operator_port), "--token-file", token_file.string(),
-                   "--gateway-url", gateway_url, "--python", flags.python});
-  if (!op_pid.ok()) return Fail(op_pid.status());
-  auto gw_pid =
-      StartDaemon("gateway", {"--host", flags.host, "--port", std::to_string(flags.gateway_port),
-                              "--operator-url", operator_url, "--token-file", token_file.string()});
-  if (!gw_pid.ok()) return Fail(gw_pid.status());
-  json state = {{"operator_pid", *op_pid},
-                {"gateway_pid", *gw_pid},
+  auto fail = [&](const char* what, const char* log) {
+    std::cerr << "error: the " << what << " did not start; its log ends with:\n"
+              << Tail(ClusterDir() / "logs" / log, 10);
+    return 1;
+  };
+  if (op_pid == 0) {
+    auto started = StartDaemon(
+        "operator", {"--data-dir", ClusterDir().string(), "--host", flags.host, "--port",
+                     std::to_string(flags.operator_port), "--token-file", token_file.string(),
+                     "--gateway-url", gateway_url, "--python", flags.python});
+    if (!started.ok()) return Fail(started.status());
+    op_pid = *started;
+    if (!WaitHealthy(operator_url + "/healthz", op_pid, flags.wait_s)) {
+      StopGroup(op_pid, 2000);
+      return fail("operator", "operator.log");
+    }
+  }
+  if (gw_pid == 0) {
+    auto started = StartDaemon(
+        "gateway", {"--host", flags.host, "--port", std::to_string(flags.gateway_port),
+                    "--operator-url", operator_url, "--token-file", token_file.string()});
+    if (!started.ok()) return Fail(started.status());
+    gw_pid = *started;
+    if (!WaitHealthy(gateway_url + "/_cortex/healthz", gw_pid, flags.wait_s)) {
+      StopGroup(gw_pid, 2000);
+      return fail("gateway", "gateway.log");
+    }
+  }
+  json state = {{"operator_pid", op_pid},
+                {"gateway_pid", gw_pid},
                 {"operator_url", operator_url},
                 {"gateway_url", gateway_url},
                 {"started_at", UnixSeconds()}};
   if (absl::Status st = WriteFileAtomic(ClusterDir() / "cluster.json", state.dump(2)); !st.ok()) {
     return Fail(st);
-  }
-  if (!WaitHealthy(operator_url + "/healthz", *op_pid, flags.wait_s)) {
-    std::cerr << "error: the operator did not start; its log ends with:\n"
-              << Tail(ClusterDir() / "logs" / "operator.log", 10);
-    StopGroup(*gw_pid, 2000);
-    StopGroup(*op_pid, 2000);
-    fs::remove(ClusterDir() / "cluster.json");
-    return 1;
-  }
-  if (!WaitHealthy(gateway_url + "/_cortex/healthz", *gw_pid, flags.wait_s)) {
-    std::cerr << "error: the gateway did not start; its log ends with:\n"
-              << Tail(ClusterDir() / "logs" / "gateway.log", 10);
-    StopGroup(*gw_pid, 2000);
-    StopGroup(*op_pid, 2000);
-    fs::remove(ClusterDir() / "cluster.json");
-    return 1;
   }
   auto config = LoadCliConfig();
   if (!config.ok()) return Fail(config.status());
@@ -180,9 +197,8 @@ int ClusterInfo(const ClusterFlags&, const CommonFlags& common) {
   if (state.ok()) {
     pid_t op_pid = (*state).value("operator_pid", 0);
     pid_t gw_pid = (*state).value("gateway_pid", 0);
-    bool op_ok = ProcessAlive(op_pid) && Healthy((*state).value("operator_url", "") + "/healthz");
-    bool gw_ok =
-        ProcessAlive(gw_pid) && Healthy((*state).value("gateway_url", "") + "/_cortex/healthz");
+    bool op_ok = Healthy((*state).value("operator_url", "") + "/healthz", op_pid);
+    bool gw_ok = Healthy((*state).value("gateway_url", "") + "/_cortex/healthz", gw_pid);
     running = op_ok && gw_ok;
     info["status"] = running ? "running" : (op_ok || gw_ok ? "degraded" : "stopped");
     info["operator"] = {

@@ -4,6 +4,7 @@
 #include <absl/strings/str_format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <iostream>
@@ -59,6 +60,8 @@ std::vector<Column> RealtimeColumns() {
           {"last update"}, {"avg request"}, {"2XX"},         {"4XX", true}, {"5XX", true}};
 }
 
+std::string PredictionTables(const json& metrics);
+
 // Every API of every environment (or of `common.env` alone).
 absl::StatusOr<std::string> RenderList(const CommonFlags& common) {
   std::vector<Environment> envs;
@@ -97,6 +100,13 @@ absl::StatusOr<std::string> RenderList(const CommonFlags& common) {
       rows.push_back(row);
     }
   }
+  size_t failed =
+      std::count_if(all.begin(), all.end(), [](const json& e) { return !e["error"].is_null(); });
+  if (failed == all.size() && failed > 0) {
+    // No environment answered: that is an error, not an empty cluster.
+    if (failed == 1) return absl::UnavailableError(all[0]["error"].get<std::string>());
+    return absl::UnavailableError(absl::StrCat("no environment answered:\n", notes));
+  }
   if (common.output == "json") return all.dump(2) + "\n";
   std::string out;
   if (rows.empty()) {
@@ -122,6 +132,7 @@ absl::StatusOr<std::string> RenderApi(const std::string& api, bool verbose,
   if (!info.ok()) return info.status();
   if (common.output == "json") return json::array({*info}).dump(2) + "\n";
   std::string out = RenderTable(RealtimeColumns(), {RealtimeCells(*info)});
+  absl::StrAppend(&out, PredictionTables((*info)["metrics"]));
   absl::StrAppend(&out, "\nendpoint: ", (*info)["endpoint"].get<std::string>(), "\n");
   std::vector<std::vector<std::string>> history;
   for (const auto& v : (*info)["api_versions"]) {
@@ -133,6 +144,33 @@ absl::StatusOr<std::string> RenderApi(const std::string& api, bool verbose,
   }
   if (verbose) absl::StrAppend(&out, "\nconfiguration\n", (*info)["spec"].dump(2), "\n");
   return out;
+}
+
+// Prediction monitoring: "class | count" (at most 20 classes, most frequent first) or
+// "min | max | avg".
+std::string PredictionTables(const json& metrics) {
+  if (!metrics.is_object()) return "";
+  if (const json& classes = metrics["class_distribution"]; classes.is_object()) {
+    std::vector<std::pair<int64_t, std::string>> sorted;
+    for (const auto& [label, n] : classes.items()) sorted.push_back({-n.get<int64_t>(), label});
+    std::sort(sorted.begin(), sorted.end());
+    std::vector<std::vector<std::string>> rows;
+    for (size_t i = 0; i < sorted.size() && i < 20; ++i) {
+      rows.push_back({sorted[i].second, std::to_string(-sorted[i].first)});
+    }
+    std::string out = "\n" + RenderTable({{"class"}, {"count"}}, rows);
+    if (sorted.size() > 20) absl::StrAppend(&out, "(", sorted.size() - 20, " more classes)\n");
+    return out;
+  }
+  if (metrics.contains("regression_stats")) {
+    const json& r = metrics["regression_stats"];
+    auto cell = [&](const char* key) {
+      return r.is_object() ? absl::StrFormat("%.6g", r.value(key, 0.0)) : std::string("-");
+    };
+    return "\n" +
+           RenderTable({{"min"}, {"max"}, {"avg"}}, {{cell("min"), cell("max"), cell("avg")}});
+  }
+  return "";
 }
 
 volatile std::sig_atomic_t stop_watching = 0;

@@ -81,6 +81,10 @@ absl::StatusOr<pid_t> Spawn(const SpawnOptions& options) {
       ::dup2(out_fd, 1);
       ::dup2(out_fd, 2);
     }
+    // Nothing else crosses exec: an inherited listening socket would keep the parent's port
+    // bound (and unanswered) after the parent dies. Keep only the exec-status pipe.
+    if (exec_pipe[1] > 3) ::close_range(3, exec_pipe[1] - 1, 0);
+    ::close_range(exec_pipe[1] + 1, ~0U, 0);
     if (!options.working_dir.empty() && ::chdir(options.working_dir.c_str()) != 0) {
       int err = errno;
       (void)!::write(exec_pipe[1], &err, sizeof(err));

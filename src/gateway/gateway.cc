@@ -2,6 +2,7 @@
 
 #include <absl/strings/str_cat.h>
 #include <absl/strings/str_format.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <nlohmann/json.hpp>
@@ -90,8 +91,9 @@ asio::awaitable<net::Response> Gateway::Handle(net::Request& request) {
     co_return response;
   }
   if (path == "/_cortex/healthz") {
-    co_return net::MakeResponse(request, http::status::ok,
-                                nlohmann::json{{"routes_version", routes->version()}}.dump());
+    co_return net::MakeResponse(
+        request, http::status::ok,
+        nlohmann::json{{"routes_version", routes->version()}, {"pid", ::getpid()}}.dump());
   }
   if (path == "/_cortex/stats") {
     nlohmann::json out = nlohmann::json::object();

@@ -288,9 +288,63 @@ absl::StatusOr<json> Operator::ListApis() {
   return out;
 }
 
+namespace {
+
+// Merges the prediction monitoring of every ready replica (their /_cortex/stats).
+json PredictionMetrics(const std::vector<uint16_t>& ports, const json& spec) {
+  if (!spec["monitoring"].is_object()) return nullptr;
+  std::map<std::string, int64_t> classes;
+  double min = 0, max = 0, sum = 0;
+  int64_t count = 0;
+  for (uint16_t port : ports) {
+    net::HttpCall call;
+    call.url = absl::StrCat("http://127.0.0.1:", port, "/_cortex/stats");
+    call.timeout_ms = 500;
+    call.connect_timeout_ms = 200;
+    auto result = net::Fetch(call);
+    if (!result.ok() || result->status != 200) continue;
+    json stats = json::parse(result->body, nullptr, false);
+    if (!stats.is_object()) continue;
+    if (stats["class_distribution"].is_object()) {
+      for (const auto& [label, n] : stats["class_distribution"].items()) {
+        classes[label] += n.get<int64_t>();
+      }
+    }
+    if (const json& r = stats["regression_stats"]; r.is_object()) {
+      int64_t n = r.value("sample_count", int64_t{0});
+      if (n == 0) continue;
+      min = count == 0 ? r.value("min", 0.0) : std::min(min, r.value("min", 0.0));
+      max = count == 0 ? r.value("max", 0.0) : std::max(max, r.value("max", 0.0));
+      sum += r.value("sum", 0.0);
+      count += n;
+    }
+  }
+  std::string type = StringOr(spec["monitoring"], "model_type", "classification");
+  if (type == "regression") {
+    if (count == 0) return {{"regression_stats", nullptr}};
+    return {{"regression_stats",
+             {{"min", min}, {"max", max}, {"avg", sum / count}, {"sample_count", count}}}};
+  }
+  return {{"class_distribution", classes}};
+}
+
+}  // namespace
+
 absl::StatusOr<json> Operator::GetApi(const std::string& name) {
   json stats = GatewayStats();
-  std::lock_guard lock(mu_);
+  std::vector<uint16_t> ready_ports;
+  json out;
+  {
+    std::lock_guard lock(mu_);
+    ASSIGN_OR_RETURN(out, DescribeOne(name, stats, ready_ports));
+  }
+  json prediction = PredictionMetrics(ready_ports, out["spec"]);
+  if (prediction.is_object()) out["metrics"].update(prediction);
+  return out;
+}
+
+absl::StatusOr<json> Operator::DescribeOne(const std::string& name, const json& stats,
+                                           std::vector<uint16_t>& ready_ports) {
   ASSIGN_OR_RETURN(auto api, store_->GetApi(name));
   if (!api) return absl::NotFoundError(absl::StrCat(name, " is not deployed"));
   ASSIGN_OR_RETURN(auto replicas, store_->ListReplicas());
@@ -303,6 +357,7 @@ absl::StatusOr<json> Operator::GetApi(const std::string& name) {
   json replica_list = json::array();
   for (const auto& r : replicas) {
     if (r.api_name != name) continue;
+    if (r.state == ReplicaState::kReady && r.port > 0) ready_ports.push_back(r.port);
     replica_list.push_back(
         {{"id", r.id},
          {"state", ReplicaStateName(r.state)},

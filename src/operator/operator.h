@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "backends/backend.h"
 #include "operator/capacity.h"
@@ -67,6 +68,8 @@ class Operator {
 
  private:
   void ReconcileLocked();  // requires mu_
+  absl::StatusOr<nlohmann::json> DescribeOne(const std::string& name, const nlohmann::json& stats,
+                                             std::vector<uint16_t>& ready_ports);  // requires mu_
   absl::StatusOr<std::string> ProjectDir(const std::string& project_id);
   void AppendApiLog(const std::string& api, const std::string& line);
   // Starts `replica`, or leaves it stalled when the machine cannot fit it beside `used`.

@@ -4,6 +4,7 @@
 #include <absl/strings/numbers.h>
 #include <absl/strings/str_cat.h>
 #include <absl/strings/str_split.h>
+#include <unistd.h>
 
 #include "common/status.h"
 
@@ -79,7 +80,9 @@ asio::awaitable<net::Response> OperatorServer::Handle(net::Request& request) {
   std::string_view target = request.target();
   std::string path(target.substr(0, target.find('?')));
   if (path == "/healthz" || path == "/verifycortex") {
-    co_return net::MakeResponse(request, http::status::ok, R"({"status":"ok"})");
+    // The pid lets `cortex cluster up` tell its own operator from another one on the port.
+    co_return net::MakeResponse(request, http::status::ok,
+                                json{{"status", "ok"}, {"pid", ::getpid()}}.dump());
   }
   if (request[http::field::authorization] != absl::StrCat("Bearer ", options_.token)) {
     co_return net::MakeError(request, http::status::unauthorized,

@@ -320,7 +320,14 @@ asio::awaitable<net::Response> Front::Handle(net::Request& request) {
                             {"code_2xx", responses_2xx_},
                             {"code_4xx", responses_4xx_},
                             {"code_5xx", responses_5xx_},
-                            {"rejected", rejected_}};
+                            {"rejected", rejected_},
+                            {"class_distribution", class_counts_}};
+    if (regression_count_ > 0) {
+      stats["regression_stats"] = {{"min", regression_min_},
+                                   {"max", regression_max_},
+                                   {"sum", regression_sum_},
+                                   {"sample_count", regression_count_}};
+    }
     co_return net::MakeResponse(request, http::status::ok, stats.dump());
   }
   if (path == "/metrics") co_return Metrics(request);
@@ -400,6 +407,9 @@ asio::awaitable<net::Response> Front::Predict(net::Request& request) {
             }
           }
         }
+        if (auto monitored = parsed.find("monitor"); monitored != parsed.end()) {
+          RecordMonitored(*monitored);
+        }
         response.body() = rest.substr(header_length);
         response.keep_alive(request.keep_alive());
         response.prepare_payload();
@@ -418,6 +428,22 @@ asio::awaitable<net::Response> Front::Predict(net::Request& request) {
   latency_sum_s_ +=
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   co_return response;
+}
+
+void Front::RecordMonitored(const nlohmann::json& value) {
+  constexpr size_t kMaxClasses = 1000;  // a runaway label space must not grow without bound
+  if (value.is_string()) {
+    const std::string& label = value.get_ref<const std::string&>();
+    if (class_counts_.size() < kMaxClasses || class_counts_.count(label) > 0) {
+      ++class_counts_[label];
+    }
+  } else if (value.is_number()) {
+    double v = value.get<double>();
+    regression_min_ = regression_count_ == 0 ? v : std::min(regression_min_, v);
+    regression_max_ = regression_count_ == 0 ? v : std::max(regression_max_, v);
+    regression_sum_ += v;
+    ++regression_count_;
+  }
 }
 
 net::Response Front::Metrics(const net::Request& request) const {

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -86,6 +87,12 @@ class Front {
   int64_t running_ = 0;
   int64_t responses_2xx_ = 0, responses_4xx_ = 0, responses_5xx_ = 0, rejected_ = 0;
   double latency_sum_s_ = 0;
+
+  // Prediction monitoring (spec §10), from the "monitor" value of worker responses.
+  void RecordMonitored(const nlohmann::json& value);
+  std::map<std::string, int64_t> class_counts_;
+  double regression_min_ = 0, regression_max_ = 0, regression_sum_ = 0;
+  int64_t regression_count_ = 0;
 };
 
 }  // namespace cortex::replica

@@ -371,15 +371,23 @@ def cluster_factory(request, cortex_bin):
     yield make
 
     failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    problems = []
     for c in made:
         if failed:
             # Shown by pytest with the failure (captured output of the teardown phase).
             print(f"\n===== logs of cluster {c.config_dir} =====\n{c.all_logs()}")
-        c.close()
+        try:
+            c.close()
+        except BaseException as e:  # noqa: BLE001 - tear every cluster down, report after
+            problems.append(f"tearing down {c.config_dir}: {e!r}")
+            kill_leftovers(c.config_dir)
         leftovers = [p for p in pids_mentioning(c.config_dir) if pid_alive(p)]
-        if not (failed or os.environ.get("CORTEX_E2E_KEEP")):
+        if leftovers:
+            problems.append(f"processes survived teardown of {c.config_dir}: {leftovers}")
+            kill_leftovers(c.config_dir)
+        if not (failed or problems or os.environ.get("CORTEX_E2E_KEEP")):
             shutil.rmtree(c.root, ignore_errors=True)
-        assert not leftovers, f"processes survived teardown of {c.config_dir}: {leftovers}"
+    assert not problems, "\n".join(problems)
 
 
 @pytest.fixture
