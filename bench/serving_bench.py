@@ -1109,12 +1109,15 @@ def main():
         if not ok:
             report = report.replace("# Serving benchmark", "# INCOMPLETE serving benchmark", 1)
         report += f"\nTotal run time {time.time() - t0:.0f} s.\n"
-        print(report)
         out = Path(args.out_dir)
         out.mkdir(parents=True, exist_ok=True)
         path = out / f"serving-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}{'' if ok else '-incomplete'}.md"
         path.write_text(report)
         log(f"wrote {path}")
+        try:
+            print(report, flush=True)
+        except BrokenPipeError:
+            pass
     return 0 if ok else 1
 
 

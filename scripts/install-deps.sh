@@ -13,6 +13,7 @@ PACKAGES=(
   libsqlite3-dev libarchive-dev libcurl4-openssl-dev
   libgtest-dev libgmock-dev
   python3 python3-pytest python3-requests
+  python3-numpy python3-sklearn python3-pil
   curl procps
 )
 # Benchmark peers (the Cortex v0.24 serving stack rebuilt from Debian packages).

@@ -34,6 +34,40 @@ absl::StatusOr<OperatorClient> Client(const CommonFlags& common) {
 
 volatile std::sig_atomic_t interrupted = 0;
 
+// Asks a yes/no question on the terminal. Without a terminal the answer is yes, with a note
+// on stderr, so that scripts are not blocked (pass -y to silence the note).
+bool Confirm(const std::string& question) {
+  if (!::isatty(STDIN_FILENO)) {
+    std::cerr << "note: " << question << " (no terminal to ask: yes)\n";
+    return true;
+  }
+  std::cout << question << " (y/n): " << std::flush;
+  std::string answer;
+  std::getline(std::cin, answer);
+  return answer == "y" || answer == "yes";
+}
+
+// The project size prompts of Cortex (spec §1): a file over 10 MiB may be left out; a project
+// of 1000 files or more, or over 10 MiB in all, needs a confirmation. `yes` skips both.
+bool ConfirmProjectSize(std::vector<bundle::BundleFile>& files, bool yes) {
+  constexpr uint64_t kLargeFile = 10 * 1024 * 1024;
+  constexpr uint64_t kLargeProject = 10 * 1024 * 1024;
+  constexpr size_t kManyFiles = 1000;
+  if (yes) return true;
+  std::erase_if(files, [&](const bundle::BundleFile& f) {
+    return f.size > kLargeFile &&
+           !Confirm(absl::StrFormat("%s is %.1f MiB; upload it?", f.path, f.size / 1048576.0));
+  });
+  uint64_t total = 0;
+  for (const auto& f : files) total += f.size;
+  if (files.size() >= kManyFiles || total > kLargeProject) {
+    return Confirm(absl::StrFormat(
+        "your project has %d files (%.1f MiB in all) and will be uploaded whole; continue?",
+        files.size(), total / 1048576.0));
+  }
+  return true;
+}
+
 }  // namespace
 
 int Fail(const absl::Status& status) {
@@ -62,6 +96,10 @@ int Deploy(const DeployFlags& flags, const CommonFlags& common) {
 
   auto files = bundle::ListProjectFiles(root, config_path.filename().string());
   if (!files.ok()) return Fail(files.status());
+  if (!ConfirmProjectSize(*files, flags.yes)) {
+    std::cerr << "deployment cancelled\n";
+    return 1;
+  }
   auto archive = bundle::CreateBundle(root, *files);
   if (!archive.ok()) return Fail(archive.status());
   std::string project_id = Sha256Hex(*archive);
