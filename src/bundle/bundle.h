@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "bundle/ignore_rules.h"
+
 namespace cortex::bundle {
 
 struct BundleLimits {
@@ -40,22 +42,5 @@ absl::StatusOr<std::string> CreateBundle(const std::filesystem::path& root,
 // paths, "..", links pointing outside, and more than the limits.
 absl::Status ExtractBundle(const std::string& archive, const std::filesystem::path& destination,
                            const BundleLimits& limits = {});
-
-// gitignore-style matcher used for .cortexignore (exposed for tests).
-class IgnoreRules {
- public:
-  static IgnoreRules Parse(const std::string& text);
-  // `path` is relative to the root, '/'-separated; `is_dir` for directories.
-  bool Ignored(const std::string& path, bool is_dir) const;
-
- private:
-  struct Rule {
-    std::string pattern;
-    bool negate = false;
-    bool dir_only = false;
-    bool anchored = false;  // contains a '/' other than a trailing one
-  };
-  std::vector<Rule> rules_;
-};
 
 }  // namespace cortex::bundle
