@@ -13,6 +13,7 @@
 #include "common/util.h"
 #include "config/api_config.h"
 #include "net/http_client.h"
+#include "operator/deploy_plan.h"
 #include "operator/replica_plan.h"
 
 namespace cortex::op {
@@ -40,13 +41,6 @@ bool IsHexId(const std::string& id) {
   if (id.size() != 64) return false;
   return std::all_of(id.begin(), id.end(),
                      [](char c) { return std::isxdigit(c) && !std::isupper(c); });
-}
-
-int DesiredReplicas(const json& spec, int current) {
-  const json& a = spec.at("autoscaling");
-  int min = a.value("min_replicas", 1), max = a.value("max_replicas", 100);
-  int desired = current > 0 ? current : a.value("init_replicas", min);
-  return std::clamp(desired, min, max);
 }
 
 }  // namespace
@@ -149,77 +143,39 @@ absl::StatusOr<json> Operator::Deploy(const json& request) {
   ASSIGN_OR_RETURN(std::vector<ReplicaRecord> replicas, store_->ListReplicas());
   for (const auto& api : apis) {
     std::string kind(config::KindName(api.kind));
-    std::string label = absl::StrCat(api.name, " (", kind, ")");
     json spec = api.ToJson();
-    json compute = spec.value("compute", json::object());
-    std::string predictor_id = Sha256Hex(json{{"name", api.name},
-                                              {"kind", kind},
-                                              {"predictor", spec["predictor"]},
-                                              {"monitoring", spec.value("monitoring", json())},
-                                              {"project_id", project_id},
-                                              {"compute", compute}}
-                                             .dump())
-                                   .substr(0, 63);
-    std::string spec_id = Sha256Hex(json{{"predictor_id", predictor_id},
-                                         {"networking", spec["networking"]},
-                                         {"autoscaling", spec.value("autoscaling", json())},
-                                         {"update_strategy", spec.value("update_strategy", json())}}
-                                        .dump())
-                              .substr(0, 32);
-    json result = {{"api", {{"name", api.name}, {"kind", kind}}}, {"message", ""}, {"error", ""}};
+    VersionIds ids = ComputeVersionIds(api.name, kind, spec, project_id);
     ASSIGN_OR_RETURN(std::optional<ApiRecord> existing, store_->GetApi(api.name));
+    bool updating = existing && IsUpdating(*existing, replicas);
+    DeployDecision decision =
+        DecideDeploy(api.name, kind, ids, existing ? &*existing : nullptr, updating, force);
+    json result = {{"api", {{"name", api.name}, {"kind", kind}}}, {"message", ""}, {"error", ""}};
+    result[decision.action == DeployDecision::Action::kReject ? "error" : "message"] =
+        decision.message;
+    results.push_back(result);
+    if (decision.action != DeployDecision::Action::kCreate &&
+        decision.action != DeployDecision::Action::kUpdate) {
+      continue;
+    }
     ApiRecord record;
     if (existing) {
       record = *existing;
-      if (existing->kind != kind) {
-        result["error"] =
-            absl::StrCat("cannot change the kind of ", api.name, " to ", kind,
-                         " because it has already been deployed with kind ", existing->kind,
-                         "; please delete it with `cortex delete ", api.name, "` and redeploy");
-        results.push_back(result);
-        continue;
-      }
-      int updated_ready = 0, updated_failed = 0;
-      for (const auto& r : replicas) {
-        if (r.api_name != api.name || r.predictor_id != existing->predictor_id ||
-            r.deployment_id != existing->deployment_id) {
-          continue;
-        }
-        updated_ready += r.state == ReplicaState::kReady;
-        updated_failed += r.state == ReplicaState::kFailed || r.state == ReplicaState::kOom;
-      }
-      int min_replicas = json::parse(existing->spec_json)["autoscaling"].value("min_replicas", 1);
-      bool updating = updated_ready < min_replicas && updated_failed == 0;
-      if (existing->spec_id == spec_id) {
-        result["message"] = updating ? absl::StrCat(label, " is already updating")
-                                     : absl::StrCat(label, " is up to date");
-        results.push_back(result);
-        continue;
-      }
-      if (updating && !force) {
-        result["error"] = absl::StrCat(api.name, " is updating (override with --force)");
-        results.push_back(result);
-        continue;
-      }
-      result["message"] = absl::StrCat("updating ", label);
     } else {
       record.name = api.name;
       record.kind = kind;
       record.deployment_id = RandomId(10);
       record.created_at = now;
-      result["message"] = absl::StrCat("creating ", label);
     }
-    record.spec_id = spec_id;
-    record.predictor_id = predictor_id;
+    record.spec_id = ids.spec_id;
+    record.predictor_id = ids.predictor_id;
     record.project_id = project_id;
-    record.api_id = absl::StrCat(DecreasingHexId(), "-", record.deployment_id, "-", spec_id);
+    record.api_id = absl::StrCat(DecreasingHexId(), "-", record.deployment_id, "-", ids.spec_id);
     record.last_updated = now;
     record.desired_replicas = DesiredReplicas(spec, existing ? existing->desired_replicas : 0);
     spec["project_dir"] = project_dir;
     record.spec_json = spec.dump();
     RETURN_IF_ERROR(store_->PutApi(record));
-    AppendApiLog(api.name, std::string(result["message"]));
-    results.push_back(result);
+    AppendApiLog(api.name, decision.message);
   }
   return results;
 }

@@ -1,0 +1,80 @@
+#include "operator/deploy_plan.h"
+
+#include <absl/strings/str_cat.h>
+
+#include <algorithm>
+
+#include "common/util.h"
+
+namespace cortex::op {
+
+using nlohmann::json;
+
+VersionIds ComputeVersionIds(const std::string& name, const std::string& kind, const json& spec,
+                             const std::string& project_id) {
+  auto field = [&](const char* key) { return spec.contains(key) ? spec[key] : json(); };
+  VersionIds ids;
+  ids.predictor_id = Sha256Hex(json{{"name", name},
+                                    {"kind", kind},
+                                    {"predictor", field("predictor")},
+                                    {"monitoring", field("monitoring")},
+                                    {"project_id", project_id},
+                                    {"compute", field("compute")}}
+                                   .dump())
+                         .substr(0, 63);
+  ids.spec_id = Sha256Hex(json{{"predictor_id", ids.predictor_id},
+                               {"networking", field("networking")},
+                               {"autoscaling", field("autoscaling")},
+                               {"update_strategy", field("update_strategy")},
+                               {"apis", field("apis")}}
+                              .dump())
+                    .substr(0, 32);
+  return ids;
+}
+
+bool IsUpdating(const store::ApiRecord& api, const std::vector<store::ReplicaRecord>& replicas) {
+  int ready = 0, failed = 0;
+  for (const auto& r : replicas) {
+    if (r.api_name != api.name || r.predictor_id != api.predictor_id ||
+        r.deployment_id != api.deployment_id) {
+      continue;
+    }
+    ready += r.state == store::ReplicaState::kReady;
+    failed += r.state == store::ReplicaState::kFailed || r.state == store::ReplicaState::kOom;
+  }
+  json spec = json::parse(api.spec_json, nullptr, false);
+  int min_replicas = spec.is_object() && spec["autoscaling"].is_object()
+                         ? spec["autoscaling"].value("min_replicas", 1)
+                         : 1;
+  return ready < min_replicas && failed == 0;
+}
+
+DeployDecision DecideDeploy(const std::string& name, const std::string& kind, const VersionIds& ids,
+                            const store::ApiRecord* existing, bool updating, bool force) {
+  using Action = DeployDecision::Action;
+  std::string label = absl::StrCat(name, " (", kind, ")");
+  if (existing == nullptr) return {Action::kCreate, absl::StrCat("creating ", label)};
+  if (existing->kind != kind) {
+    return {Action::kReject,
+            absl::StrCat("cannot change the kind of ", name, " to ", kind,
+                         " because it has already been deployed with kind ", existing->kind,
+                         "; please delete it with `cortex delete ", name, "` and redeploy")};
+  }
+  if (existing->spec_id == ids.spec_id) {
+    return {Action::kNone, updating ? absl::StrCat(label, " is already updating")
+                                    : absl::StrCat(label, " is up to date")};
+  }
+  if (updating && !force) {
+    return {Action::kReject, absl::StrCat(name, " is updating (override with --force)")};
+  }
+  return {Action::kUpdate, absl::StrCat("updating ", label)};
+}
+
+int DesiredReplicas(const json& spec, int current) {
+  const json& a = spec.at("autoscaling");
+  int min = a.value("min_replicas", 1), max = a.value("max_replicas", 100);
+  int desired = current > 0 ? current : a.value("init_replicas", min);
+  return std::clamp(desired, min, max);
+}
+
+}  // namespace cortex::op

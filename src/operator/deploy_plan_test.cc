@@ -1,0 +1,97 @@
+#include "operator/deploy_plan.h"
+
+#include <gtest/gtest.h>
+
+namespace cortex::op {
+namespace {
+
+using Action = DeployDecision::Action;
+using nlohmann::json;
+
+json Spec(int processes, const std::string& endpoint) {
+  return {{"predictor", {{"type", "python"}, {"processes_per_replica", processes}}},
+          {"networking", {{"endpoint", endpoint}}},
+          {"compute", {{"cpu", "200m"}}},
+          {"autoscaling", {{"min_replicas", 1}, {"max_replicas", 5}, {"init_replicas", 2}}}};
+}
+
+store::ApiRecord Deployed(const VersionIds& ids) {
+  store::ApiRecord api;
+  api.name = "iris";
+  api.kind = "RealtimeAPI";
+  api.predictor_id = ids.predictor_id;
+  api.spec_id = ids.spec_id;
+  api.deployment_id = "d";
+  api.spec_json = Spec(1, "/iris").dump();
+  return api;
+}
+
+TEST(VersionIds, PredictorChangesChangeBothIdsNetworkingOnlyTheSpecId) {
+  VersionIds base = ComputeVersionIds("iris", "RealtimeAPI", Spec(1, "/iris"), "p1");
+  VersionIds predictor = ComputeVersionIds("iris", "RealtimeAPI", Spec(2, "/iris"), "p1");
+  VersionIds project = ComputeVersionIds("iris", "RealtimeAPI", Spec(1, "/iris"), "p2");
+  VersionIds networking = ComputeVersionIds("iris", "RealtimeAPI", Spec(1, "/v2/iris"), "p1");
+  EXPECT_EQ(base.predictor_id.size(), 63u);
+  EXPECT_EQ(base.spec_id.size(), 32u);
+  EXPECT_NE(predictor.predictor_id, base.predictor_id);
+  EXPECT_NE(project.predictor_id, base.predictor_id);
+  EXPECT_EQ(networking.predictor_id, base.predictor_id);
+  EXPECT_NE(networking.spec_id, base.spec_id);
+  EXPECT_EQ(ComputeVersionIds("iris", "RealtimeAPI", Spec(1, "/iris"), "p1").spec_id, base.spec_id);
+}
+
+TEST(DecideDeploy, UsesCortexMessages) {
+  VersionIds ids = ComputeVersionIds("iris", "RealtimeAPI", Spec(1, "/iris"), "p1");
+  VersionIds changed = ComputeVersionIds("iris", "RealtimeAPI", Spec(2, "/iris"), "p1");
+  store::ApiRecord api = Deployed(ids);
+
+  DeployDecision create = DecideDeploy("iris", "RealtimeAPI", ids, nullptr, false, false);
+  EXPECT_EQ(create.action, Action::kCreate);
+  EXPECT_EQ(create.message, "creating iris (RealtimeAPI)");
+
+  EXPECT_EQ(DecideDeploy("iris", "RealtimeAPI", ids, &api, false, false).message,
+            "iris (RealtimeAPI) is up to date");
+  EXPECT_EQ(DecideDeploy("iris", "RealtimeAPI", ids, &api, true, false).message,
+            "iris (RealtimeAPI) is already updating");
+
+  DeployDecision update = DecideDeploy("iris", "RealtimeAPI", changed, &api, false, false);
+  EXPECT_EQ(update.action, Action::kUpdate);
+  EXPECT_EQ(update.message, "updating iris (RealtimeAPI)");
+
+  DeployDecision busy = DecideDeploy("iris", "RealtimeAPI", changed, &api, true, false);
+  EXPECT_EQ(busy.action, Action::kReject);
+  EXPECT_EQ(busy.message, "iris is updating (override with --force)");
+  EXPECT_EQ(DecideDeploy("iris", "RealtimeAPI", changed, &api, true, true).action, Action::kUpdate);
+
+  DeployDecision kind = DecideDeploy("iris", "BatchAPI", changed, &api, false, false);
+  EXPECT_EQ(kind.action, Action::kReject);
+  EXPECT_NE(kind.message.find("cannot change the kind of iris to BatchAPI"), std::string::npos);
+}
+
+TEST(IsUpdating, CountsOnlyUpToDateReplicas) {
+  VersionIds ids = ComputeVersionIds("iris", "RealtimeAPI", Spec(1, "/iris"), "p1");
+  store::ApiRecord api = Deployed(ids);
+  store::ReplicaRecord r;
+  r.api_name = "iris";
+  r.predictor_id = ids.predictor_id;
+  r.deployment_id = "d";
+  r.state = store::ReplicaState::kStarting;
+  EXPECT_TRUE(IsUpdating(api, {r}));
+  r.state = store::ReplicaState::kReady;
+  EXPECT_FALSE(IsUpdating(api, {r}));
+  r.state = store::ReplicaState::kFailed;
+  EXPECT_FALSE(IsUpdating(api, {r}));  // a failed replica ends "updating"
+  r.state = store::ReplicaState::kReady;
+  r.deployment_id = "old";
+  EXPECT_TRUE(IsUpdating(api, {r}));  // a stale ready replica does not count
+}
+
+TEST(DesiredReplicas, StartsFromInitThenKeepsTheCurrentCountWithinBounds) {
+  json spec = Spec(1, "/iris");
+  EXPECT_EQ(DesiredReplicas(spec, 0), 2);
+  EXPECT_EQ(DesiredReplicas(spec, 4), 4);
+  EXPECT_EQ(DesiredReplicas(spec, 9), 5);
+}
+
+}  // namespace
+}  // namespace cortex::op
