@@ -14,14 +14,20 @@ VersionIds ComputeVersionIds(const std::string& name, const std::string& kind, c
                              const std::string& project_id) {
   auto field = [&](const char* key) { return spec.contains(key) ? spec[key] : json(); };
   VersionIds ids;
-  ids.predictor_id = Sha256Hex(json{{"name", name},
-                                    {"kind", kind},
-                                    {"predictor", field("predictor")},
-                                    {"monitoring", field("monitoring")},
-                                    {"project_id", project_id},
-                                    {"compute", field("compute")}}
-                                   .dump())
-                         .substr(0, 63);
+  ids.predictor_id =
+      Sha256Hex(json{{"name", name},
+                     {"kind", kind},
+                     {"predictor", field("predictor")},
+                     {"monitoring", field("monitoring")},
+                     {"project_id", project_id},
+                     {"compute", field("compute")},
+                     // The front enforces it, so a change restarts replicas.
+                     {"max_replica_concurrency",
+                      spec.contains("autoscaling") && spec["autoscaling"].is_object()
+                          ? spec["autoscaling"].value("max_replica_concurrency", json())
+                          : json()}}
+                    .dump())
+          .substr(0, 63);
   ids.spec_id = Sha256Hex(json{{"predictor_id", ids.predictor_id},
                                {"networking", field("networking")},
                                {"autoscaling", field("autoscaling")},

@@ -12,7 +12,8 @@
 namespace cortex::op {
 
 struct VersionIds {
-  // Changes with the predictor, compute, monitoring or project files: replicas are replaced.
+  // Changes with the predictor, compute, monitoring, max_replica_concurrency or project files:
+  // replicas are replaced.
   std::string predictor_id;
   // Also changes with networking, autoscaling and update_strategy: the API is re-tuned.
   std::string spec_id;
