@@ -130,7 +130,9 @@ void SignalGroup(pid_t pgid, int signal) {
 
 void StopGroup(pid_t pgid, int grace_ms) {
   if (pgid <= 0) return;
-  SignalGroup(pgid, SIGTERM);
+  // Only the leader is asked: it stops its own children in order (a replica front drains its
+  // queue before it stops its workers). Whatever is left of the group is killed afterwards.
+  ::kill(pgid, SIGTERM);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(grace_ms);
   while (std::chrono::steady_clock::now() < deadline) {
     ::waitpid(pgid, nullptr, WNOHANG);

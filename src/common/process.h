@@ -32,8 +32,8 @@ bool ProcessAlive(pid_t pid);
 // Sends `signal` to the process group `pgid` (falls back to the process when no group).
 void SignalGroup(pid_t pgid, int signal);
 
-// SIGTERM to the group, waits up to `grace_ms`, then SIGKILL. Reaps the process when it is our
-// child. Returns once the process is gone.
+// SIGTERM to the group's leader, waits up to `grace_ms` for it to exit, then SIGKILL to the
+// whole group. Reaps the leader when it is our child.
 void StopGroup(pid_t pgid, int grace_ms);
 
 // Path of the running executable.

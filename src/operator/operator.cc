@@ -520,7 +520,12 @@ void Operator::ReconcileLocked() {
       bool updated = r.predictor_id == api.predictor_id && r.deployment_id == api.deployment_id;
       views.push_back({id, updated, r.state, r.next_start_at});
     }
-    ReplicaPlan plan = PlanReplicas(api.desired_replicas, views, now_ms);
+    json strategy = json::parse(api.spec_json).value("update_strategy", json::object());
+    RolloutLimits limits =
+        ResolveRollout(strategy.is_object() ? StringOr(strategy, "max_surge", "25%") : "25%",
+                       strategy.is_object() ? StringOr(strategy, "max_unavailable", "25%") : "25%",
+                       api.desired_replicas);
+    ReplicaPlan plan = PlanReplicas(api.desired_replicas, limits, views, now_ms);
     for (const auto& id : plan.stop) {
       // Unpublish first; stop once the gateways have had time to take the new routes (a
       // request already on its way to the replica is still served while it drains).

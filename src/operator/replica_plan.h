@@ -24,10 +24,21 @@ struct ReplicaPlan {
   std::vector<std::string> stop;     // surplus, or stale replicas no longer needed
 };
 
-// Surge-style update: new replicas start beside the stale ones, and the stale ones stop once
-// `desired` updated replicas are ready. Stale replicas that are not serving stop at once (a
-// version that never became ready is replaced rather than rolled).
-ReplicaPlan PlanReplicas(int desired, const std::vector<ReplicaView>& replicas, int64_t now_ms);
+// update_strategy resolved against the desired replica count: max_surge percentages round up,
+// max_unavailable percentages round down, and both zero means max_unavailable 1.
+struct RolloutLimits {
+  int max_surge = 0;
+  int max_unavailable = 0;
+};
+RolloutLimits ResolveRollout(const std::string& max_surge, const std::string& max_unavailable,
+                             int desired);
+
+// Scaling and rolling updates. With stale replicas (an older version) present, at most
+// desired + max_surge replicas exist and at least desired - max_unavailable stay ready; stale
+// replicas that are not serving stop at once (a version that never became ready is replaced
+// rather than rolled).
+ReplicaPlan PlanReplicas(int desired, const RolloutLimits& limits,
+                         const std::vector<ReplicaView>& replicas, int64_t now_ms);
 
 // Back-off before restarting a replica that failed `restarts` times: 1 s doubling to 30 s.
 int64_t RestartBackoffMs(int restarts);
