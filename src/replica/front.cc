@@ -347,7 +347,8 @@ asio::awaitable<net::Response> Front::Predict(net::Request& request) {
   }
   auto started = std::chrono::steady_clock::now();
   ++in_flight_;
-  int slot_id = co_await AcquireSlot();
+  int slot_id = queue_.TryAcquire();  // the common case needs no trip through the queue
+  if (slot_id < 0) slot_id = co_await AcquireSlot();
   net::Response response;
   if (slot_id < 0) {
     response =

@@ -18,6 +18,13 @@ void SlotQueue::Acquire(Waiter waiter) {
   waiters_.push_back(std::move(waiter));
 }
 
+int SlotQueue::TryAcquire() {
+  if (closed_ || free_.empty() || !waiters_.empty()) return -1;
+  int slot = free_.back();
+  free_.pop_back();
+  return slot;
+}
+
 void SlotQueue::Release(int slot) {
   if (!waiters_.empty()) {
     Waiter next = std::move(waiters_.front());

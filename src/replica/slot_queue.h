@@ -19,6 +19,8 @@ class SlotQueue {
 
   // Gives `waiter` a free slot now, or queues it (FIFO) until one is released.
   void Acquire(Waiter waiter);
+  // A free slot without waiting, or -1 (also when requests are already waiting: FIFO holds).
+  int TryAcquire();
   // Returns a slot to the pool, handing it straight to the oldest waiter if there is one.
   void Release(int slot);
   // A slot that joined (a worker connected) or left (its connection broke).

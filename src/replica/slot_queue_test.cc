@@ -16,6 +16,14 @@ TEST(SlotQueue, FreeSlotIsGivenAtOnce) {
   EXPECT_EQ(queue.free_slots(), 0u);
 }
 
+TEST(SlotQueue, TryAcquireTakesOnlyAnUncontendedSlot) {
+  SlotQueue queue;
+  EXPECT_EQ(queue.TryAcquire(), -1);
+  queue.Add(3);
+  EXPECT_EQ(queue.TryAcquire(), 3);
+  EXPECT_EQ(queue.TryAcquire(), -1);
+}
+
 TEST(SlotQueue, WaitersAreServedInArrivalOrder) {
   SlotQueue queue;
   std::vector<int> order;
