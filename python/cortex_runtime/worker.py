@@ -224,6 +224,12 @@ class RequestHandler:
 
         try:
             result = self.predict(**kwargs)
+        except Exception as e:
+            if _is_http_exception(e):
+                return (*encode_http_exception(e), None)
+            log_error("error: exception in predict")
+            return HDR_JSON_500, _error_body(_exception_message(e)), None
+        try:
             cls = type(result)
             if cls is dict or cls is list:
                 out = HDR_JSON_200, _dumps(result).encode("utf-8")
@@ -238,16 +244,11 @@ class RequestHandler:
             elif _is_response(result):
                 out = encode_response_object(result)
             else:
-                try:
-                    out = HDR_JSON_200, _dumps(result).encode("utf-8")
-                except Exception as e:
-                    log_error("error: the predict return value is not JSON serializable")
-                    out = HDR_JSON_500, _error_body(f"{_exception_message(e)}: {NOT_SERIALIZABLE_HINT}")
-        except Exception as e:
-            if _is_http_exception(e):
-                return (*encode_http_exception(e), None)
-            log_error("error: exception in predict")
-            return HDR_JSON_500, _error_body(_exception_message(e)), None
+                out = HDR_JSON_200, _dumps(result).encode("utf-8")
+        except (TypeError, ValueError) as e:
+            # Not serialisable, at the top level or anywhere inside a dict or list.
+            log_error("error: the predict return value is not JSON serializable")
+            out = HDR_JSON_500, _error_body(f"{_exception_message(e)}: {NOT_SERIALIZABLE_HINT}")
 
         if self.monitor_type is not None and out[0] in (HDR_JSON_200, HDR_TEXT_200):
             out = self.with_monitor(out, result)

@@ -44,15 +44,11 @@ std::optional<double> WindowAverage(const std::vector<Sample>& samples, int64_t 
 }
 
 // A recommendation made at `made` is "within period P" at `now` when now - made < P. §7 leaves
-// the boundary open; Cortex compares time.Since(t) <= P, but on a live clock that is strict in
-// effect at both ends, and we reproduce that effect on our exact tick grid:
-//  * its ticks run 10 s after the previous one *completes*, so the tick made exactly P ago is
-//    always slightly older than P and falls out; and
-//  * this tick's own recommendation is nanoseconds old, so it is within any P > 0 but not within
-//    P == 0, which is what makes a zero period mean "no stabilization in this direction" (with
-//    an inclusive boundary, an upscale period of 0 would pin every request to this tick's
-//    recommendation and switch off the downscale period too).
-// It also matches the strict "now - start < P" test for the first period.
+// the boundary open; Cortex compares time.Since(t) <= P on a live clock, where its ticks run
+// 10 s after the previous one *completes*, so the tick made exactly P ago is always slightly
+// older than P and falls out. On our exact 10 s grid the strict comparison reproduces that: a
+// 60 s period sees six recommendations (now, now-10 s, ..., now-50 s), a zero period none. It
+// also matches the strict "now - start < P" test for the first period.
 bool Within(int64_t made_ms, int64_t now_ms, int64_t period_ms) {
   return now_ms - made_ms < period_ms;
 }
@@ -109,35 +105,46 @@ Decision Tick(const Settings& settings, const std::vector<Sample>& samples, int6
     state.recommendations.pop_front();
   }
 
+  // Stabilization. §7's pseudo-code applies the downscale floor and then the upscale ceiling
+  // unconditionally. Read literally that defeats the downscale period: the upscale ceiling (the
+  // lowest recommendation of its period, this tick's included) is <= rec, so once the upscale
+  // period is over it alone decides, and an idle API with the defaults (5 m down, 1 m up)
+  // shrinks after 1 m and then every tick. That is Cortex bug #1846, which contradicts §7's
+  // "limited by the factor and stabilization rules", §18's "never moves in a given direction
+  // during the first stabilization period" and the documented meaning of the field. We use
+  // the form Cortex adopted when fixing it: each period only acts on a move in its own
+  // direction, and can only slow that move, never turn it around (the floor is capped at
+  // current, the ceiling raised to current). With an upscale period of 0 the literal form is
+  // not defeated, and both give the same requests.
   const int64_t since_start_ms = now_ms - *state.start_ms;
   int request = rec;
-
-  // Downscale stabilization: during the first period nothing goes down; afterwards the request
-  // is at least the highest recommendation of the period (none within a zero period: no floor).
-  if (since_start_ms < settings.downscale_stabilization_period_ms) {
-    request = std::max(request, current);
-  } else {
-    for (const auto& [made_ms, past] : state.recommendations) {
-      if (Within(made_ms, now_ms, settings.downscale_stabilization_period_ms)) {
-        request = std::max(request, past);
+  if (rec < current) {
+    // Down: nothing during the first period; afterwards at least the highest recommendation
+    // of the period (no floor for a zero period).
+    if (since_start_ms < settings.downscale_stabilization_period_ms) {
+      request = current;
+    } else {
+      int floor = rec;
+      for (const auto& [made_ms, past] : state.recommendations) {
+        if (Within(made_ms, now_ms, settings.downscale_stabilization_period_ms)) {
+          floor = std::max(floor, past);
+        }
       }
+      request = std::max(rec, std::min(floor, current));
     }
-  }
-
-  // Upscale stabilization, applied after (and so winning over) the downscale one: during the
-  // first period nothing goes up; afterwards the request is at most the lowest recommendation
-  // of the period. As in Cortex v0.24 this is literal §7: once both first periods are over and
-  // the upscale period is > 0, its minimum (which includes this tick's recommendation, so is
-  // <= rec <= the downscale floor) decides alone, i.e. the downscale period only acts during
-  // the first period after start or when the upscale period is 0. Later Cortex releases gate
-  // each step on the direction (request < current / request > current); v0.24 does not.
-  if (since_start_ms < settings.upscale_stabilization_period_ms) {
-    request = std::min(request, current);
-  } else {
-    for (const auto& [made_ms, past] : state.recommendations) {
-      if (Within(made_ms, now_ms, settings.upscale_stabilization_period_ms)) {
-        request = std::min(request, past);
+  } else if (rec > current) {
+    // Up: nothing during the first period; afterwards at most the lowest recommendation of
+    // the period (no ceiling for a zero period).
+    if (since_start_ms < settings.upscale_stabilization_period_ms) {
+      request = current;
+    } else {
+      int ceiling = rec;
+      for (const auto& [made_ms, past] : state.recommendations) {
+        if (Within(made_ms, now_ms, settings.upscale_stabilization_period_ms)) {
+          ceiling = std::min(ceiling, past);
+        }
       }
+      request = std::min(rec, std::max(ceiling, current));
     }
   }
 

@@ -121,7 +121,8 @@ int ClusterUp(const ClusterFlags& flags) {
     auto started = StartDaemon(
         "operator", {"--data-dir", ClusterDir().string(), "--host", flags.host, "--port",
                      std::to_string(flags.operator_port), "--token-file", token_file.string(),
-                     "--gateway-url", gateway_url, "--python", flags.python});
+                     "--gateway-url", gateway_url, "--python", flags.python, "--autoscaler-tick-ms",
+                     std::to_string(flags.autoscaler_tick_ms)});
     if (!started.ok()) return Fail(started.status());
     op_pid = *started;
     if (!WaitHealthy(operator_url + "/healthz", op_pid, flags.wait_s)) {

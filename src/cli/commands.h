@@ -19,6 +19,7 @@ struct ClusterFlags {
   std::string host = "127.0.0.1";
   std::string python = "/usr/bin/python3";
   int wait_s = 60;
+  int autoscaler_tick_ms = 10'000;
 };
 
 int ClusterUp(const ClusterFlags& flags);

@@ -151,6 +151,7 @@ absl::StatusOr<std::string> RenderApi(const std::string& api, bool verbose,
 std::string PredictionTables(const json& metrics) {
   if (!metrics.is_object()) return "";
   if (const json& classes = metrics["class_distribution"]; classes.is_object()) {
+    if (classes.empty()) return "";
     std::vector<std::pair<int64_t, std::string>> sorted;
     for (const auto& [label, n] : classes.items()) sorted.push_back({-n.get<int64_t>(), label});
     std::sort(sorted.begin(), sorted.end());

@@ -85,9 +85,12 @@ asio::awaitable<net::Response> Gateway::Handle(net::Request& request) {
   std::shared_ptr<const RouteTable> routes = routes_;  // this request's snapshot
   if (const ApiRoute* api = routes->Find(path)) {
     auto started = std::chrono::steady_clock::now();
+    bool predict = request.method() == net::http::verb::post;
     net::Response response = co_await Forward(*api, request);
-    Record(api->name, response.result_int(),
-           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    if (predict) {  // as Cortex: request metrics count predictions (POST) only
+      Record(api->name, response.result_int(),
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    }
     co_return response;
   }
   if (path == "/_cortex/healthz") {

@@ -126,6 +126,16 @@ absl::StatusOr<json> Operator::Deploy(const json& request) {
       return absl::InvalidArgumentError(
           absl::StrCat(prefix, ": ", kind, " kind is not supported yet"));
     }
+    if (api.predictor && api.predictor->type != "python") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          prefix, ": predictor: type: ", api.predictor->type, " predictors are not supported yet"));
+    }
+    if (api.predictor && (api.predictor->model_path || !api.predictor->models.is_null())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(prefix,
+                       ": predictor: models are not supported yet for the python "
+                       "predictor type (remove model_path and models)"));
+    }
     for (const auto& other : deployed) {
       if (other.name == api.name) continue;
       auto spec = json::parse(other.spec_json, nullptr, false);
@@ -339,8 +349,7 @@ absl::StatusOr<json> Operator::DeleteApi(const std::string& name) {
   }
   for (const auto& r : replicas) {
     if (r.api_name != name) continue;
-    backend_->StopReplica(r, 10'000);
-    gpu_assignments_.erase(r.id);
+    StopAndForget(r);
   }
   RETURN_IF_ERROR(store_->DeleteApi(name));
   fs::remove(fs::path(options_.data_dir) / "logs" / "apis" / (name + ".log"));
@@ -475,9 +484,7 @@ void Operator::ReconcileLocked() {
   for (auto& r : *replicas_or) {
     auto api = apis.find(r.api_name);
     if (api == apis.end() || (r.state == ReplicaState::kStopping && r.next_start_at <= now_ms)) {
-      backend_->StopReplica(r, 10'000);
-      (void)store_->DeleteReplica(r.id);
-      gpu_assignments_.erase(r.id);
+      StopAndForget(r);
       continue;
     }
     ReplicaRecord before = r;
@@ -577,6 +584,80 @@ void Operator::ReconcileLocked() {
   }
 }
 
+std::vector<AutoscaleTarget> Operator::AutoscaleTargets() {
+  std::lock_guard lock(mu_);
+  std::vector<AutoscaleTarget> targets;
+  auto apis = store_->ListApis();
+  auto replicas = store_->ListReplicas();
+  if (!apis.ok() || !replicas.ok()) return targets;
+  for (const auto& api : *apis) {
+    if (api.kind != "RealtimeAPI") continue;
+    json spec = json::parse(api.spec_json, nullptr, false);
+    if (!spec.is_object() || !spec["autoscaling"].is_object()) continue;
+    const json& a = spec["autoscaling"];
+    AutoscaleTarget t;
+    t.name = api.name;
+    t.api_id = api.api_id;
+    t.desired = api.desired_replicas;
+    auto seconds = [&](const char* key, int64_t fallback) {
+      auto parsed = config::ParseDurationSeconds(StringOr(a, key, ""));
+      return (parsed.ok() ? *parsed : fallback) * 1000;
+    };
+    t.settings.min_replicas = a.value("min_replicas", 1);
+    t.settings.max_replicas = a.value("max_replicas", 100);
+    t.settings.target_replica_concurrency = a.value("target_replica_concurrency", 1.0);
+    t.settings.window_ms = seconds("window", 60);
+    t.settings.downscale_stabilization_period_ms = seconds("downscale_stabilization_period", 300);
+    t.settings.upscale_stabilization_period_ms = seconds("upscale_stabilization_period", 60);
+    t.settings.max_downscale_factor = a.value("max_downscale_factor", 0.75);
+    t.settings.max_upscale_factor = a.value("max_upscale_factor", 1.5);
+    t.settings.downscale_tolerance = a.value("downscale_tolerance", 0.05);
+    t.settings.upscale_tolerance = a.value("upscale_tolerance", 0.05);
+    for (const auto& r : *replicas) {
+      if (r.api_name == api.name && r.state == ReplicaState::kReady && r.port > 0) {
+        t.ready.emplace_back(r.id, r.port);
+      }
+    }
+    targets.push_back(std::move(t));
+  }
+  return targets;
+}
+
+void Operator::SetDesiredReplicas(const std::string& name, const std::string& api_id, int from,
+                                  int to) {
+  std::lock_guard lock(mu_);
+  auto api = store_->GetApi(name);
+  if (!api.ok() || !api->has_value() || (*api)->api_id != api_id) return;
+  ApiRecord record = **api;
+  record.desired_replicas = to;
+  // Not a new version: keep the history as it is (PutApi appends the same api id again).
+  if (absl::Status st = store_->PutApi(record); !st.ok()) {
+    std::cerr << "autoscaling " << name << ": " << st << std::endl;
+    return;
+  }
+  AppendApiLog(name, absl::StrCat(name, " autoscaling event: ", from, " -> ", to));
+  std::cout << "[autoscaler] " << name << " autoscaling event: " << from << " -> " << to
+            << std::endl;
+}
+
+std::string Operator::MetricsText() {
+  std::lock_guard lock(mu_);
+  auto apis = store_->ListApis();
+  auto replicas = store_->ListReplicas();
+  if (!apis.ok() || !replicas.ok()) return "";
+  std::string text =
+      "# TYPE cortex_api_requested_replicas gauge\n# TYPE cortex_api_ready_replicas gauge\n";
+  for (const auto& api : *apis) {
+    int ready = 0;
+    for (const auto& r : *replicas)
+      ready += r.api_name == api.name && r.state == ReplicaState::kReady;
+    absl::StrAppend(&text, "cortex_api_requested_replicas{api=\"", api.name, "\"} ",
+                    api.desired_replicas, "\n", "cortex_api_ready_replicas{api=\"", api.name,
+                    "\"} ", ready, "\n");
+  }
+  return text;
+}
+
 void Operator::Run(const std::atomic<bool>& stop) {
   while (!stop.load()) {
     ReconcileOnce();
@@ -588,9 +669,15 @@ void Operator::StopAllReplicas() {
   std::lock_guard lock(mu_);
   auto replicas = store_->ListReplicas();
   if (!replicas.ok()) return;
-  for (const auto& r : *replicas) backend_->StopReplica(r, 10'000);
-  for (const auto& r : *replicas) (void)store_->DeleteReplica(r.id);
-  gpu_assignments_.clear();
+  for (const auto& r : *replicas) StopAndForget(r);
+}
+
+void Operator::StopAndForget(const ReplicaRecord& replica) {
+  backend_->StopReplica(replica, 10'000);
+  (void)store_->DeleteReplica(replica.id);
+  gpu_assignments_.erase(replica.id);
+  std::error_code ignored;
+  fs::remove(fs::path(options_.data_dir) / "run" / (replica.id + ".json"), ignored);
 }
 
 }  // namespace cortex::op

@@ -20,11 +20,21 @@
 #include <utility>
 #include <vector>
 
+#include "autoscaler/policy.h"
 #include "backends/backend.h"
 #include "operator/capacity.h"
 #include "store/state_store.h"
 
 namespace cortex::op {
+
+// What the autoscaler needs to know about one RealtimeAPI.
+struct AutoscaleTarget {
+  std::string name;
+  std::string api_id;
+  int desired = 1;
+  autoscaler::Settings settings;
+  std::vector<std::pair<std::string, uint16_t>> ready;  // (replica id, port)
+};
 
 struct OperatorOptions {
   std::string data_dir;
@@ -60,6 +70,14 @@ class Operator {
   // Called (from the control-loop thread) whenever the route table changes.
   void OnRoutesChanged(std::function<void()> callback) { on_routes_changed_ = std::move(callback); }
 
+  // Every RealtimeAPI with its autoscaling settings and ready replicas.
+  std::vector<AutoscaleTarget> AutoscaleTargets();
+  // Sets the API's replica count (an autoscaling event), unless it was redeployed meanwhile.
+  void SetDesiredReplicas(const std::string& name, const std::string& api_id, int from, int to);
+
+  // Prometheus text: requested and ready replicas per API.
+  std::string MetricsText();
+
   // The control loop; returns when `stop` becomes true.
   void Run(const std::atomic<bool>& stop);
   void ReconcileOnce();
@@ -68,6 +86,8 @@ class Operator {
 
  private:
   void ReconcileLocked();  // requires mu_
+  // Stops the replica and removes every trace of it (record, GPUs, spec file). Requires mu_.
+  void StopAndForget(const store::ReplicaRecord& replica);
   absl::StatusOr<nlohmann::json> DescribeOne(const std::string& name, const nlohmann::json& stats,
                                              std::vector<uint16_t>& ready_ports);  // requires mu_
   absl::StatusOr<std::string> ProjectDir(const std::string& project_id);

@@ -94,6 +94,12 @@ asio::awaitable<net::Response> OperatorServer::Handle(net::Request& request) {
     co_return net::MakeResponse(request, http::status::ok,
                                 json{{"version", "0.24.0"}, {"status", "ok"}}.dump());
   }
+  if (path == "/metrics" && method == http::verb::get) {
+    std::string text = op_.MetricsText();
+    if (options_.metrics_text) text += options_.metrics_text();
+    co_return net::MakeResponse(request, http::status::ok, std::move(text),
+                                "text/plain; version=0.0.4");
+  }
   if (path == "/v1/routes" && method == http::verb::get) {
     int64_t after = -1;
     (void)absl::SimpleAtoi(QueryParam(target, "after"), &after);

@@ -18,7 +18,8 @@ struct OperatorServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 0;
   std::string token;
-  std::function<void()> on_shutdown;  // POST /v1/shutdown (cluster down)
+  std::function<void()> on_shutdown;          // POST /v1/shutdown (cluster down)
+  std::function<std::string()> metrics_text;  // GET /metrics (Prometheus text)
 };
 
 class OperatorServer {

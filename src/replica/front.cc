@@ -22,6 +22,9 @@ using local_stream = asio::local::stream_protocol;
 
 namespace {
 
+// The same limit as the gateway's, so that the gateway is the one to answer 413.
+constexpr uint64_t kMaxBodyBytes = 512ull * 1024 * 1024;
+
 constexpr std::string_view kGetMessage =
     R"({"message":"make a prediction by sending a post request to this endpoint with a json payload"})";
 
@@ -96,6 +99,7 @@ absl::StatusOr<std::unique_ptr<Front>> Front::Create(asio::io_context& io, Front
   net::HttpServerOptions server_options;
   server_options.host = front->options_.host;
   server_options.port = front->options_.port;
+  server_options.body_limit = kMaxBodyBytes;
   Front* self = front.get();
   auto server = net::HttpServer::Create(
       io, server_options, [self](net::Request& request) { return self->Handle(request); });
@@ -107,6 +111,7 @@ absl::StatusOr<std::unique_ptr<Front>> Front::Create(asio::io_context& io, Front
 absl::Status Front::Start() {
   std::filesystem::create_directories(options_.socket_dir);
   asio::co_spawn(io_, WatchChildren(), asio::detached);
+  asio::co_spawn(io_, SampleInFlight(), asio::detached);
   for (int i = 0; i < processes_; ++i) {
     auto worker = std::make_unique<Worker>();
     worker->index = i;
@@ -168,6 +173,9 @@ absl::Status Front::SpawnWorker(Worker& worker) {
   spawn.output_fd = pipe_fds[1];
   spawn.group = SpawnOptions::Group::kInherit;  // one process group per replica
   spawn.die_with_parent = true;
+  // `python -m` puts its working directory on sys.path: make it the project, not wherever the
+  // cluster happened to be started.
+  spawn.working_dir = options_.spec.value("project_dir", std::string());
   auto pid = Spawn(spawn);
   ::close(pipe_fds[1]);
   if (!pid.ok()) {
@@ -299,9 +307,27 @@ asio::awaitable<net::Response> Front::Handle(net::Request& request) {
   std::string_view target = request.target();
   std::string_view path = target.substr(0, target.find('?'));
   if (path == "/predict" || path == "/") {
-    if (request.method() == http::verb::post) co_return co_await Predict(request);
+    if (request.method() == http::verb::post) {
+      net::Response response = co_await Predict(request);
+      response.set(http::field::access_control_allow_origin, "*");
+      co_return response;
+    }
     if (request.method() == http::verb::get) {
-      co_return net::MakeResponse(request, http::status::ok, std::string(kGetMessage));
+      net::Response response =
+          net::MakeResponse(request, http::status::ok, std::string(kGetMessage));
+      response.set(http::field::access_control_allow_origin, "*");
+      co_return response;
+    }
+    if (request.method() == http::verb::options) {  // CORS preflight, as Cortex's nginx did
+      net::Response response{http::status::no_content, request.version()};
+      response.set(http::field::access_control_allow_origin, "*");
+      response.set(http::field::access_control_allow_methods, "GET, POST, OPTIONS");
+      response.set(http::field::access_control_allow_headers, "*");
+      response.set(http::field::access_control_allow_credentials, "true");
+      response.set(http::field::access_control_max_age, "1728000");
+      response.keep_alive(request.keep_alive());
+      response.prepare_payload();
+      co_return response;
     }
     co_return net::MakeError(request, http::status::method_not_allowed,
                              "use POST to make a prediction");
@@ -312,6 +338,7 @@ asio::awaitable<net::Response> Front::Handle(net::Request& request) {
         request, ready ? http::status::ok : http::status::service_unavailable,
         nlohmann::json{{"ready", ready}, {"replica_id", options_.replica_id}}.dump());
   }
+  if (path == "/_cortex/in_flight") co_return InFlightSamples(request);
   if (path == "/_cortex/stats") {
     nlohmann::json stats = {{"replica_id", options_.replica_id},
                             {"in_flight", in_flight_},
@@ -429,6 +456,47 @@ asio::awaitable<net::Response> Front::Predict(net::Request& request) {
   latency_sum_s_ +=
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   co_return response;
+}
+
+asio::awaitable<void> Front::SampleInFlight() {
+  constexpr int kPerSecond = 4;
+  constexpr size_t kKeep = 600;
+  asio::steady_timer timer(io_);
+  auto next = std::chrono::steady_clock::now();
+  double sum = 0;
+  int taken = 0;
+  while (!stopping_) {
+    next += std::chrono::milliseconds(1000 / kPerSecond);
+    timer.expires_at(next);
+    boost::system::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return;
+    sum += static_cast<double>(in_flight_);
+    if (++taken == kPerSecond) {
+      in_flight_samples_.emplace_back(UnixNanos() / 1'000'000, sum / kPerSecond);
+      if (in_flight_samples_.size() > kKeep) in_flight_samples_.pop_front();
+      sum = 0;
+      taken = 0;
+    }
+  }
+}
+
+net::Response Front::InFlightSamples(const net::Request& request) const {
+  // GET /_cortex/in_flight?since=<unix ms>: the per-second averages after `since`.
+  std::string_view target = request.target();
+  int64_t since = 0;
+  if (size_t at = target.find("since="); at != std::string_view::npos) {
+    since = std::atoll(std::string(target.substr(at + 6)).c_str());
+  }
+  nlohmann::json samples = nlohmann::json::array();
+  for (const auto& [time_ms, value] : in_flight_samples_) {
+    if (time_ms > since) samples.push_back({time_ms, value});
+  }
+  return net::MakeResponse(request, http::status::ok,
+                           nlohmann::json{{"replica_id", options_.replica_id},
+                                          {"in_flight", in_flight_},
+                                          {"samples", std::move(samples)}}
+                               .dump());
 }
 
 void Front::RecordMonitored(const nlohmann::json& value) {

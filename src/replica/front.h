@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -90,6 +91,12 @@ class Front {
 
   // Prediction monitoring (spec §10), from the "monitor" value of worker responses.
   void RecordMonitored(const nlohmann::json& value);
+
+  // The autoscaling signal: in-flight requests sampled every 250 ms and averaged per second,
+  // (unix ms at the end of the second, average), the last 10 minutes.
+  net::asio::awaitable<void> SampleInFlight();
+  net::Response InFlightSamples(const net::Request& request) const;
+  std::deque<std::pair<int64_t, double>> in_flight_samples_;
   std::map<std::string, int64_t> class_counts_;
   double regression_min_ = 0, regression_max_ = 0, regression_sum_ = 0;
   int64_t regression_count_ = 0;

@@ -394,3 +394,48 @@ def cluster_factory(request, cortex_bin):
 def cluster(cluster_factory):
     """A running cluster on free loopback ports (fresh per test)."""
     return cluster_factory()
+
+
+def _teardown_cluster(c, keep):
+    """Stops a cluster and kills what survives; returns a list of problems (empty when clean)."""
+    problems = []
+    try:
+        c.close()
+    except BaseException as e:  # noqa: BLE001 - tear down, report after
+        problems.append(f"tearing down {c.config_dir}: {e!r}")
+        kill_leftovers(c.config_dir)
+    leftovers = [p for p in pids_mentioning(c.config_dir) if pid_alive(p)]
+    if leftovers:
+        problems.append(f"processes survived teardown of {c.config_dir}: {leftovers}")
+        kill_leftovers(c.config_dir)
+    if not (keep or problems or os.environ.get("CORTEX_E2E_KEEP")):
+        shutil.rmtree(c.root, ignore_errors=True)
+    return problems
+
+
+@pytest.fixture(scope="module")
+def _module_cluster(cortex_bin):
+    root = tempfile.mkdtemp(prefix="cx-e2e-", dir="/tmp")
+    c = Cluster(root)
+    c.failed_tests = []
+    try:
+        c.start()
+    except BaseException:
+        _teardown_cluster(c, keep=True)
+        raise
+    yield c
+    problems = _teardown_cluster(c, keep=bool(c.failed_tests))
+    assert not problems, "\n".join(problems)
+
+
+@pytest.fixture
+def module_cluster(request, _module_cluster):
+    """One running cluster shared by every test of a module that asks for it (cheaper than a
+    cluster per test when a module deploys many small APIs). Tests must use API names of their
+    own. A failed test prints the cluster's logs; the cluster's files are then kept."""
+    yield _module_cluster
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        _module_cluster.failed_tests.append(request.node.nodeid)
+        print(f"\n===== logs of cluster {_module_cluster.config_dir} =====\n"
+              f"{_module_cluster.all_logs()}")

@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   cli::ClusterFlags cluster;
   cluster.operator_port = EnvInt("CORTEX_OPERATOR_PORT", 8890);
   cluster.gateway_port = EnvInt("CORTEX_GATEWAY_PORT", 8888);
+  cluster.autoscaler_tick_ms = EnvInt("CORTEX_AUTOSCALER_TICK_MS", 10'000);
   auto* cluster_cmd = app.add_subcommand("cluster", "manage the local cluster");
   cluster_cmd->require_subcommand(1);
   auto add_cluster_flags = [&](CLI::App* cmd) {
@@ -45,6 +46,8 @@ int main(int argc, char** argv) {
   auto* up = cluster_cmd->add_subcommand("up", "start the local operator and gateway");
   add_cluster_flags(up);
   up->add_option("--python", cluster.python, "default Python interpreter for predictors");
+  up->add_option("--autoscaler-tick-ms", cluster.autoscaler_tick_ms,
+                 "how often the autoscaler decides (CORTEX_AUTOSCALER_TICK_MS, default 10000)");
   bool yes = false;
   up->add_flag("-y,--yes", yes, "skip prompts");
   up->callback([&] { code = cli::ClusterUp(cluster); });
@@ -135,6 +138,7 @@ int main(int argc, char** argv) {
   op_cmd->add_option("--token-file", op.token_file)->required();
   op_cmd->add_option("--gateway-url", op.gateway_url);
   op_cmd->add_option("--python", op.python);
+  op_cmd->add_option("--autoscaler-tick-ms", op.autoscaler_tick_ms);
   op_cmd->callback([&] { code = apps::RunOperator(op); });
 
   apps::GatewayRoleFlags gw;

@@ -14,6 +14,7 @@
 #include "common/util.h"
 #include "gateway/gateway.h"
 #include "net/http_client.h"
+#include "operator/autoscaling.h"
 #include "operator/operator.h"
 #include "operator/operator_server.h"
 #include "replica/front.h"
@@ -81,6 +82,8 @@ int RunOperator(const OperatorRoleFlags& flags) {
     stop_replicas = true;
     io.stop();
   };
+  op::Autoscaling autoscaling(op, flags.autoscaler_tick_ms);
+  server_options.metrics_text = [&autoscaling] { return autoscaling.MetricsText(); };
   auto server = op::OperatorServer::Create(io, server_options, op);
   if (!server.ok()) {
     std::cerr << "operator: " << server.status().message() << "\n";
@@ -91,11 +94,13 @@ int RunOperator(const OperatorRoleFlags& flags) {
   Log("operator", absl::StrCat("listening on ", flags.host, ":", (*server)->port(), ", data in ",
                                flags.data_dir));
   std::thread control_loop([&] { op.Run(stop); });
+  std::thread autoscaling_loop([&] { autoscaling.Run(stop); });
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](auto, int) { io.stop(); });
   io.run();
   stop = true;
   control_loop.join();
+  autoscaling_loop.join();
   if (stop_replicas) {
     Log("operator", "stopping every replica (cluster down)");
     op.StopAllReplicas();

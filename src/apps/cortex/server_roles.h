@@ -14,6 +14,7 @@ struct OperatorRoleFlags {
   std::string token_file;
   std::string gateway_url;
   std::string python = "/usr/bin/python3";
+  int64_t autoscaler_tick_ms = 10'000;
 };
 int RunOperator(const OperatorRoleFlags& flags);
 

@@ -8,11 +8,13 @@ sits between the GENERATED markers in policy_test.cc.
 
   python3 replay_reference.py            # print the block
   python3 replay_reference.py --check F  # exit 1 unless F contains exactly this block
+  python3 replay_reference.py --literal  # requests under §7 read literally, for comparison
 
 Conventions shared with the C++ policy: samples at t = 1..N s, ticks at t = 0, 10, ..., N s;
 a tick at `now` averages the samples with now - window < t <= now; -1 marks a second without
 a sample (a missed scrape); "within period P" means now - t < P (so a zero period holds
-nothing); a tick without samples changes nothing except starting the clock.
+nothing); a tick without samples changes nothing except starting the clock; each
+stabilization period only slows a move in its own direction (see policy.cc on why).
 """
 import math
 import sys
@@ -69,7 +71,7 @@ SERIES = [
      dict(min=2, max=12, target=F(3), window=20, down=60, up=0,
           max_down=F("0.75"), max_up=F("1.5"), down_tol=F("0.05"), up_tol=F("0.05")), 2),
     ("Decay", decay(),
-     dict(min=1, max=20, target=F(2), window=60, down=60, up=60,
+     dict(min=1, max=20, target=F(2), window=60, down=30, up=60,
           max_down=F("0.75"), max_up=F("1.5"), down_tol=F("0.1"), up_tol=F("0.1")), 12),
 ]
 
@@ -78,7 +80,7 @@ def ceil(x):
     return math.ceil(x)  # exact on Fractions
 
 
-def replay(values, s, init):
+def replay(values, s, init, literal=False):
     """Returns the request after every tick (the unchanged current when there is no data)."""
     start = None
     current = init
@@ -104,19 +106,30 @@ def replay(values, s, init):
         rec = min(max(max(rec, 1), s["min"]), s["max"])
         history.append((now, rec))
         history = [(t, r) for t, r in history if now - t < max(s["down"], s["up"])]
-        req = rec
-        if now - start < s["down"]:
-            req = max(req, current)
+        down = [r for t, r in history if now - t < s["down"]]
+        up = [r for t, r in history if now - t < s["up"]]
+        if literal:  # §7 read literally (Cortex v0.24, bug cortexlabs/cortex#1846)
+            req = rec
+            if now - start < s["down"]:
+                req = max(req, current)
+            elif down:
+                req = max(req, max(down))
+            if now - start < s["up"]:
+                req = min(req, current)
+            elif up:
+                req = min(req, min(up))
+        elif rec < current:  # a move down, slowed by the downscale period only
+            if now - start < s["down"]:
+                req = current
+            else:
+                req = max(rec, min(max(down, default=rec), current))
+        elif rec > current:  # a move up, slowed by the upscale period only
+            if now - start < s["up"]:
+                req = current
+            else:
+                req = min(rec, max(min(up, default=rec), current))
         else:
-            within = [r for t, r in history if now - t < s["down"]]
-            if within:
-                req = max(req, max(within))
-        if now - start < s["up"]:
-            req = min(req, current)
-        else:
-            within = [r for t, r in history if now - t < s["up"]]
-            if within:
-                req = min(req, min(within))
+            req = current
         current = req
         requests.append(req)
     return requests
@@ -134,7 +147,7 @@ def block():
         for i in range(0, len(values), 10):
             lines.append("    " + ", ".join(str(v) for v in values[i:i + 10]) + ",")
         lines.append("};")
-        lines.append(f"const Replay k{name}{{")
+        lines.append(f"const RecordedSeries k{name}{{")
         lines.append(f"    .name = \"{name}\",")
         lines.append(f"    .in_flight = {{std::begin(k{name}InFlight), std::end(k{name}InFlight)}},")
         lines.append("    .settings = {")
@@ -172,6 +185,11 @@ def main():
         if src[b:e + len(END)] + "\n" != text:
             sys.exit("GENERATED block in %s is stale; rerun this script" % sys.argv[2])
         print("ok")
+        return
+    if len(sys.argv) == 2 and sys.argv[1] == "--literal":
+        for name, values, s, init in SERIES:
+            print(name, "literal:", replay(values, s, init, literal=True))
+            print(name, "policy: ", replay(values, s, init))
         return
     sys.stdout.write(text)
 

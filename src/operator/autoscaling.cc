@@ -1,0 +1,112 @@
+#include "operator/autoscaling.h"
+
+#include <absl/strings/str_cat.h>
+#include <absl/strings/str_format.h>
+
+#include <chrono>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "common/util.h"
+#include "net/http_client.h"
+
+namespace cortex::op {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr int64_t kKeepSeconds = 3600;  // longer than any sensible window
+
+// Samples after `since_ms` from one replica front, or nothing when it does not answer.
+json FetchSamples(uint16_t port, int64_t since_ms) {
+  net::HttpCall call;
+  call.url = absl::StrCat("http://127.0.0.1:", port, "/_cortex/in_flight?since=", since_ms);
+  call.timeout_ms = 500;
+  call.connect_timeout_ms = 200;
+  auto result = net::Fetch(call);
+  if (!result.ok() || result->status != 200) return json::array();
+  json body = json::parse(result->body, nullptr, false);
+  return body.is_object() && body["samples"].is_array() ? body["samples"] : json::array();
+}
+
+}  // namespace
+
+void Autoscaling::Run(const std::atomic<bool>& stop) {
+  while (!stop.load()) {
+    auto started = std::chrono::steady_clock::now();
+    Step(UnixNanos() / 1'000'000);
+    std::this_thread::sleep_until(started + std::chrono::seconds(1));
+  }
+}
+
+void Autoscaling::Step(int64_t now_ms) {
+  std::vector<AutoscaleTarget> targets = op_.AutoscaleTargets();
+  std::lock_guard lock(mu_);
+  std::map<std::string, ApiSeries> kept;
+  for (const auto& target : targets) {
+    ApiSeries& series = series_[target.name];
+    if (series.api_id != target.api_id) {
+      // Cortex recreates the autoscaler on every apply: fresh start, current = the deployment's.
+      series.api_id = target.api_id;
+      series.state = autoscaler::State{};
+      series.state.current = target.desired;
+      series.next_tick_ms = now_ms + tick_ms_;
+    }
+    series.state.current = target.desired;  // another writer (deploy) may have changed it
+    for (const auto& [replica_id, port] : target.ready) {
+      int64_t& seen = series.seen_ms[replica_id];
+      for (const auto& sample : FetchSamples(port, seen)) {
+        int64_t time_ms = sample[0].get<int64_t>();
+        series.per_second[time_ms / 1000] += sample[1].get<double>();
+        seen = std::max(seen, time_ms);
+      }
+    }
+    while (!series.per_second.empty() &&
+           series.per_second.begin()->first < now_ms / 1000 - kKeepSeconds) {
+      series.per_second.erase(series.per_second.begin());
+    }
+    if (now_ms >= series.next_tick_ms) {
+      series.next_tick_ms = now_ms + tick_ms_;
+      std::vector<autoscaler::Sample> samples;
+      // The current second is still filling in: leave it out.
+      for (const auto& [second, value] : series.per_second) {
+        if (second < now_ms / 1000) samples.push_back({second * 1000 + 999, value});
+      }
+      int before = series.state.current;
+      series.last = autoscaler::Tick(target.settings, samples, now_ms, series.state);
+      if (series.last.has_data) {
+        std::cout << "[autoscaler] " << target.name << " autoscaler tick: avg_in_flight="
+                  << absl::StrFormat("%.3f", series.last.avg_in_flight)
+                  << ", request=" << series.last.request << std::endl;
+      }
+      if (series.last.has_data && series.last.request != before) {
+        op_.SetDesiredReplicas(target.name, target.api_id, before, series.last.request);
+      }
+    }
+    kept[target.name] = std::move(series);
+  }
+  series_ = std::move(kept);  // APIs that were deleted are forgotten
+}
+
+std::string Autoscaling::MetricsText() const {
+  std::lock_guard lock(mu_);
+  std::string text =
+      "# TYPE cortex_api_in_flight gauge\n"
+      "# TYPE cortex_api_desired_replicas gauge\n"
+      "# TYPE cortex_api_autoscaler_recommendation gauge\n";
+  for (const auto& [name, series] : series_) {
+    double latest = series.per_second.empty() ? 0 : series.per_second.rbegin()->second;
+    absl::StrAppendFormat(&text, "cortex_api_in_flight{api=\"%s\"} %g\n", name, latest);
+    absl::StrAppendFormat(&text, "cortex_api_desired_replicas{api=\"%s\"} %d\n", name,
+                          series.state.current);
+    if (series.last.has_data) {
+      absl::StrAppendFormat(&text, "cortex_api_autoscaler_recommendation{api=\"%s\"} %d\n", name,
+                            series.last.recommendation);
+    }
+  }
+  return text;
+}
+
+}  // namespace cortex::op
