@@ -118,13 +118,48 @@ int Deploy(const DeployFlags& flags, const CommonFlags& common) {
                   {"force", flags.force}};
   auto results = client->CallJson("POST", "/v1/deploy", request.dump());
   if (!results.ok()) return Fail(results.status());
+  return PrintDeployResults(*results, common, /*hints=*/true);
+}
+
+int Patch(const DeployFlags& flags, const CommonFlags& common) {
+  fs::path config_path = flags.config.empty() ? fs::path("cortex.yaml") : fs::path(flags.config);
+  if (fs::is_directory(config_path)) config_path /= "cortex.yaml";
+  auto yaml = ReadFile(config_path);
+  if (!yaml.ok()) {
+    return Fail(absl::NotFoundError(absl::StrCat(config_path.string(), ": file does not exist")));
+  }
+  auto client = Client(common);
+  if (!client.ok()) return Fail(client.status());
+  json request = {{"config", *yaml},
+                  {"config_file_name", config_path.filename().string()},
+                  {"force", flags.force}};
+  auto results = client->CallJson("POST", "/v1/patch", request.dump());
+  if (!results.ok()) return Fail(results.status());
+  return PrintDeployResults(*results, common, /*hints=*/false);
+}
+
+int Refresh(const std::string& api, bool force, const CommonFlags& common) {
+  auto client = Client(common);
+  if (!client.ok()) return Fail(client.status());
+  auto result = client->CallJson(
+      "POST", absl::StrCat("/v1/apis/", api, "/refresh", force ? "?force=true" : ""));
+  if (!result.ok()) return Fail(result.status());
+  if (common.output == "json") {
+    std::cout << result->dump(2) << "\n";
+  } else {
+    std::cout << (*result)["message"].get<std::string>() << "\n";
+  }
+  return 0;
+}
+
+int PrintDeployResults(const json& results, const CommonFlags& common, bool hints) {
   bool failed = false;
   if (common.output == "json") {
-    std::cout << results->dump(2) << "\n";
-    for (const auto& r : *results) failed = failed || !r.value("error", "").empty();
+    std::cout << results.dump(2) << "\n";
+    for (const auto& r : results) failed = failed || !r.value("error", "").empty();
     return failed ? 1 : 0;
   }
-  for (const auto& r : *results) {
+  for (const auto& r : results) {
     if (!r.value("error", "").empty()) {
       std::cerr << "error: " << r["error"].get<std::string>() << "\n";
       failed = true;
@@ -132,8 +167,8 @@ int Deploy(const DeployFlags& flags, const CommonFlags& common) {
       std::cout << r["message"].get<std::string>() << "\n";
     }
   }
-  if (!failed && results->size() == 1) {
-    std::string name = (*results)[0]["api"]["name"];
+  if (hints && !failed && results.size() == 1) {
+    std::string name = results[0]["api"]["name"];
     std::cout << "\ncortex get                  (show api statuses)\n"
               << "cortex get " << name << "     (show api info)\n"
               << "cortex logs " << name << "    (stream api logs)\n";

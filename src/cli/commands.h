@@ -3,6 +3,7 @@
 
 #include <absl/status/status.h>
 
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace cortex::cli {
@@ -32,6 +33,12 @@ struct DeployFlags {
   bool yes = false;
 };
 int Deploy(const DeployFlags& flags, const CommonFlags& common);
+// Applies a changed cortex.yaml to deployed APIs, with the project files they already have.
+int Patch(const DeployFlags& flags, const CommonFlags& common);
+// Restarts every replica of a RealtimeAPI with a rolling update.
+int Refresh(const std::string& api, bool force, const CommonFlags& common);
+// Prints [DeployResult] (messages on stdout, errors on stderr); non-zero when any failed.
+int PrintDeployResults(const nlohmann::json& results, const CommonFlags& common, bool hints);
 
 // `watch`: print again every 2 s until interrupted.
 int Get(const std::string& api, bool verbose, bool watch, const CommonFlags& common);

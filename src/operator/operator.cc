@@ -190,6 +190,58 @@ absl::StatusOr<json> Operator::Deploy(const json& request) {
   return results;
 }
 
+absl::StatusOr<json> Operator::Patch(const json& request) {
+  std::string yaml = request.value("config", std::string());
+  config::ParseOptions parse;
+  parse.file_name = request.value("config_file_name", std::string("cortex.yaml"));
+  parse.provider = options_.provider;
+  // Names first (without project checks); Deploy validates fully against the stored project.
+  ASSIGN_OR_RETURN(std::vector<config::ApiConfig> apis, config::ParseApiConfigs(yaml, parse));
+  std::string project_id;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& api : apis) {
+      ASSIGN_OR_RETURN(std::optional<ApiRecord> existing, store_->GetApi(api.name));
+      if (!existing) {
+        return absl::NotFoundError(absl::StrCat(
+            api.name,
+            " is not deployed; `cortex patch` updates deployed apis (use `cortex deploy`)"));
+      }
+      if (!project_id.empty() && existing->project_id != project_id) {
+        return absl::InvalidArgumentError(
+            "the apis in this file were deployed from different projects; patch them one by one");
+      }
+      project_id = existing->project_id;
+    }
+  }
+  json deploy = request;
+  deploy["project_id"] = project_id;
+  return Deploy(deploy);
+}
+
+absl::StatusOr<json> Operator::Refresh(const std::string& name, bool force) {
+  std::lock_guard lock(mu_);
+  ASSIGN_OR_RETURN(std::optional<ApiRecord> api, store_->GetApi(name));
+  if (!api) return absl::NotFoundError(absl::StrCat(name, " is not deployed"));
+  if (api->kind != "RealtimeAPI") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "refresh is only supported for RealtimeAPI kind, and ", name, " is a ", api->kind));
+  }
+  ASSIGN_OR_RETURN(std::vector<ReplicaRecord> replicas, store_->ListReplicas());
+  if (IsUpdating(*api, replicas) && !force) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(name, " is updating (override with --force)"));
+  }
+  ApiRecord record = *api;
+  record.deployment_id = RandomId(10);
+  record.last_updated = UnixSeconds();
+  record.api_id = absl::StrCat(DecreasingHexId(), "-", record.deployment_id, "-", record.spec_id);
+  RETURN_IF_ERROR(store_->PutApi(record));
+  std::string message = absl::StrCat("updating ", name);
+  AppendApiLog(name, message + " (refresh)");
+  return json{{"message", message}};
+}
+
 json Operator::GatewayStats() {
   if (options_.gateway_url.empty()) return json::object();
   net::HttpCall call;

@@ -57,6 +57,12 @@ class Operator {
   // POST /v1/deploy: {"config": yaml, "config_file_name", "project_id", "force"}.
   // Returns [DeployResult{api, message, error}]; a validation error fails the whole request.
   absl::StatusOr<nlohmann::json> Deploy(const nlohmann::json& request);
+  // POST /v1/patch: {"config", "config_file_name", "force"}: a deploy of new configuration
+  // against the project already uploaded for those APIs (which must all be deployed).
+  absl::StatusOr<nlohmann::json> Patch(const nlohmann::json& request);
+  // POST /v1/apis/<name>/refresh: replaces every replica (a rolling update) with a new
+  // deployment id; refused while the API is updating unless `force`.
+  absl::StatusOr<nlohmann::json> Refresh(const std::string& name, bool force);
   absl::StatusOr<nlohmann::json> ListApis();
   absl::StatusOr<nlohmann::json> GetApi(const std::string& name);
   absl::StatusOr<nlohmann::json> DeleteApi(const std::string& name);

@@ -125,6 +125,20 @@ asio::awaitable<net::Response> OperatorServer::Handle(net::Request& request) {
     }
     co_return JsonResponse(request, op_.Deploy(body));
   }
+  if (path == "/v1/patch" && method == http::verb::post) {
+    json body = json::parse(request.body(), nullptr, false);
+    if (body.is_discarded() || !body.is_object()) {
+      co_return net::MakeError(request, http::status::bad_request,
+                               "patch: body must be a JSON object");
+    }
+    co_return JsonResponse(request, op_.Patch(body));
+  }
+  if (absl::StartsWith(path, "/v1/apis/") && absl::EndsWith(path, "/refresh") &&
+      method == http::verb::post) {
+    std::string name = path.substr(std::string_view("/v1/apis/").size());
+    name.resize(name.size() - std::string_view("/refresh").size());
+    co_return JsonResponse(request, op_.Refresh(name, QueryParam(target, "force") == "true"));
+  }
   if (path == "/v1/apis" && method == http::verb::get)
     co_return JsonResponse(request, op_.ListApis());
   if (absl::StartsWith(path, "/v1/apis/")) {

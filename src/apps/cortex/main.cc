@@ -67,6 +67,13 @@ int main(int argc, char** argv) {
   add_common(deploy_cmd);
   deploy_cmd->callback([&] { code = cli::Deploy(deploy, common); });
 
+  // patch
+  auto* patch_cmd = app.add_subcommand("patch", "update deployed apis with a changed cortex.yaml");
+  patch_cmd->add_option("CONFIG", deploy.config, "path to a cortex.yaml or its directory");
+  patch_cmd->add_flag("-f,--force", deploy.force, "override the in-progress api update");
+  add_common(patch_cmd);
+  patch_cmd->callback([&] { code = cli::Patch(deploy, common); });
+
   // get
   std::string api, job_or_file;
   bool verbose = false;
@@ -95,6 +102,14 @@ int main(int argc, char** argv) {
   delete_cmd->add_flag("-c,--keep-cache", keep_cache, "keep cached data for the api");
   add_common(delete_cmd);
   delete_cmd->callback([&] { code = cli::Delete(api, force, common); });
+
+  // refresh
+  bool refresh_force = false;
+  auto* refresh_cmd = app.add_subcommand("refresh", "restart all replicas of an api (rolling)");
+  refresh_cmd->add_option("API_NAME", api)->required();
+  refresh_cmd->add_flag("-f,--force", refresh_force, "override the in-progress api update");
+  add_common(refresh_cmd);
+  refresh_cmd->callback([&] { code = cli::Refresh(api, refresh_force, common); });
 
   // predict
   auto* predict_cmd = app.add_subcommand("predict", "make a prediction request using a json file");
