@@ -42,3 +42,25 @@ TEST(Status, HttpMappingIsStable) {
 
 }  // namespace
 }  // namespace cortex
+
+#include "common/histogram.h"
+
+namespace cortex {
+namespace {
+
+TEST(LatencyHistogram, CountsCumulativelyPerBucket) {
+  LatencyHistogram h;
+  h.Observe(0.0004);
+  h.Observe(0.003);
+  h.Observe(20);
+  EXPECT_EQ(h.count(), 3);
+  std::string text = h.Prometheus("x", "api=\"a\"");
+  EXPECT_NE(text.find("x_bucket{api=\"a\",le=\"0.0005\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("x_bucket{api=\"a\",le=\"0.005\"} 2\n"), std::string::npos);
+  EXPECT_NE(text.find("x_bucket{api=\"a\",le=\"10\"} 2\n"), std::string::npos);
+  EXPECT_NE(text.find("x_bucket{api=\"a\",le=\"+Inf\"} 3\n"), std::string::npos);
+  EXPECT_NE(text.find("x_count{api=\"a\"} 3\n"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace cortex

@@ -14,11 +14,7 @@ namespace beast = net::beast;
 namespace http = net::http;
 using net::tcp;
 
-namespace {
-constexpr double kLatencyBuckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                      0.1,    0.25,  0.5,    1,     2.5,  5,     10};
-constexpr size_t kBucketCount = std::size(kLatencyBuckets) + 1;
-}  // namespace
+namespace {}  // namespace
 
 struct Gateway::Upstream {
   ReplicaRoute route;
@@ -104,8 +100,8 @@ asio::awaitable<net::Response> Gateway::Handle(net::Request& request) {
       out[name] = {{"code_2xx", s.code_2xx},
                    {"code_4xx", s.code_4xx},
                    {"code_5xx", s.code_5xx},
-                   {"count", s.count},
-                   {"latency_sum_s", s.latency_sum_s}};
+                   {"count", s.latency.count()},
+                   {"latency_sum_s", s.latency.sum()}};
     }
     co_return net::MakeResponse(request, http::status::ok, out.dump());
   }
@@ -203,7 +199,6 @@ asio::awaitable<absl::StatusOr<net::Response>> Gateway::Exchange(Upstream& upstr
 
 void Gateway::Record(const std::string& api, unsigned status, double seconds) {
   ApiStats& s = stats_[api];
-  if (s.buckets.empty()) s.buckets.assign(kBucketCount, 0);
   if (status < 300) {
     ++s.code_2xx;
   } else if (status < 500) {
@@ -211,11 +206,7 @@ void Gateway::Record(const std::string& api, unsigned status, double seconds) {
   } else {
     ++s.code_5xx;
   }
-  s.latency_sum_s += seconds;
-  ++s.count;
-  size_t b = 0;
-  while (b < std::size(kLatencyBuckets) && seconds > kLatencyBuckets[b]) ++b;
-  ++s.buckets[b];
+  s.latency.Observe(seconds);
 }
 
 net::Response Gateway::Metrics(const net::Request& request) const {
@@ -229,18 +220,8 @@ net::Response Gateway::Metrics(const net::Request& request) const {
                           s.code_4xx);
     absl::StrAppendFormat(&text, "cortex_requests_total{api=\"%s\",code=\"5XX\"} %d\n", api,
                           s.code_5xx);
-    int64_t cumulative = 0;
-    for (size_t b = 0; b < kBucketCount; ++b) {
-      cumulative += s.buckets[b];
-      std::string le = b < std::size(kLatencyBuckets) ? absl::StrCat(kLatencyBuckets[b]) : "+Inf";
-      absl::StrAppendFormat(&text,
-                            "cortex_request_duration_seconds_bucket{api=\"%s\",le=\"%s\"} %d\n",
-                            api, le, cumulative);
-    }
-    absl::StrAppendFormat(&text, "cortex_request_duration_seconds_sum{api=\"%s\"} %g\n", api,
-                          s.latency_sum_s);
-    absl::StrAppendFormat(&text, "cortex_request_duration_seconds_count{api=\"%s\"} %d\n", api,
-                          s.count);
+    text +=
+        s.latency.Prometheus("cortex_request_duration_seconds", absl::StrFormat("api=\"%s\"", api));
   }
   return net::MakeResponse(request, http::status::ok, std::move(text), "text/plain; version=0.0.4");
 }

@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/histogram.h"
 #include "gateway/route_table.h"
 #include "net/asio.h"
 #include "net/http_server.h"
@@ -32,10 +33,7 @@ struct GatewayOptions {
 
 struct ApiStats {
   int64_t code_2xx = 0, code_4xx = 0, code_5xx = 0;
-  double latency_sum_s = 0;
-  int64_t count = 0;
-  // Cumulative latency histogram with kLatencyBuckets upper bounds (+Inf last).
-  std::vector<int64_t> buckets;
+  LatencyHistogram latency;
 };
 
 class Gateway {

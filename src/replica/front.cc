@@ -376,6 +376,8 @@ asio::awaitable<net::Response> Front::Predict(net::Request& request) {
   ++in_flight_;
   int slot_id = queue_.TryAcquire();  // the common case needs no trip through the queue
   if (slot_id < 0) slot_id = co_await AcquireSlot();
+  queue_time_.Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   net::Response response;
   if (slot_id < 0) {
     response =
@@ -453,8 +455,8 @@ asio::awaitable<net::Response> Front::Predict(net::Request& request) {
   } else {
     ++responses_5xx_;
   }
-  latency_sum_s_ +=
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  latency_.Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   co_return response;
 }
 
@@ -535,6 +537,10 @@ net::Response Front::Metrics(const net::Request& request) const {
                         "# TYPE cortex_replica_rejected_total counter\n"
                         "cortex_replica_rejected_total{%s} %d\n",
                         labels, rejected_);
+  text += "# TYPE cortex_replica_request_duration_seconds histogram\n";
+  text += latency_.Prometheus("cortex_replica_request_duration_seconds", labels);
+  text += "# TYPE cortex_replica_queue_time_seconds histogram\n";
+  text += queue_time_.Prometheus("cortex_replica_queue_time_seconds", labels);
   return net::MakeResponse(request, http::status::ok, std::move(text), "text/plain; version=0.0.4");
 }
 

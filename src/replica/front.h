@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "common/histogram.h"
 #include "net/asio.h"
 #include "net/http_server.h"
 #include "replica/slot_queue.h"
@@ -87,7 +88,8 @@ class Front {
   int64_t in_flight_ = 0;  // admitted and not yet answered: queued + running
   int64_t running_ = 0;
   int64_t responses_2xx_ = 0, responses_4xx_ = 0, responses_5xx_ = 0, rejected_ = 0;
-  double latency_sum_s_ = 0;
+  LatencyHistogram latency_;     // admission to response
+  LatencyHistogram queue_time_;  // admission to a free slot
 
   // Prediction monitoring (spec §10), from the "monitor" value of worker responses.
   void RecordMonitored(const nlohmann::json& value);

@@ -1,0 +1,29 @@
+#include "common/histogram.h"
+
+#include <absl/strings/str_cat.h>
+#include <absl/strings/str_format.h>
+
+namespace cortex {
+
+void LatencyHistogram::Observe(double seconds) {
+  size_t b = 0;
+  while (b < kBounds.size() && seconds > kBounds[b]) ++b;
+  ++buckets_[b];
+  sum_ += seconds;
+  ++count_;
+}
+
+std::string LatencyHistogram::Prometheus(const std::string& name, const std::string& labels) const {
+  std::string text;
+  int64_t cumulative = 0;
+  for (size_t b = 0; b < buckets_.size(); ++b) {
+    cumulative += buckets_[b];
+    std::string le = b < kBounds.size() ? absl::StrCat(kBounds[b]) : "+Inf";
+    absl::StrAppendFormat(&text, "%s_bucket{%s,le=\"%s\"} %d\n", name, labels, le, cumulative);
+  }
+  absl::StrAppendFormat(&text, "%s_sum{%s} %g\n%s_count{%s} %d\n", name, labels, sum_, name, labels,
+                        count_);
+  return text;
+}
+
+}  // namespace cortex
