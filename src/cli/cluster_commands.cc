@@ -1,6 +1,10 @@
 // cortex cluster up | down | info on the local provider.
 #include <absl/strings/str_cat.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -21,6 +25,21 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 fs::path ClusterDir() { return fs::path(ConfigDir()) / "cluster"; }
+
+// A port that was free a moment ago (the load balancer listener's, picked once and kept).
+absl::StatusOr<int> FreeLoopbackPort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::InternalError("socket() failed");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(addr);
+  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+            ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length) == 0;
+  ::close(fd);
+  if (!ok) return absl::InternalError("could not find a free port");
+  return static_cast<int>(ntohs(addr.sin_port));
+}
 
 // True when `url` answers 200 and, when `pid` is given, the answer comes from that process (and
 // not from another cluster's daemon that holds the port).
@@ -81,6 +100,8 @@ int ClusterUp(const ClusterFlags& flags) {
   fs::create_directories(ClusterDir() / "logs");
   std::string operator_url = absl::StrCat("http://", flags.host, ":", flags.operator_port);
   std::string gateway_url = absl::StrCat("http://", flags.host, ":", flags.gateway_port);
+  std::string lb_url;  // the load balancer listener: fixed, or kept from the last start
+  if (flags.lb_port > 0) lb_url = absl::StrCat("http://", flags.host, ":", flags.lb_port);
   fs::path token_file = ClusterDir() / "operator.token";
   if (!fs::exists(token_file)) {
     if (absl::Status st = WriteFileAtomic(token_file, RandomToken(24)); !st.ok()) return Fail(st);
@@ -92,6 +113,7 @@ int ClusterUp(const ClusterFlags& flags) {
   // operator goes on serving); anything else is cleared and started again.
   pid_t op_pid = 0, gw_pid = 0;
   if (auto state = LoadClusterState(); state.ok()) {
+    if (lb_url.empty()) lb_url = (*state).value("lb_url", "");
     pid_t old_op = (*state).value("operator_pid", 0);
     pid_t old_gw = (*state).value("gateway_pid", 0);
     if (Healthy((*state).value("operator_url", "") + "/healthz", old_op)) {
@@ -103,6 +125,7 @@ int ClusterUp(const ClusterFlags& flags) {
     if (Healthy((*state).value("gateway_url", "") + "/_cortex/healthz", old_gw)) {
       gw_pid = old_gw;
       gateway_url = (*state).value("gateway_url", "");
+      lb_url = (*state).value("lb_url", lb_url);
     } else if (ProcessAlive(old_gw)) {
       StopGroup(old_gw, 2000);
     }
@@ -117,12 +140,19 @@ int ClusterUp(const ClusterFlags& flags) {
               << Tail(ClusterDir() / "logs" / log, 10);
     return 1;
   };
+  if (lb_url.empty()) {
+    auto port = FreeLoopbackPort();
+    if (!port.ok()) return Fail(port.status());
+    lb_url = absl::StrCat("http://", flags.host, ":", *port);
+  }
+  std::string lb_port = lb_url.substr(lb_url.rfind(':') + 1);
   if (op_pid == 0) {
     auto started = StartDaemon(
-        "operator", {"--data-dir", ClusterDir().string(), "--host", flags.host, "--port",
-                     std::to_string(flags.operator_port), "--token-file", token_file.string(),
-                     "--gateway-url", gateway_url, "--python", flags.python, "--autoscaler-tick-ms",
-                     std::to_string(flags.autoscaler_tick_ms)});
+        "operator",
+        {"--data-dir", ClusterDir().string(), "--host", flags.host, "--port",
+         std::to_string(flags.operator_port), "--token-file", token_file.string(), "--gateway-url",
+         gateway_url, "--lb-url", lb_url, "--python", flags.python, "--autoscaler-tick-ms",
+         std::to_string(flags.autoscaler_tick_ms), "--api-gateway", flags.api_gateway});
     if (!started.ok()) return Fail(started.status());
     op_pid = *started;
     if (!WaitHealthy(operator_url + "/healthz", op_pid, flags.wait_s)) {
@@ -132,7 +162,8 @@ int ClusterUp(const ClusterFlags& flags) {
   }
   if (gw_pid == 0) {
     auto started = StartDaemon(
-        "gateway", {"--host", flags.host, "--port", std::to_string(flags.gateway_port),
+        "gateway", {"--host", flags.host, "--port", std::to_string(flags.gateway_port), "--lb-port",
+                    lb_port, "--timeout-ms", std::to_string(flags.gateway_timeout_ms),
                     "--operator-url", operator_url, "--token-file", token_file.string()});
     if (!started.ok()) return Fail(started.status());
     gw_pid = *started;
@@ -141,11 +172,9 @@ int ClusterUp(const ClusterFlags& flags) {
       return fail("gateway", "gateway.log");
     }
   }
-  json state = {{"operator_pid", op_pid},
-                {"gateway_pid", gw_pid},
-                {"operator_url", operator_url},
-                {"gateway_url", gateway_url},
-                {"started_at", UnixSeconds()}};
+  json state = {
+      {"operator_pid", op_pid},     {"gateway_pid", gw_pid}, {"operator_url", operator_url},
+      {"gateway_url", gateway_url}, {"lb_url", lb_url},      {"started_at", UnixSeconds()}};
   if (absl::Status st = WriteFileAtomic(ClusterDir() / "cluster.json", state.dump(2)); !st.ok()) {
     return Fail(st);
   }
@@ -156,8 +185,10 @@ int ClusterUp(const ClusterFlags& flags) {
   if (config->Find(config->default_environment) == nullptr) config->default_environment = env.name;
   if (absl::Status st = SaveCliConfig(*config); !st.ok()) return Fail(st);
   std::cout << "the local cluster is up\n"
-            << "operator: " << operator_url << "\n"
-            << "gateway:  " << gateway_url << "\n"
+            << "operator:      " << operator_url << "\n"
+            << "api gateway:   " << gateway_url << "  (requests time out after "
+            << flags.gateway_timeout_ms / 1000.0 << " s)\n"
+            << "load balancer: " << lb_url << "  (no timeout)\n"
             << "environment " << env.name << " is configured to use it\n";
   return 0;
 }

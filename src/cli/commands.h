@@ -16,7 +16,10 @@ struct CommonFlags {
 struct ClusterFlags {
   std::string env_name = "local";
   int operator_port = 8890;
-  int gateway_port = 8888;
+  int gateway_port = 8888;  // the API gateway listener
+  int lb_port = 0;          // the load balancer listener; 0: a free port, kept across restarts
+  int gateway_timeout_ms = 29'000;
+  std::string api_gateway = "public";  // cluster-wide: "none" serves APIs on the load balancer
   std::string host = "127.0.0.1";
   std::string python = "/usr/bin/python3";
   int wait_s = 60;

@@ -62,6 +62,52 @@ std::vector<Column> RealtimeColumns() {
 
 std::string PredictionTables(const json& metrics);
 
+std::string LastUpdate(const json& api) {
+  return FormatAge(UnixSeconds() - api["spec"].value("last_updated", UnixSeconds()));
+}
+
+// "name:weight name:weight", at most 50 characters (spec §14).
+std::string SplitterWeights(const json& spec) {
+  std::string out;
+  for (const auto& t : spec.value("apis", json::array())) {
+    absl::StrAppend(&out, out.empty() ? "" : " ", t.value("name", ""), ":", t.value("weight", 0));
+  }
+  return out.size() > 50 ? out.substr(0, 47) + "..." : out;
+}
+
+// `cortex get SPLITTER`: one row per target API, then the endpoint and an example request.
+std::string RenderSplitter(const json& splitter, const json& all_apis) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& t : splitter["spec"].value("apis", json::array())) {
+    std::string name = t.value("name", "");
+    std::vector<std::string> row = {
+        name, std::to_string(t.value("weight", 0)), "-", "-", "-", "-", "-", "-"};
+    for (const auto& a : all_apis) {
+      if (a["spec"].value("name", "") != name || !a["status"].is_object()) continue;
+      std::vector<std::string> cells = RealtimeCells(a);  // status .. 5XX
+      row = {name,     std::to_string(t.value("weight", 0)),
+             cells[0], cells[3],
+             cells[5], cells[6],
+             cells[7], cells[9]};
+    }
+    rows.push_back(row);
+  }
+  std::string out = RenderTable({{"apis"},
+                                 {"weights"},
+                                 {"status"},
+                                 {"requested"},
+                                 {"last update"},
+                                 {"avg request"},
+                                 {"2XX"},
+                                 {"5XX", true}},
+                                rows);
+  std::string endpoint = splitter.value("endpoint", "");
+  absl::StrAppend(&out, "\nlast updated: ", LastUpdate(splitter), "\nendpoint: ", endpoint,
+                  "\nexample curl: curl ", endpoint,
+                  " -X POST -H \"Content-Type: application/json\" -d @sample.json\n");
+  return out;
+}
+
 // Every API of every environment (or of `common.env` alone).
 absl::StatusOr<std::string> RenderList(const CommonFlags& common) {
   std::vector<Environment> envs;
@@ -79,7 +125,7 @@ absl::StatusOr<std::string> RenderList(const CommonFlags& common) {
     envs.push_back(*env);
   }
   json all = json::array();
-  std::vector<std::vector<std::string>> rows;
+  std::vector<std::vector<std::string>> rows, splitter_rows;
   std::string notes;
   for (const auto& env : envs) {
     OperatorClient client(env);
@@ -95,7 +141,12 @@ absl::StatusOr<std::string> RenderList(const CommonFlags& common) {
     }
     all.push_back({{"env_name", env.name}, {"apis", *apis}, {"error", nullptr}});
     for (const auto& a : *apis) {
-      std::vector<std::string> row = {env.name, a["spec"].value("name", "")};
+      std::string name = a["spec"].value("name", "");
+      if (a["spec"].value("kind", "") == "TrafficSplitter") {
+        splitter_rows.push_back({env.name, name, SplitterWeights(a["spec"]), LastUpdate(a)});
+        continue;
+      }
+      std::vector<std::string> row = {env.name, name};
       for (auto& cell : RealtimeCells(a)) row.push_back(cell);
       rows.push_back(row);
     }
@@ -109,16 +160,25 @@ absl::StatusOr<std::string> RenderList(const CommonFlags& common) {
   }
   if (common.output == "json") return all.dump(2) + "\n";
   std::string out;
-  if (rows.empty()) {
+  // The env column is shown only when listing every env.
+  auto without_env = [&](std::vector<Column> columns, std::vector<std::vector<std::string>> table) {
+    if (!common.env.empty()) {
+      columns.erase(columns.begin());
+      for (auto& row : table) row.erase(row.begin());
+    }
+    return RenderTable(columns, table);
+  };
+  if (rows.empty() && splitter_rows.empty()) {
     out = "no apis are deployed\n";
-  } else {
+  }
+  if (!rows.empty()) {
     std::vector<Column> columns = {{"env"}, {"realtime api"}};
     for (auto& c : RealtimeColumns()) columns.push_back(c);
-    if (!common.env.empty()) {  // the env column is shown only when listing every env
-      columns.erase(columns.begin());
-      for (auto& row : rows) row.erase(row.begin());
-    }
-    out = RenderTable(columns, rows);
+    out = without_env(columns, rows);
+  }
+  if (!splitter_rows.empty()) {
+    if (!out.empty()) out += "\n";
+    out += without_env({{"env"}, {"traffic splitter"}, {"apis"}, {"last update"}}, splitter_rows);
   }
   if (!notes.empty()) absl::StrAppend(&out, "\n", notes);
   return out;
@@ -131,6 +191,11 @@ absl::StatusOr<std::string> RenderApi(const std::string& api, bool verbose,
   auto info = client->CallJson("GET", "/v1/apis/" + api);
   if (!info.ok()) return info.status();
   if (common.output == "json") return json::array({*info}).dump(2) + "\n";
+  if ((*info)["spec"].value("kind", "") == "TrafficSplitter") {
+    auto all = client->CallJson("GET", "/v1/apis");
+    if (!all.ok()) return all.status();
+    return RenderSplitter(*info, *all);
+  }
   std::string out = RenderTable(RealtimeColumns(), {RealtimeCells(*info)});
   absl::StrAppend(&out, PredictionTables((*info)["metrics"]));
   absl::StrAppend(&out, "\nendpoint: ", (*info)["endpoint"].get<std::string>(), "\n");

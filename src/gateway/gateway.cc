@@ -38,15 +38,29 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(asio::io_context& io,
   server_options.port = options.port;
   server_options.body_limit = 512ull * 1024 * 1024;
   Gateway* self = gateway.get();
-  auto server = net::HttpServer::Create(
-      io, server_options, [self](net::Request& request) { return self->Handle(request); });
+  auto server = net::HttpServer::Create(io, server_options, [self](net::Request& request) {
+    return self->Handle(request, Listener::kApiGateway);
+  });
   if (!server.ok()) return server.status();
   gateway->server_ = std::move(*server);
+  server_options.port = options.lb_port;
+  auto lb_server = net::HttpServer::Create(io, server_options, [self](net::Request& request) {
+    return self->Handle(request, Listener::kLoadBalancer);
+  });
+  if (!lb_server.ok()) return lb_server.status();
+  gateway->lb_server_ = std::move(*lb_server);
   return gateway;
 }
 
-void Gateway::Start() { server_->Start(); }
-void Gateway::Stop() { server_->Stop(); }
+void Gateway::Start() {
+  server_->Start();
+  lb_server_->Start();
+}
+
+void Gateway::Stop() {
+  server_->Stop();
+  lb_server_->Stop();
+}
 
 void Gateway::SetRoutes(std::shared_ptr<const RouteTable> routes) {
   routes_ = std::move(routes);
@@ -75,17 +89,37 @@ std::shared_ptr<Gateway::Upstream> Gateway::UpstreamFor(const ReplicaRoute& repl
   return slot;
 }
 
-asio::awaitable<net::Response> Gateway::Handle(net::Request& request) {
+asio::awaitable<net::Response> Gateway::Handle(net::Request& request, Listener listener) {
   std::string_view target = request.target();
   std::string_view path = target.substr(0, target.find('?'));
   std::shared_ptr<const RouteTable> routes = routes_;  // this request's snapshot
-  if (const ApiRoute* api = routes->Find(path)) {
+  const ApiRoute* api = routes->Find(path);
+  if (api != nullptr && listener == Listener::kApiGateway && api->api_gateway == "none") {
+    api = nullptr;  // served on the load balancer only
+  }
+  if (api != nullptr) {
     auto started = std::chrono::steady_clock::now();
     bool predict = request.method() == net::http::verb::post;
-    net::Response response = co_await Forward(*api, request);
+    const ApiRoute* destination = api;
+    if (api->is_splitter()) {
+      std::vector<int> weights;
+      for (const auto& t : api->targets) weights.push_back(t.weight);
+      const SplitTarget& chosen = api->targets[PickWeighted(weights, rng_)];
+      destination = routes->FindByName(chosen.api);
+      if (destination == nullptr || destination->is_splitter()) {
+        co_return net::MakeError(
+            request, http::status::service_unavailable,
+            absl::StrCat("no healthy upstream: api ", chosen.api, " of traffic splitter ",
+                         api->name, " is not deployed"));
+      }
+    }
+    int timeout_ms = listener == Listener::kApiGateway ? options_.api_gateway_timeout_ms : 0;
+    net::Response response = co_await Forward(*destination, request, timeout_ms);
     if (predict) {  // as Cortex: request metrics count predictions (POST) only
-      Record(api->name, response.result_int(),
-             std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+      double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      Record(destination->name, response.result_int(), seconds);
+      if (destination != api) Record(api->name, response.result_int(), seconds);
     }
     co_return response;
   }
@@ -110,7 +144,8 @@ asio::awaitable<net::Response> Gateway::Handle(net::Request& request) {
                            absl::StrCat("no api is deployed at endpoint ", std::string(path)));
 }
 
-asio::awaitable<net::Response> Gateway::Forward(const ApiRoute& api, net::Request& request) {
+asio::awaitable<net::Response> Gateway::Forward(const ApiRoute& api, net::Request& request,
+                                                int timeout_ms) {
   // Keep what the request needs: the route snapshot may be replaced while we await.
   std::vector<ReplicaRoute> candidates = api.replicas;
   std::string api_name = api.name;
@@ -131,13 +166,21 @@ asio::awaitable<net::Response> Gateway::Forward(const ApiRoute& api, net::Reques
     std::shared_ptr<Upstream> upstream = ups[pick];
     request.target(upstream_target);
     ++upstream->outstanding;
-    auto result = co_await Exchange(*upstream, request);
+    auto result = co_await Exchange(*upstream, request, timeout_ms);
     --upstream->outstanding;
     request.target(original_target);
     if (result.ok()) {
       net::Response response = std::move(*result);
       response.keep_alive(request.keep_alive());
       co_return response;
+    }
+    if (result.status().code() == absl::StatusCode::kDeadlineExceeded) {
+      // The replica has the request: never send it twice. Its late answer is dropped.
+      co_return net::MakeError(
+          request, http::status::gateway_timeout,
+          absl::StrCat("api ", api_name, " did not answer within ", timeout_ms / 1000.0,
+                       " s (the API gateway's request timeout); long requests can use the load "
+                       "balancer endpoint, which has no timeout"));
     }
     // The replica could not be reached: try another one once.
     candidates.erase(candidates.begin() + static_cast<long>(pick));
@@ -152,7 +195,8 @@ asio::awaitable<net::Response> Gateway::Forward(const ApiRoute& api, net::Reques
 }
 
 asio::awaitable<absl::StatusOr<net::Response>> Gateway::Exchange(Upstream& upstream,
-                                                                 net::Request& request) {
+                                                                 net::Request& request,
+                                                                 int timeout_ms) {
   request.keep_alive(true);
   request.prepare_payload();
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -172,7 +216,11 @@ asio::awaitable<absl::StatusOr<net::Response>> Gateway::Exchange(Upstream& upstr
       if (ec) co_return absl::UnavailableError(ec.message());
       stream->socket().set_option(tcp::no_delay(true));
     }
-    stream->expires_never();
+    if (timeout_ms > 0) {
+      stream->expires_after(std::chrono::milliseconds(timeout_ms));
+    } else {
+      stream->expires_never();
+    }
     boost::system::error_code ec;
     co_await http::async_write(*stream, request, asio::redirect_error(asio::use_awaitable, ec));
     beast::flat_buffer buffer;
@@ -182,6 +230,7 @@ asio::awaitable<absl::StatusOr<net::Response>> Gateway::Exchange(Upstream& upstr
       co_await http::async_read(*stream, buffer, parser,
                                 asio::redirect_error(asio::use_awaitable, ec));
     }
+    if (ec == beast::error::timeout) co_return absl::DeadlineExceededError("timed out");
     if (ec) {
       // A pooled connection the replica had already closed: nothing was processed, retry fresh.
       if (reused && !parser.got_some()) continue;

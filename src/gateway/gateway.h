@@ -26,7 +26,9 @@ namespace cortex::gateway {
 
 struct GatewayOptions {
   std::string host = "127.0.0.1";
-  uint16_t port = 0;
+  uint16_t port = 0;     // the API gateway listener (request timeout, public APIs only)
+  uint16_t lb_port = 0;  // the load balancer listener (no timeout, every API)
+  int api_gateway_timeout_ms = 29'000;
   int upstream_connect_timeout_ms = 2000;
   size_t max_idle_per_replica = 256;
 };
@@ -45,6 +47,7 @@ class Gateway {
   void Start();
   void Stop();
   uint16_t port() const { return server_->port(); }
+  uint16_t lb_port() const { return lb_server_->port(); }
   void SetRoutes(std::shared_ptr<const RouteTable> routes);
   int64_t routes_version() const { return routes_->version(); }
 
@@ -52,18 +55,26 @@ class Gateway {
   struct Upstream;
   using Stream = net::beast::tcp_stream;
 
+  // Cortex's two ways in: the API gateway (a request timeout; APIs with api_gateway: none are
+  // not there) and the load balancer (no timeout).
+  enum class Listener { kApiGateway, kLoadBalancer };
+
   Gateway(net::asio::io_context& io, GatewayOptions options);
-  net::asio::awaitable<net::Response> Handle(net::Request& request);
-  net::asio::awaitable<net::Response> Forward(const ApiRoute& api, net::Request& request);
+  net::asio::awaitable<net::Response> Handle(net::Request& request, Listener listener);
+  // Sends the request to one of `api`'s ready replicas; `timeout_ms` 0 waits as long as it takes.
+  net::asio::awaitable<net::Response> Forward(const ApiRoute& api, net::Request& request,
+                                              int timeout_ms);
   net::asio::awaitable<absl::StatusOr<net::Response>> Exchange(Upstream& upstream,
-                                                               net::Request& request);
+                                                               net::Request& request,
+                                                               int timeout_ms);
   std::shared_ptr<Upstream> UpstreamFor(const ReplicaRoute& replica);
   void Record(const std::string& api, unsigned status, double seconds);
   net::Response Metrics(const net::Request& request) const;
 
   net::asio::io_context& io_;
   GatewayOptions options_;
-  std::unique_ptr<net::HttpServer> server_;
+  std::unique_ptr<net::HttpServer> server_;     // API gateway listener
+  std::unique_ptr<net::HttpServer> lb_server_;  // load balancer listener
   std::shared_ptr<const RouteTable> routes_;
   std::unordered_map<std::string, std::shared_ptr<Upstream>> upstreams_;  // by replica id
   std::map<std::string, ApiStats> stats_;                                 // by API name

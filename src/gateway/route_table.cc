@@ -2,6 +2,8 @@
 
 #include <absl/strings/str_cat.h>
 
+#include <algorithm>
+
 namespace cortex::gateway {
 
 absl::StatusOr<std::shared_ptr<const RouteTable>> RouteTable::FromJson(const nlohmann::json& json) {
@@ -17,6 +19,16 @@ absl::StatusOr<std::shared_ptr<const RouteTable>> RouteTable::FromJson(const nlo
         route.replicas.push_back({r.at("id").get<std::string>(), r.at("host").get<std::string>(),
                                   r.at("port").get<uint16_t>()});
       }
+      int total_weight = 0;
+      for (const auto& t : api.value("targets", nlohmann::json::array())) {
+        route.targets.push_back({t.at("api").get<std::string>(), t.at("weight").get<int>()});
+        total_weight += std::max(0, route.targets.back().weight);
+      }
+      if (route.is_splitter() && total_weight <= 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("route table: splitter ", route.name, " has no positive weight"));
+      }
+      table->by_name_[route.name] = table->apis_.size();
       if (table->by_endpoint_.count(route.endpoint) > 0) {
         return absl::InvalidArgumentError(
             absl::StrCat("route table: endpoint ", route.endpoint, " is used twice"));
@@ -37,10 +49,16 @@ nlohmann::json RouteTable::ToJson() const {
     for (const auto& r : api.replicas) {
       replicas.push_back({{"id", r.id}, {"host", r.host}, {"port", r.port}});
     }
-    apis.push_back({{"name", api.name},
-                    {"endpoint", api.endpoint},
-                    {"api_gateway", api.api_gateway},
-                    {"replicas", std::move(replicas)}});
+    nlohmann::json entry = {{"name", api.name},
+                            {"endpoint", api.endpoint},
+                            {"api_gateway", api.api_gateway},
+                            {"replicas", std::move(replicas)}};
+    if (api.is_splitter()) {
+      nlohmann::json targets = nlohmann::json::array();
+      for (const auto& t : api.targets) targets.push_back({{"api", t.api}, {"weight", t.weight}});
+      entry["targets"] = std::move(targets);
+    }
+    apis.push_back(std::move(entry));
   }
   return {{"version", version_}, {"apis", std::move(apis)}};
 }
@@ -49,6 +67,22 @@ const ApiRoute* RouteTable::Find(std::string_view path) const {
   if (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
   auto it = by_endpoint_.find(std::string(path));
   return it == by_endpoint_.end() ? nullptr : &apis_[it->second];
+}
+
+const ApiRoute* RouteTable::FindByName(const std::string& name) const {
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : &apis_[it->second];
+}
+
+size_t PickWeighted(const std::vector<int>& weights, std::mt19937_64& rng) {
+  int total = 0;
+  for (int w : weights) total += std::max(0, w);
+  int pick = std::uniform_int_distribution<int>(0, total - 1)(rng);
+  for (size_t i = 0; i < weights.size(); ++i) {
+    pick -= std::max(0, weights[i]);
+    if (pick < 0) return i;
+  }
+  return weights.size() - 1;
 }
 
 size_t PickLeastOutstanding(const std::vector<int64_t>& outstanding, std::mt19937_64& rng) {

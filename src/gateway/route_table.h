@@ -22,21 +22,31 @@ struct ReplicaRoute {
   uint16_t port = 0;
 };
 
+struct SplitTarget {
+  std::string api;  // a RealtimeAPI's name
+  int weight = 0;   // percent; a splitter's weights add up to 100
+};
+
 struct ApiRoute {
   std::string name;
   std::string endpoint;  // exact path match, e.g. "/my-api"
   std::string api_gateway = "public";
-  std::vector<ReplicaRoute> replicas;  // ready replicas only
+  std::vector<ReplicaRoute> replicas;  // ready replicas only (RealtimeAPI)
+  std::vector<SplitTarget> targets;    // TrafficSplitter: where its requests go
+  bool is_splitter() const { return !targets.empty(); }
 };
 
 class RouteTable {
  public:
-  // {"version": N, "apis": [{"name", "endpoint", "api_gateway", "replicas": [{id, host, port}]}]}
+  // {"version": N, "apis": [{"name", "endpoint", "api_gateway", "replicas": [{id, host, port}],
+  //                          "targets": [{"api", "weight"}] (splitters only)}]}
   static absl::StatusOr<std::shared_ptr<const RouteTable>> FromJson(const nlohmann::json& json);
   nlohmann::json ToJson() const;
 
   // The API whose endpoint is exactly `path` (a trailing '/' is ignored), or null.
   const ApiRoute* Find(std::string_view path) const;
+  // The API called `name`, or null.
+  const ApiRoute* FindByName(const std::string& name) const;
   int64_t version() const { return version_; }
   const std::vector<ApiRoute>& apis() const { return apis_; }
 
@@ -44,7 +54,12 @@ class RouteTable {
   int64_t version_ = 0;
   std::vector<ApiRoute> apis_;
   std::unordered_map<std::string, size_t> by_endpoint_;
+  std::unordered_map<std::string, size_t> by_name_;
 };
+
+// Weighted random choice: index i with probability weights[i] / sum (zero weights are never
+// chosen). `weights` must have a positive sum.
+size_t PickWeighted(const std::vector<int>& weights, std::mt19937_64& rng);
 
 // Least outstanding requests: the index of the replica with the fewest requests in flight,
 // ties broken at random. `outstanding` must not be empty.

@@ -42,6 +42,33 @@ TEST(RouteTable, RejectsDuplicateEndpointsAndMalformedInput) {
   EXPECT_FALSE(RouteTable::FromJson(bad).ok());
 }
 
+TEST(RouteTable, KeepsSplitterTargetsAndFindsApisByName) {
+  auto json = nlohmann::json::parse(R"({"apis": [
+    {"name": "a", "endpoint": "/a", "replicas": []},
+    {"name": "split", "endpoint": "/split", "targets": [{"api": "a", "weight": 100}]}]})");
+  auto table = RouteTable::FromJson(json);
+  ASSERT_TRUE(table.ok()) << table.status();
+  const ApiRoute* split = (*table)->Find("/split");
+  ASSERT_NE(split, nullptr);
+  EXPECT_TRUE(split->is_splitter());
+  EXPECT_EQ(split->targets[0].api, "a");
+  EXPECT_EQ((*table)->FindByName("a")->endpoint, "/a");
+  EXPECT_EQ((*table)->FindByName("zzz"), nullptr);
+  EXPECT_EQ(RouteTable::FromJson((*table)->ToJson()).value()->ToJson(), (*table)->ToJson());
+  auto zero = nlohmann::json::parse(
+      R"({"apis": [{"name": "s", "endpoint": "/s", "targets": [{"api": "a", "weight": 0}]}]})");
+  EXPECT_FALSE(RouteTable::FromJson(zero).ok());
+}
+
+TEST(Balancer, WeightedChoiceFollowsTheWeights) {
+  std::mt19937_64 rng(7);
+  std::vector<int> counts(3, 0);
+  for (int i = 0; i < 100000; ++i) ++counts[PickWeighted({20, 0, 80}, rng)];
+  EXPECT_EQ(counts[1], 0);
+  EXPECT_NEAR(counts[0], 20000, 800);
+  EXPECT_NEAR(counts[2], 80000, 800);
+}
+
 TEST(Balancer, PicksTheLeastLoadedReplica) {
   std::mt19937_64 rng(1);
   EXPECT_EQ(PickLeastOutstanding({3, 1, 2}, rng), 1u);

@@ -59,21 +59,25 @@ DeployDecision DecideDeploy(const std::string& name, const std::string& kind, co
                             const store::ApiRecord* existing, bool updating, bool force) {
   using Action = DeployDecision::Action;
   std::string label = absl::StrCat(name, " (", kind, ")");
-  if (existing == nullptr) return {Action::kCreate, absl::StrCat("creating ", label)};
-  if (existing->kind != kind) {
+  // BatchAPI and TrafficSplitter have no "updating" state and other wording (spec §1).
+  bool realtime = kind == "RealtimeAPI";
+  if (existing != nullptr && existing->kind != kind) {
     return {Action::kReject,
             absl::StrCat("cannot change the kind of ", name, " to ", kind,
                          " because it has already been deployed with kind ", existing->kind,
                          "; please delete it with `cortex delete ", name, "` and redeploy")};
   }
-  if (existing->spec_id == ids.spec_id) {
-    return {Action::kNone, updating ? absl::StrCat(label, " is already updating")
-                                    : absl::StrCat(label, " is up to date")};
+  if (existing == nullptr) {
+    return {Action::kCreate, absl::StrCat(realtime ? "creating " : "created ", label)};
   }
-  if (updating && !force) {
+  if (existing->spec_id == ids.spec_id) {
+    return {Action::kNone, realtime && updating ? absl::StrCat(label, " is already updating")
+                                                : absl::StrCat(label, " is up to date")};
+  }
+  if (realtime && updating && !force) {
     return {Action::kReject, absl::StrCat(name, " is updating (override with --force)")};
   }
-  return {Action::kUpdate, absl::StrCat("updating ", label)};
+  return {Action::kUpdate, absl::StrCat(realtime ? "updating " : "updated ", label)};
 }
 
 int DesiredReplicas(const json& spec, int current) {

@@ -68,6 +68,23 @@ TEST(DecideDeploy, UsesCortexMessages) {
   EXPECT_NE(kind.message.find("cannot change the kind of iris to BatchAPI"), std::string::npos);
 }
 
+TEST(DecideDeploy, SplittersUseTheirOwnWords) {
+  VersionIds ids = ComputeVersionIds("split", "TrafficSplitter", json::object(), "p1");
+  VersionIds changed = ComputeVersionIds("split", "TrafficSplitter",
+                                         json{{"apis", {{{"name", "a"}, {"weight", 100}}}}}, "p1");
+  store::ApiRecord api;
+  api.name = "split";
+  api.kind = "TrafficSplitter";
+  api.spec_id = ids.spec_id;
+  EXPECT_EQ(DecideDeploy("split", "TrafficSplitter", ids, nullptr, false, false).message,
+            "created split (TrafficSplitter)");
+  EXPECT_EQ(DecideDeploy("split", "TrafficSplitter", ids, &api, true, false).message,
+            "split (TrafficSplitter) is up to date");
+  DeployDecision update = DecideDeploy("split", "TrafficSplitter", changed, &api, true, false);
+  EXPECT_EQ(update.action, Action::kUpdate);  // no "is updating" rule for splitters
+  EXPECT_EQ(update.message, "updated split (TrafficSplitter)");
+}
+
 TEST(IsUpdating, CountsOnlyUpToDateReplicas) {
   VersionIds ids = ComputeVersionIds("iris", "RealtimeAPI", Spec(1, "/iris"), "p1");
   store::ApiRecord api = Deployed(ids);

@@ -1,6 +1,7 @@
 #include "operator/operator.h"
 
 #include <absl/strings/str_cat.h>
+#include <absl/strings/str_join.h>
 
 #include <filesystem>
 #include <fstream>
@@ -108,6 +109,7 @@ absl::StatusOr<json> Operator::Deploy(const json& request) {
   config::ParseOptions parse;
   parse.file_name = file_name;
   parse.provider = options_.provider;
+  parse.cluster_api_gateway = options_.cluster_api_gateway;
   parse.file_exists = [&](const std::string& p) {
     return fs::is_regular_file(fs::path(project_dir) / p);
   };
@@ -115,6 +117,10 @@ absl::StatusOr<json> Operator::Deploy(const json& request) {
     return fs::is_directory(fs::path(project_dir) / p);
   };
   ASSIGN_OR_RETURN(std::vector<config::ApiConfig> apis, config::ParseApiConfigs(yaml, parse));
+  // Splitters go last, so that the APIs they point at exist first (spec §1).
+  std::stable_partition(apis.begin(), apis.end(), [](const config::ApiConfig& api) {
+    return api.kind != config::Kind::kTrafficSplitter;
+  });
 
   std::lock_guard lock(mu_);
   ASSIGN_OR_RETURN(std::vector<ApiRecord> deployed, store_->ListApis());
@@ -122,9 +128,21 @@ absl::StatusOr<json> Operator::Deploy(const json& request) {
   for (const auto& api : apis) {
     std::string kind(config::KindName(api.kind));
     std::string prefix = absl::StrCat(file_name, ": ", api.name, " (", kind, ")");
-    if (api.kind != config::Kind::kRealtimeAPI) {
+    if (api.kind == config::Kind::kBatchAPI) {
       return absl::InvalidArgumentError(
           absl::StrCat(prefix, ": ", kind, " kind is not supported yet"));
+    }
+    for (const auto& target : api.apis) {
+      bool in_file = std::any_of(apis.begin(), apis.end(), [&](const config::ApiConfig& a) {
+        return a.name == target.name && a.kind == config::Kind::kRealtimeAPI;
+      });
+      bool is_deployed = std::any_of(deployed.begin(), deployed.end(), [&](const ApiRecord& a) {
+        return a.name == target.name && a.kind == "RealtimeAPI";
+      });
+      if (!in_file && !is_deployed) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            prefix, ": apis: api ", target.name, " was either not found or is not a RealtimeAPI"));
+      }
     }
     if (api.predictor && api.predictor->type != "python") {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -181,7 +199,9 @@ absl::StatusOr<json> Operator::Deploy(const json& request) {
     record.project_id = project_id;
     record.api_id = absl::StrCat(DecreasingHexId(), "-", record.deployment_id, "-", ids.spec_id);
     record.last_updated = now;
-    record.desired_replicas = DesiredReplicas(spec, existing ? existing->desired_replicas : 0);
+    record.desired_replicas = api.kind == config::Kind::kRealtimeAPI
+                                  ? DesiredReplicas(spec, existing ? existing->desired_replicas : 0)
+                                  : 0;
     spec["project_dir"] = project_dir;
     record.spec_json = spec.dump();
     RETURN_IF_ERROR(store_->PutApi(record));
@@ -263,8 +283,19 @@ json Operator::Describe(const ApiRecord& api, const std::vector<ReplicaRecord>& 
     bool is_updated = r.predictor_id == api.predictor_id && r.deployment_id == api.deployment_id;
     (is_updated ? updated : stale).Add(r.state);
   }
-  int min_replicas = spec["autoscaling"].value("min_replicas", 1);
-  std::string code = StatusCode(updated, api.desired_replicas, min_replicas);
+  json status = nullptr;  // replicas exist for RealtimeAPIs only
+  if (api.kind == "RealtimeAPI") {
+    int min_replicas = spec["autoscaling"].value("min_replicas", 1);
+    std::string code = StatusCode(updated, api.desired_replicas, min_replicas);
+    status = {{"api_name", api.name},
+              {"api_id", api.api_id},
+              {"status_code", code},
+              {"status", StatusText(code)},
+              {"replica_counts",
+               {{"updated", updated.ToJson()},
+                {"stale", stale.ToJson()},
+                {"requested", api.desired_replicas}}}};
+  }
   json network = nullptr;
   if (auto it = stats.find(api.name); it != stats.end()) {
     int64_t count = it->value("count", int64_t{0});
@@ -282,18 +313,15 @@ json Operator::Describe(const ApiRecord& api, const std::vector<ReplicaRecord>& 
   spec["deployment_id"] = api.deployment_id;
   spec["project_id"] = api.project_id;
   spec["last_updated"] = api.last_updated;
-  return {{"spec", spec},
-          {"status",
-           {{"api_name", api.name},
-            {"api_id", api.api_id},
-            {"status_code", code},
-            {"status", StatusText(code)},
-            {"replica_counts",
-             {{"updated", updated.ToJson()},
-              {"stale", stale.ToJson()},
-              {"requested", api.desired_replicas}}}}},
-          {"metrics", {{"network_stats", network}}},
-          {"endpoint", options_.gateway_url + StringOr(spec["networking"], "endpoint", "")}};
+  return {
+      {"spec", spec},
+      {"status", status},
+      {"metrics", {{"network_stats", network}}},
+      {"endpoint",
+       (StringOr(spec["networking"], "api_gateway", "public") == "none" ? options_.lb_url
+                                                                        : options_.gateway_url) +
+           StringOr(spec["networking"], "endpoint", "")},
+      {"load_balancer_endpoint", options_.lb_url + StringOr(spec["networking"], "endpoint", "")}};
 }
 
 absl::StatusOr<json> Operator::ListApis() {
@@ -310,7 +338,7 @@ namespace {
 
 // Merges the prediction monitoring of every ready replica (their /_cortex/stats).
 json PredictionMetrics(const std::vector<uint16_t>& ports, const json& spec) {
-  if (!spec["monitoring"].is_object()) return nullptr;
+  if (!spec.contains("monitoring") || !spec["monitoring"].is_object()) return nullptr;
   std::map<std::string, int64_t> classes;
   double min = 0, max = 0, sum = 0;
   int64_t count = 0;
@@ -392,6 +420,19 @@ absl::StatusOr<json> Operator::DeleteApi(const std::string& name) {
   std::lock_guard lock(mu_);
   ASSIGN_OR_RETURN(auto api, store_->GetApi(name));
   if (!api) return absl::NotFoundError(absl::StrCat(name, " is not deployed"));
+  ASSIGN_OR_RETURN(std::vector<ApiRecord> all, store_->ListApis());
+  std::vector<std::string> users;
+  for (const auto& other : all) {
+    if (other.kind != "TrafficSplitter") continue;
+    for (const auto& t : json::parse(other.spec_json).value("apis", json::array())) {
+      if (t.value("name", "") == name) users.push_back(other.name);
+    }
+  }
+  if (!users.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot delete api because it is used by the following TrafficSplitter(s): ",
+                     absl::StrJoin(users, ", ")));
+  }
   ASSIGN_OR_RETURN(auto replicas, store_->ListReplicas());
   // Mark the replicas first, so that a crash between the two steps still stops them.
   for (auto r : replicas) {
@@ -494,6 +535,9 @@ absl::Status Operator::StartReplica(ReplicaRecord& replica, const ApiRecord& api
   launch.python = StringOr(spec["predictor"], "python", options_.default_python);
   // Whole GPUs: a replica sees exactly the ones it was given (none when it asked for none).
   launch.env["CUDA_VISIBLE_DEVICES"] = visible;
+  // Chaining: a predictor calls another API at $CORTEX_LOAD_BALANCER_URL/<endpoint>.
+  launch.env["CORTEX_LOAD_BALANCER_URL"] = options_.lb_url;
+  launch.env["CORTEX_API_GATEWAY_URL"] = options_.gateway_url;
   auto pid = backend_->StartReplica(launch);
   replica.state = ReplicaState::kStarting;
   replica.state_since = now_ms / 1000;
@@ -623,10 +667,18 @@ void Operator::ReconcileLocked() {
         ready.push_back({{"id", id}, {"host", "127.0.0.1"}, {"port", r.port}});
       }
     }
-    route_apis.push_back({{"name", name},
-                          {"endpoint", StringOr(spec["networking"], "endpoint", "/" + name)},
-                          {"api_gateway", StringOr(spec["networking"], "api_gateway", "public")},
-                          {"replicas", ready}});
+    json route = {{"name", name},
+                  {"endpoint", StringOr(spec["networking"], "endpoint", "/" + name)},
+                  {"api_gateway", StringOr(spec["networking"], "api_gateway", "public")},
+                  {"replicas", ready}};
+    if (api.kind == "TrafficSplitter") {
+      json targets = json::array();
+      for (const auto& t : spec.value("apis", json::array())) {
+        targets.push_back({{"api", t.value("name", "")}, {"weight", t.value("weight", 0)}});
+      }
+      route["targets"] = targets;
+    }
+    route_apis.push_back(std::move(route));
   }
   if (route_apis != routes_["apis"]) {
     int64_t version = std::max(now_ms, routes_version_.load() + 1);

@@ -39,7 +39,9 @@ struct AutoscaleTarget {
 struct OperatorOptions {
   std::string data_dir;
   std::string provider = "local";
-  std::string gateway_url;  // shown in endpoints, e.g. http://127.0.0.1:8888
+  std::string gateway_url;          // the API gateway listener, e.g. http://127.0.0.1:8888
+  std::string lb_url;               // the load balancer listener
+  bool cluster_api_gateway = true;  // false: the cluster serves APIs on the load balancer only
   std::string default_python = "/usr/bin/python3";
   int reconcile_interval_ms = 200;
   std::optional<Resources> capacity;  // default: this machine's (DetectCapacity)

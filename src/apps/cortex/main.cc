@@ -34,18 +34,27 @@ int main(int argc, char** argv) {
   cli::ClusterFlags cluster;
   cluster.operator_port = EnvInt("CORTEX_OPERATOR_PORT", 8890);
   cluster.gateway_port = EnvInt("CORTEX_GATEWAY_PORT", 8888);
+  cluster.lb_port = EnvInt("CORTEX_LB_PORT", 0);
   cluster.autoscaler_tick_ms = EnvInt("CORTEX_AUTOSCALER_TICK_MS", 10'000);
   auto* cluster_cmd = app.add_subcommand("cluster", "manage the local cluster");
   cluster_cmd->require_subcommand(1);
   auto add_cluster_flags = [&](CLI::App* cmd) {
     cmd->add_option("--operator-port", cluster.operator_port,
                     "operator port (CORTEX_OPERATOR_PORT)");
-    cmd->add_option("--gateway-port", cluster.gateway_port, "gateway port (CORTEX_GATEWAY_PORT)");
+    cmd->add_option("--gateway-port", cluster.gateway_port,
+                    "API gateway listener port (CORTEX_GATEWAY_PORT)");
+    cmd->add_option("--lb-port", cluster.lb_port,
+                    "load balancer listener port (CORTEX_LB_PORT; default: a free port)");
     cmd->add_option("--configure-env", cluster.env_name, "environment to configure");
   };
   auto* up = cluster_cmd->add_subcommand("up", "start the local operator and gateway");
   add_cluster_flags(up);
   up->add_option("--python", cluster.python, "default Python interpreter for predictors");
+  up->add_option("--gateway-timeout-ms", cluster.gateway_timeout_ms,
+                 "request timeout of the API gateway listener (default 29000)");
+  up->add_option("--api-gateway", cluster.api_gateway,
+                 "public | none: none serves every API on the load balancer only")
+      ->check(CLI::IsMember({"public", "none"}));
   up->add_option("--autoscaler-tick-ms", cluster.autoscaler_tick_ms,
                  "how often the autoscaler decides (CORTEX_AUTOSCALER_TICK_MS, default 10000)");
   bool yes = false;
@@ -152,6 +161,8 @@ int main(int argc, char** argv) {
   op_cmd->add_option("--port", op.port);
   op_cmd->add_option("--token-file", op.token_file)->required();
   op_cmd->add_option("--gateway-url", op.gateway_url);
+  op_cmd->add_option("--lb-url", op.lb_url);
+  op_cmd->add_option("--api-gateway", op.api_gateway);
   op_cmd->add_option("--python", op.python);
   op_cmd->add_option("--autoscaler-tick-ms", op.autoscaler_tick_ms);
   op_cmd->callback([&] { code = apps::RunOperator(op); });
@@ -161,6 +172,8 @@ int main(int argc, char** argv) {
   gw_cmd->group("");
   gw_cmd->add_option("--host", gw.host);
   gw_cmd->add_option("--port", gw.port);
+  gw_cmd->add_option("--lb-port", gw.lb_port);
+  gw_cmd->add_option("--timeout-ms", gw.timeout_ms);
   gw_cmd->add_option("--operator-url", gw.operator_url)->required();
   gw_cmd->add_option("--token-file", gw.token_file)->required();
   gw_cmd->callback([&] { code = apps::RunGateway(gw); });

@@ -67,6 +67,8 @@ int RunOperator(const OperatorRoleFlags& flags) {
   op::OperatorOptions options;
   options.data_dir = flags.data_dir;
   options.gateway_url = flags.gateway_url;
+  options.lb_url = flags.lb_url;
+  options.cluster_api_gateway = flags.api_gateway != "none";
   options.default_python = flags.python;
   op::Operator op(options, std::move(*store),
                   std::make_unique<backends::LocalBackend>(backend_options));
@@ -116,13 +118,17 @@ int RunGateway(const GatewayRoleFlags& flags) {
   gateway::GatewayOptions options;
   options.host = flags.host;
   options.port = static_cast<uint16_t>(flags.port);
+  options.lb_port = static_cast<uint16_t>(flags.lb_port);
+  options.api_gateway_timeout_ms = flags.timeout_ms;
   auto gw = gateway::Gateway::Create(io, options);
   if (!gw.ok()) {
     std::cerr << "gateway: " << gw.status().message() << "\n";
     return 1;
   }
   (*gw)->Start();
-  Log("gateway", absl::StrCat("listening on ", flags.host, ":", (*gw)->port()));
+  Log("gateway",
+      absl::StrCat("api gateway listening on ", flags.host, ":", (*gw)->port(), " (timeout ",
+                   flags.timeout_ms, " ms), load balancer on ", flags.host, ":", (*gw)->lb_port()));
 
   // Follows the operator's route table with long polls; keeps the last table when it is away.
   std::atomic<bool> stop{false};

@@ -13,6 +13,8 @@ struct OperatorRoleFlags {
   int port = 8890;
   std::string token_file;
   std::string gateway_url;
+  std::string lb_url;
+  std::string api_gateway = "public";
   std::string python = "/usr/bin/python3";
   int64_t autoscaler_tick_ms = 10'000;
 };
@@ -21,6 +23,8 @@ int RunOperator(const OperatorRoleFlags& flags);
 struct GatewayRoleFlags {
   std::string host = "127.0.0.1";
   int port = 8888;
+  int lb_port = 0;
+  int timeout_ms = 29'000;
   std::string operator_url;
   std::string token_file;
 };
