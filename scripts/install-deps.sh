@@ -15,10 +15,13 @@ PACKAGES=(
   python3 python3-pytest python3-requests
   python3-numpy python3-sklearn python3-pil
   curl procps
+  prometheus  # tests/e2e/test_prometheus.py scrapes the cluster with it
 )
-# Benchmark peers (the Cortex v0.24 serving stack rebuilt from Debian packages).
+# Benchmark peers (the Cortex v0.24 serving stack rebuilt from Debian packages) and plotting
+# (bench/autoscale_bench.py draws its timeline with matplotlib).
 if [ "${CORTEX_INSTALL_BENCH:-0}" = "1" ]; then
-  PACKAGES+=(wrk nginx-light python3-fastapi python3-uvicorn python3-uvloop python3-httptools)
+  PACKAGES+=(wrk nginx-light python3-fastapi python3-uvicorn python3-uvloop python3-httptools
+             python3-matplotlib)
 fi
 
 missing=()

@@ -254,7 +254,7 @@ class RequestHandler:
             out = self.with_monitor(out, result)
 
         after = None
-        if self.post_predict is not None:
+        if self.post_predict is not None and out[0] is not HDR_JSON_500:
             post = {}
             post_args = self.post_args
             if "response" in post_args:

@@ -19,7 +19,9 @@ namespace {}  // namespace
 struct Gateway::Upstream {
   ReplicaRoute route;
   int64_t outstanding = 0;
-  std::vector<std::unique_ptr<Stream>> idle;
+  // Pooled keep-alive connections and when each was last used (the front closes a connection
+  // idle for 75 s, so older ones are not reused).
+  std::vector<std::pair<std::unique_ptr<Stream>, std::chrono::steady_clock::time_point>> idle;
   bool removed = false;
 };
 
@@ -182,7 +184,13 @@ asio::awaitable<net::Response> Gateway::Forward(const ApiRoute& api, net::Reques
                        " s (the API gateway's request timeout); long requests can use the load "
                        "balancer endpoint, which has no timeout"));
     }
-    // The replica could not be reached: try another one once.
+    if (result.status().code() == absl::StatusCode::kAborted) {
+      co_return net::MakeError(request, http::status::bad_gateway,
+                               absl::StrCat("api ", api_name,
+                                            ": the replica closed the connection "
+                                            "without answering"));
+    }
+    // The replica could not be reached (the request was not sent): try another one once.
     candidates.erase(candidates.begin() + static_cast<long>(pick));
   }
   if (api.replicas.empty()) {
@@ -199,12 +207,16 @@ asio::awaitable<absl::StatusOr<net::Response>> Gateway::Exchange(Upstream& upstr
                                                                  int timeout_ms) {
   request.keep_alive(true);
   request.prepare_payload();
+  constexpr auto kMaxIdle = std::chrono::seconds(50);
   for (int attempt = 0; attempt < 2; ++attempt) {
     std::unique_ptr<Stream> stream;
     bool reused = false;
-    if (!upstream.idle.empty()) {
-      stream = std::move(upstream.idle.back());
+    while (!upstream.idle.empty() && !stream) {
+      auto [pooled, since] = std::move(upstream.idle.back());
       upstream.idle.pop_back();
+      if (std::chrono::steady_clock::now() - since < kMaxIdle) stream = std::move(pooled);
+    }
+    if (stream) {
       reused = true;
     } else {
       stream = std::make_unique<Stream>(io_);
@@ -232,14 +244,19 @@ asio::awaitable<absl::StatusOr<net::Response>> Gateway::Exchange(Upstream& upstr
     }
     if (ec == beast::error::timeout) co_return absl::DeadlineExceededError("timed out");
     if (ec) {
-      // A pooled connection the replica had already closed: nothing was processed, retry fresh.
-      if (reused && !parser.got_some()) continue;
-      co_return absl::UnavailableError(ec.message());
+      if (reused && !parser.got_some()) {
+        // A pooled connection the replica had closed: the others are likely stale too. Retry
+        // on a fresh connection.
+        upstream.idle.clear();
+        continue;
+      }
+      // The replica had the request and gave no answer: it must not be sent anywhere else.
+      co_return absl::AbortedError(ec.message());
     }
     net::Response response = parser.release();
     if (response.keep_alive() && !upstream.removed &&
         upstream.idle.size() < options_.max_idle_per_replica) {
-      upstream.idle.push_back(std::move(stream));
+      upstream.idle.emplace_back(std::move(stream), std::chrono::steady_clock::now());
     }
     co_return response;
   }

@@ -440,10 +440,7 @@ absl::StatusOr<json> Operator::DeleteApi(const std::string& name) {
     r.state = ReplicaState::kStopping;
     RETURN_IF_ERROR(store_->PutReplica(r));
   }
-  for (const auto& r : replicas) {
-    if (r.api_name != name) continue;
-    StopAndForget(r);
-  }
+  // The control loop stops them (outside the lock: draining takes a while).
   RETURN_IF_ERROR(store_->DeleteApi(name));
   fs::remove(fs::path(options_.data_dir) / "logs" / "apis" / (name + ".log"));
   return json{{"message", absl::StrCat("deleting ", name)}};
@@ -555,16 +552,24 @@ absl::Status Operator::StartReplica(ReplicaRecord& replica, const ApiRecord& api
 }
 
 void Operator::ReconcileOnce() {
-  std::lock_guard lock(mu_);
-  try {
-    ReconcileLocked();
-  } catch (const std::exception& e) {
-    // A malformed record must not take the control plane down; report and go on.
-    std::cerr << "reconcile: " << e.what() << std::endl;
+  std::vector<ReplicaRecord> to_stop;
+  {
+    std::lock_guard lock(mu_);
+    try {
+      ReconcileLocked(to_stop);
+    } catch (const std::exception& e) {
+      // A malformed record must not take the control plane down; report and go on.
+      std::cerr << "reconcile: " << e.what() << std::endl;
+    }
   }
+  // Stopping waits for the replica to drain: the REST API must not wait with it. The records
+  // stay (state "stopping") until the processes are gone, so a crash here loses nothing.
+  for (const auto& r : to_stop) backend_->StopReplica(r, 10'000);
+  std::lock_guard lock(mu_);
+  for (const auto& r : to_stop) Forget(r);
 }
 
-void Operator::ReconcileLocked() {
+void Operator::ReconcileLocked(std::vector<ReplicaRecord>& to_stop) {
   auto apis_or = store_->ListApis();
   auto replicas_or = store_->ListReplicas();
   if (!apis_or.ok() || !replicas_or.ok()) {
@@ -580,7 +585,7 @@ void Operator::ReconcileLocked() {
   for (auto& r : *replicas_or) {
     auto api = apis.find(r.api_name);
     if (api == apis.end() || (r.state == ReplicaState::kStopping && r.next_start_at <= now_ms)) {
-      StopAndForget(r);
+      to_stop.push_back(r);
       continue;
     }
     ReplicaRecord before = r;
@@ -773,11 +778,13 @@ void Operator::StopAllReplicas() {
   std::lock_guard lock(mu_);
   auto replicas = store_->ListReplicas();
   if (!replicas.ok()) return;
-  for (const auto& r : *replicas) StopAndForget(r);
+  for (const auto& r : *replicas) {
+    backend_->StopReplica(r, 10'000);
+    Forget(r);
+  }
 }
 
-void Operator::StopAndForget(const ReplicaRecord& replica) {
-  backend_->StopReplica(replica, 10'000);
+void Operator::Forget(const ReplicaRecord& replica) {
   (void)store_->DeleteReplica(replica.id);
   gpu_assignments_.erase(replica.id);
   std::error_code ignored;

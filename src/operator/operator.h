@@ -93,9 +93,10 @@ class Operator {
   void StopAllReplicas();
 
  private:
-  void ReconcileLocked();  // requires mu_
-  // Stops the replica and removes every trace of it (record, GPUs, spec file). Requires mu_.
-  void StopAndForget(const store::ReplicaRecord& replica);
+  // Requires mu_. Replicas to stop go to `to_stop` (stopped once mu_ is released).
+  void ReconcileLocked(std::vector<store::ReplicaRecord>& to_stop);
+  // Removes every trace of a stopped replica (record, GPUs, spec file). Requires mu_.
+  void Forget(const store::ReplicaRecord& replica);
   absl::StatusOr<nlohmann::json> DescribeOne(const std::string& name, const nlohmann::json& stats,
                                              std::vector<uint16_t>& ready_ports);  // requires mu_
   absl::StatusOr<std::string> ProjectDir(const std::string& project_id);

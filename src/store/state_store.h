@@ -61,7 +61,8 @@ class StateStore {
   virtual absl::Status PutApi(const ApiRecord& api) = 0;
   virtual absl::StatusOr<std::optional<ApiRecord>> GetApi(const std::string& name) = 0;
   virtual absl::StatusOr<std::vector<ApiRecord>> ListApis() = 0;  // sorted by name
-  // Deletes the API, its history and its replicas.
+  // Deletes the API and its history. Its replica records stay until the control loop has
+  // stopped their processes and deletes them one by one.
   virtual absl::Status DeleteApi(const std::string& name) = 0;
   virtual absl::StatusOr<std::vector<ApiVersion>> ListVersions(const std::string& name,
                                                                int limit) = 0;  // newest first

@@ -136,8 +136,9 @@ def api_yaml(name, predictor_path="predictor.py", predictor_extra="", extra=""):
 class Cluster:
     """One local cluster: its config dir, ports, and helpers around the CLI and the gateway."""
 
-    def __init__(self, root):
+    def __init__(self, root, up_args=()):
         self.root = root
+        self.up_args = [str(a) for a in up_args]  # extra `cortex cluster up` flags
         self.config_dir = os.path.join(root, "cfg")
         self.cluster_dir = os.path.join(self.config_dir, "cluster")
         self.projects_dir = os.path.join(root, "projects")
@@ -178,7 +179,7 @@ class Cluster:
             operator_port, gateway_port = free_ports(2)
         self.operator_port, self.gateway_port = operator_port, gateway_port
         return self.cli("cluster", "up", "--operator-port", operator_port, "--gateway-port",
-                        gateway_port, "--python", PYTHON, timeout=timeout)
+                        gateway_port, "--python", PYTHON, *self.up_args, timeout=timeout)
 
     def start(self, attempts=3):
         """Brings a cluster up on free ports and checks that *our* daemons serve them.
@@ -357,12 +358,13 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def cluster_factory(request, cortex_bin):
-    """make(start=True) -> a new Cluster in its own config dir; all are torn down afterwards."""
+    """make(start=True, up_args=()) -> a new Cluster in its own config dir (up_args: extra
+    `cortex cluster up` flags, e.g. ("--autoscaler-tick-ms", 1000)); all are torn down afterwards."""
     made = []
 
-    def make(start=True):
+    def make(start=True, up_args=()):
         root = tempfile.mkdtemp(prefix="cx-e2e-", dir="/tmp")
-        c = Cluster(root)
+        c = Cluster(root, up_args=up_args)
         made.append(c)
         if start:
             c.start()

@@ -3,45 +3,12 @@
 #include <absl/strings/str_cat.h>
 #include <sqlite3.h>
 
+#include "store/sqlite/statement.h"
+
 namespace cortex::store {
 namespace {
 
-// A prepared statement that finalizes itself.
-class Statement {
- public:
-  Statement(sqlite3* db, const char* sql) : db_(db) {
-    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
-  }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-
-  bool ok() const { return rc_ == SQLITE_OK; }
-  Statement& Bind(int i, const std::string& v) {
-    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Statement& Bind(int i, int64_t v) {
-    sqlite3_bind_int64(stmt_, i, v);
-    return *this;
-  }
-  // SQLITE_ROW, SQLITE_DONE or an error code.
-  int Step() { return sqlite3_step(stmt_); }
-  std::string Text(int col) const {
-    const unsigned char* t = sqlite3_column_text(stmt_, col);
-    return t ? std::string(reinterpret_cast<const char*>(t), sqlite3_column_bytes(stmt_, col))
-             : std::string();
-  }
-  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
-  absl::Status Error(std::string_view doing) const {
-    return absl::InternalError(absl::StrCat(std::string(doing), ": ", sqlite3_errmsg(db_)));
-  }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
-  int rc_;
-};
+using internal::Statement;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS apis (
@@ -189,8 +156,7 @@ absl::Status SqliteStateStore::DeleteApi(const std::string& name) {
   std::lock_guard lock(mu_);
   if (absl::Status st = Exec("BEGIN IMMEDIATE;"); !st.ok()) return st;
   for (const char* sql :
-       {"DELETE FROM apis WHERE name = ?", "DELETE FROM api_versions WHERE name = ?",
-        "DELETE FROM replicas WHERE api_name = ?"}) {
+       {"DELETE FROM apis WHERE name = ?", "DELETE FROM api_versions WHERE name = ?"}) {
     Statement del(db_, sql);
     del.Bind(1, name);
     if (del.Step() != SQLITE_DONE) {

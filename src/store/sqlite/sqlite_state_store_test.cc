@@ -60,7 +60,7 @@ TEST_F(SqliteStateStoreTest, ApisSurviveReopening) {
   EXPECT_FALSE(missing->has_value());
 }
 
-TEST_F(SqliteStateStoreTest, DeletingAnApiRemovesItsReplicas) {
+TEST_F(SqliteStateStoreTest, DeletingAnApiLeavesReplicasForTheControlLoop) {
   auto store = SqliteStateStore::Open(db());
   ASSERT_TRUE(store.ok());
   ASSERT_TRUE((*store)->PutApi(Api("a", "id1", 1)).ok());
@@ -79,8 +79,10 @@ TEST_F(SqliteStateStoreTest, DeletingAnApiRemovesItsReplicas) {
   EXPECT_EQ((*replicas)[0].port, 4321);
   EXPECT_TRUE((*replicas)[0].ever_ready);
   ASSERT_TRUE((*store)->DeleteApi("a").ok());
-  EXPECT_TRUE((*store)->ListReplicas()->empty());
   EXPECT_TRUE((*store)->ListApis()->empty());
+  EXPECT_EQ((*store)->ListReplicas()->size(), 1u);  // stopped and removed by the control loop
+  ASSERT_TRUE((*store)->DeleteReplica("a-1").ok());
+  EXPECT_TRUE((*store)->ListReplicas()->empty());
 }
 
 }  // namespace

@@ -1,0 +1,84 @@
+// Batch jobs and their durable queue of batches (spec §11, with retries and a dead-letter list
+// that Cortex lacked).
+//
+// A batch is queued, then leased by one worker for a visibility timeout, then acked (done) or
+// failed. A failed batch, or one whose lease expired (its worker died), is queued again until it
+// has been tried `max_attempts` times; then it is dead-lettered with its last error. Nothing is
+// lost when a process dies: every transition is one SQLite transaction.
+//
+// Implemented by SqliteJobQueue (store/sqlite/). Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <absl/status/statusor.h>
+
+namespace cortex::store {
+
+struct JobRecord {
+  std::string id;
+  std::string api_name;
+  std::string api_id;
+  std::string spec_json;   // the job spec returned to the submitter (workers, config, ...)
+  std::string status = "status_running";
+  int workers = 1;
+  int64_t total_batches = 0;
+  int64_t start_time = 0;  // unix seconds
+  int64_t end_time = 0;    // 0 while in progress
+  int64_t timeout_s = 0;   // 0: none
+  int max_attempts = 3;
+  bool completion_claimed = false;  // a worker is running on_job_complete
+  int64_t completion_claimed_at = 0;
+};
+
+struct Lease {
+  int64_t batch_id = 0;
+  int64_t index = 0;
+  std::string payload;  // a JSON array
+  int attempt = 0;
+};
+
+struct BatchCounts {
+  int64_t queued = 0, leased = 0, succeeded = 0, dead = 0;
+  double time_sum_s = 0;  // of succeeded batches
+};
+
+struct DeadBatch {
+  int64_t index = 0;
+  int attempts = 0;
+  std::string error;
+};
+
+class JobQueue {
+ public:
+  virtual ~JobQueue() = default;
+
+  // Creates the job and enqueues its batches in one transaction.
+  virtual absl::Status CreateJob(const JobRecord& job, const std::vector<std::string>& batches) = 0;
+  virtual absl::StatusOr<std::optional<JobRecord>> GetJob(const std::string& id) = 0;
+  virtual absl::StatusOr<std::vector<JobRecord>> ListJobs(const std::string& api_name) = 0;
+  virtual absl::Status UpdateJob(const JobRecord& job) = 0;
+  virtual absl::Status DeleteJobs(const std::string& api_name) = 0;
+
+  // The next batch for `worker`, or nothing when none is queued. Expired leases are taken back
+  // first (queued again, or dead-lettered after max_attempts).
+  virtual absl::StatusOr<std::optional<Lease>> LeaseBatch(const std::string& job_id,
+                                                          const std::string& worker,
+                                                          int64_t now_ms, int64_t lease_ms) = 0;
+  // Extends a lease the worker still holds (false: it lost it).
+  virtual absl::StatusOr<bool> RenewLease(int64_t batch_id, const std::string& worker,
+                                          int64_t until_ms) = 0;
+  virtual absl::Status AckBatch(int64_t batch_id, const std::string& worker, double seconds) = 0;
+  virtual absl::Status FailBatch(int64_t batch_id, const std::string& worker,
+                                 const std::string& error) = 0;
+  // Returns the batches leased by `worker` to the queue at once (its process died).
+  virtual absl::Status ReleaseWorker(const std::string& job_id, const std::string& worker) = 0;
+
+  virtual absl::StatusOr<BatchCounts> Counts(const std::string& job_id) = 0;
+  virtual absl::StatusOr<std::vector<DeadBatch>> DeadLetters(const std::string& job_id) = 0;
+};
+
+}  // namespace cortex::store
