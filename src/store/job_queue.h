@@ -9,12 +9,12 @@
 // Implemented by SqliteJobQueue (store/sqlite/). Thread-safe.
 #pragma once
 
+#include <absl/status/statusor.h>
+
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <absl/status/statusor.h>
 
 namespace cortex::store {
 
@@ -22,7 +22,7 @@ struct JobRecord {
   std::string id;
   std::string api_name;
   std::string api_id;
-  std::string spec_json;   // the job spec returned to the submitter (workers, config, ...)
+  std::string spec_json;  // the job spec returned to the submitter (workers, config, ...)
   std::string status = "status_running";
   int workers = 1;
   int64_t total_batches = 0;
@@ -66,8 +66,8 @@ class JobQueue {
   // The next batch for `worker`, or nothing when none is queued. Expired leases are taken back
   // first (queued again, or dead-lettered after max_attempts).
   virtual absl::StatusOr<std::optional<Lease>> LeaseBatch(const std::string& job_id,
-                                                          const std::string& worker,
-                                                          int64_t now_ms, int64_t lease_ms) = 0;
+                                                          const std::string& worker, int64_t now_ms,
+                                                          int64_t lease_ms) = 0;
   // Extends a lease the worker still holds (false: it lost it).
   virtual absl::StatusOr<bool> RenewLease(int64_t batch_id, const std::string& worker,
                                           int64_t until_ms) = 0;

@@ -1,0 +1,125 @@
+#include "store/sqlite/sqlite_job_queue.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+namespace cortex::store {
+namespace {
+
+class SqliteJobQueueTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("cortex-jobs-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    auto queue = SqliteJobQueue::Open((dir_ / "state.db").string());
+    ASSERT_TRUE(queue.ok()) << queue.status();
+    queue_ = std::move(*queue);
+  }
+  void TearDown() override {
+    queue_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void CreateJob(const std::string& id, int batches, int max_attempts = 2) {
+    JobRecord job;
+    job.id = id;
+    job.api_name = "api";
+    job.spec_json = "{}";
+    job.total_batches = batches;
+    job.max_attempts = max_attempts;
+    std::vector<std::string> payloads;
+    for (int i = 0; i < batches; ++i) payloads.push_back("[" + std::to_string(i) + "]");
+    ASSERT_TRUE(queue_->CreateJob(job, payloads).ok());
+  }
+  std::filesystem::path dir_;
+  std::unique_ptr<SqliteJobQueue> queue_;
+};
+
+TEST_F(SqliteJobQueueTest, BatchesAreLeasedOnceInOrderAndAcked) {
+  CreateJob("j", 2);
+  auto first = queue_->LeaseBatch("j", "w1", 1000, 500);
+  auto second = queue_->LeaseBatch("j", "w2", 1000, 500);
+  auto none = queue_->LeaseBatch("j", "w3", 1000, 500);
+  ASSERT_TRUE(first.ok() && first->has_value());
+  ASSERT_TRUE(second.ok() && second->has_value());
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  EXPECT_EQ((*first)->payload, "[0]");
+  EXPECT_EQ((*second)->index, 1);
+  ASSERT_TRUE(queue_->AckBatch((*first)->batch_id, "w1", 0.5).ok());
+  auto counts = queue_->Counts("j");
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts->succeeded, 1);
+  EXPECT_EQ(counts->leased, 1);
+  EXPECT_DOUBLE_EQ(counts->time_sum_s, 0.5);
+}
+
+TEST_F(SqliteJobQueueTest, ExpiredLeaseIsRetriedThenDeadLettered) {
+  CreateJob("j", 1, /*max_attempts=*/2);
+  ASSERT_TRUE(queue_->LeaseBatch("j", "w1", 1000, 100)->has_value());
+  // The lease runs out (the worker died): the batch comes back.
+  auto again = queue_->LeaseBatch("j", "w2", 1200, 100);
+  ASSERT_TRUE(again.ok() && again->has_value());
+  EXPECT_EQ((*again)->attempt, 2);
+  // Out of attempts: dead-lettered, not leased again.
+  auto none = queue_->LeaseBatch("j", "w3", 1400, 100);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  auto dead = queue_->DeadLetters("j");
+  ASSERT_TRUE(dead.ok());
+  ASSERT_EQ(dead->size(), 1u);
+  EXPECT_NE((*dead)[0].error.find("lease expired"), std::string::npos);
+}
+
+TEST_F(SqliteJobQueueTest, FailedBatchIsRetriedUpToTheLimit) {
+  CreateJob("j", 1, /*max_attempts=*/2);
+  auto lease = queue_->LeaseBatch("j", "w", 0, 1000);
+  ASSERT_TRUE(queue_->FailBatch((*lease)->batch_id, "w", "ValueError: bad").ok());
+  EXPECT_EQ(queue_->Counts("j")->queued, 1);
+  lease = queue_->LeaseBatch("j", "w", 0, 1000);
+  ASSERT_TRUE(queue_->FailBatch((*lease)->batch_id, "w", "ValueError: bad again").ok());
+  BatchCounts counts = *queue_->Counts("j");
+  EXPECT_EQ(counts.queued, 0);
+  EXPECT_EQ(counts.dead, 1);
+  EXPECT_EQ((*queue_->DeadLetters("j"))[0].error, "ValueError: bad again");
+}
+
+TEST_F(SqliteJobQueueTest, ReleasingAWorkerRequeuesItsBatchesAtOnce) {
+  CreateJob("j", 2, /*max_attempts=*/3);
+  ASSERT_TRUE(queue_->LeaseBatch("j", "dead-worker", 0, 60'000)->has_value());
+  ASSERT_TRUE(queue_->LeaseBatch("j", "live-worker", 0, 60'000)->has_value());
+  ASSERT_TRUE(queue_->ReleaseWorker("j", "dead-worker").ok());
+  BatchCounts counts = *queue_->Counts("j");
+  EXPECT_EQ(counts.queued, 1);
+  EXPECT_EQ(counts.leased, 1);
+}
+
+TEST_F(SqliteJobQueueTest, RenewKeepsTheLeaseOnlyForItsHolder) {
+  CreateJob("j", 1);
+  auto lease = queue_->LeaseBatch("j", "w", 0, 100);
+  EXPECT_TRUE(*queue_->RenewLease((*lease)->batch_id, "w", 10'000));
+  EXPECT_FALSE(*queue_->RenewLease((*lease)->batch_id, "other", 10'000));
+  EXPECT_FALSE(queue_->LeaseBatch("j", "x", 5'000, 100)->has_value());  // still leased
+}
+
+TEST_F(SqliteJobQueueTest, JobsSurviveReopening) {
+  CreateJob("j", 3);
+  ASSERT_TRUE(queue_->LeaseBatch("j", "w", 0, 100)->has_value());
+  queue_.reset();
+  auto reopened = SqliteJobQueue::Open((dir_ / "state.db").string());
+  ASSERT_TRUE(reopened.ok());
+  auto job = (*reopened)->GetJob("j");
+  ASSERT_TRUE(job.ok() && job->has_value());
+  EXPECT_EQ((*job)->total_batches, 3);
+  BatchCounts counts = *(*reopened)->Counts("j");
+  EXPECT_EQ(counts.queued, 2);
+  EXPECT_EQ(counts.leased, 1);
+  queue_ = std::move(*reopened);
+}
+
+}  // namespace
+}  // namespace cortex::store
