@@ -492,7 +492,7 @@ def plot(path, rows, lines, res, t_step, t_stop, t_end, rec_rows, t0, title):
     ax2.grid(alpha=0.3)
     for tt, a, b in res["events"]:
         ax2.axvline(tt, color="tab:red", lw=0.8, ls=":")
-        ax2.annotate(f"{a}→{b}", (tt, b + 0.15), fontsize=8, color="tab:red", ha="center")
+        ax2.annotate(f"{a}→{b}", (tt, max(a, b) + 0.15), fontsize=8, color="tab:red", ha="center")
     ticks = res["ticks"]
     if ticks:
         ax2.plot([tk[0] for tk in ticks], [0.25] * len(ticks), "|", color="gray", ms=10,
@@ -599,7 +599,7 @@ def report(args, env_lines, res, design, t_step, t_stop, phases_stats, sampler_e
           f"{cd['final_bounds'][0]:.1f}–{cd['final_bounds'][1]:.1f} s | {fmt_s(final_ours)} | "
           + (f"{final_ours / cd['final']['mean']:.2f}×" if final_ours is not None else "-") + " |",
           "",
-          f"Our own design range for the first request: about 0–{args.tick_ms / 1000 + 2.25:.1f} s "
+          f"Our own design range for the first request: about 0–{args.tick_ms / 1000 + 2:.0f} s "
           f"(the next tick after the first complete second that saw the step: 1 s samples, "
           f"4 per second at the front, tick every {args.tick_ms / 1000:g} s); the final count "
           f"comes two ticks later (the 1.5× / +1 step limit: 1 → 2 → 3 → 4).", ""]

@@ -16,6 +16,7 @@ PACKAGES=(
   python3-numpy python3-sklearn python3-pil
   curl procps
   prometheus  # tests/e2e/test_prometheus.py scrapes the cluster with it
+  python3-botocore python3-boto3  # tests/s3: the reference SigV4 signer, and the S3 test client
 )
 # Benchmark peers (the Cortex v0.24 serving stack rebuilt from Debian packages) and plotting
 # (bench/autoscale_bench.py draws its timeline with matplotlib).
@@ -31,4 +32,19 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# The S3 test peer for tests/s3/test_s3_functional.py: s3rver from npm, into the (git-ignored)
+# build tree. It needs node and npm (node 20 with its own npm; Debian's npm package is not
+# wanted); without them the functional S3 tests skip.
+S3RVER_VERSION=3.7.1
+S3RVER_DIR="${CORTEX_S3RVER_DIR:-$(cd "$(dirname "$0")/.." && pwd)/build/_deps/s3rver}"
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+  if ! grep -qs "\"version\": \"${S3RVER_VERSION}\"" "$S3RVER_DIR/node_modules/s3rver/package.json"; then
+    mkdir -p "$S3RVER_DIR"
+    npm install --prefix "$S3RVER_DIR" "s3rver@${S3RVER_VERSION}" --no-audit --no-fund \
+      --loglevel=error
+  fi
+else
+  echo "install-deps: node/npm not found; skipping s3rver (tests/s3 functional tests skip)" >&2
 fi

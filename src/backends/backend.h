@@ -33,13 +33,27 @@ struct ReplicaProbe {
   std::string reason;  // when !alive: what happened, for the API's log
 };
 
+struct WorkerLaunch {
+  std::string worker_id;
+  std::string job_id;
+  std::string spec_path;  // the API config, project_dir and job_spec
+  std::string python;
+  std::string operator_url;  // where the worker leases batches
+  std::string log_path;      // the job's log
+  std::string working_dir;   // the project
+  std::map<std::string, std::string> env;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
   // Starts one replica; returns the handle to store (a process id on the local provider).
   virtual absl::StatusOr<pid_t> StartReplica(const ReplicaLaunch& launch) = 0;
-  // Looks at a replica started by this or an earlier operator process. A replica whose
-  // processes together use more than `mem_limit_bytes` (when > 0) is killed and reported oom.
+  // Starts one batch worker process (python/cortex_runtime/batch.py).
+  virtual absl::StatusOr<pid_t> StartWorker(const WorkerLaunch& launch) = 0;
+  // Looks at a replica (or a worker: its id and pid) started by this or an earlier operator. A
+  // replica whose processes together use more than `mem_limit_bytes` (when > 0) is killed and
+  // reported oom.
   virtual ReplicaProbe Probe(const store::ReplicaRecord& replica, int64_t mem_limit_bytes) = 0;
   // Asks a replica to drain and stop; kills it after `grace_ms`. Returns when it is gone.
   virtual void StopReplica(const store::ReplicaRecord& replica, int grace_ms) = 0;

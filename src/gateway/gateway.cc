@@ -71,6 +71,8 @@ void Gateway::SetRoutes(std::shared_ptr<const RouteTable> routes) {
   for (const auto& api : routes_->apis()) {
     for (const auto& r : api.replicas) live[r.id] = true;
   }
+  live["operator"] = true;  // BatchAPI requests
+  {}
   for (auto it = upstreams_.begin(); it != upstreams_.end();) {
     if (live.count(it->first) == 0) {
       it->second->removed = true;
@@ -96,6 +98,15 @@ asio::awaitable<net::Response> Gateway::Handle(net::Request& request, Listener l
   std::string_view path = target.substr(0, target.find('?'));
   std::shared_ptr<const RouteTable> routes = routes_;  // this request's snapshot
   const ApiRoute* api = routes->Find(path);
+  std::string job_suffix;  // BatchAPI: "<endpoint>/<job_id>" addresses one job
+  if (api == nullptr) {
+    size_t slash = path.rfind('/');
+    const ApiRoute* parent = slash > 0 ? routes->Find(path.substr(0, slash)) : nullptr;
+    if (parent != nullptr && parent->batch) {
+      api = parent;
+      job_suffix = std::string(path.substr(slash));
+    }
+  }
   if (api != nullptr && listener == Listener::kApiGateway && api->api_gateway == "none") {
     api = nullptr;  // served on the load balancer only
   }
@@ -116,7 +127,15 @@ asio::awaitable<net::Response> Gateway::Handle(net::Request& request, Listener l
       }
     }
     int timeout_ms = listener == Listener::kApiGateway ? options_.api_gateway_timeout_ms : 0;
-    net::Response response = co_await Forward(*destination, request, timeout_ms);
+    if (api->batch) {  // job submissions and queries are the operator's (spec §11)
+      std::vector<ReplicaRoute> operator_route = {
+          {"operator", options_.operator_host, options_.operator_port}};
+      co_return co_await Forward(*api, operator_route,
+                                 absl::StrCat("/v1/batch/", api->name, job_suffix), request,
+                                 timeout_ms);
+    }
+    net::Response response =
+        co_await Forward(*destination, destination->replicas, "/predict", request, timeout_ms);
     if (predict) {  // as Cortex: request metrics count predictions (POST) only
       double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -146,16 +165,18 @@ asio::awaitable<net::Response> Gateway::Handle(net::Request& request, Listener l
                            absl::StrCat("no api is deployed at endpoint ", std::string(path)));
 }
 
-asio::awaitable<net::Response> Gateway::Forward(const ApiRoute& api, net::Request& request,
-                                                int timeout_ms) {
+asio::awaitable<net::Response> Gateway::Forward(const ApiRoute& api,
+                                                const std::vector<ReplicaRoute>& upstreams,
+                                                const std::string& upstream_path,
+                                                net::Request& request, int timeout_ms) {
   // Keep what the request needs: the route snapshot may be replaced while we await.
-  std::vector<ReplicaRoute> candidates = api.replicas;
+  std::vector<ReplicaRoute> candidates = upstreams;
   std::string api_name = api.name;
   std::string_view target = request.target();
   size_t q = target.find('?');
   std::string upstream_target = q == std::string_view::npos
-                                    ? std::string("/predict")
-                                    : absl::StrCat("/predict", std::string(target.substr(q)));
+                                    ? upstream_path
+                                    : absl::StrCat(upstream_path, std::string(target.substr(q)));
   std::string original_target(target);
   for (int attempt = 0; attempt < 2 && !candidates.empty(); ++attempt) {
     std::vector<int64_t> load;
@@ -193,7 +214,7 @@ asio::awaitable<net::Response> Gateway::Forward(const ApiRoute& api, net::Reques
     // The replica could not be reached (the request was not sent): try another one once.
     candidates.erase(candidates.begin() + static_cast<long>(pick));
   }
-  if (api.replicas.empty()) {
+  if (upstreams.empty()) {
     co_return net::MakeError(
         request, http::status::service_unavailable,
         absl::StrCat("no healthy upstream: api ", api_name, " has no ready replicas"));

@@ -29,6 +29,8 @@ struct GatewayOptions {
   uint16_t port = 0;     // the API gateway listener (request timeout, public APIs only)
   uint16_t lb_port = 0;  // the load balancer listener (no timeout, every API)
   int api_gateway_timeout_ms = 29'000;
+  std::string operator_host = "127.0.0.1";  // BatchAPI job requests are forwarded here
+  uint16_t operator_port = 0;
   int upstream_connect_timeout_ms = 2000;
   size_t max_idle_per_replica = 256;
 };
@@ -62,8 +64,11 @@ class Gateway {
   Gateway(net::asio::io_context& io, GatewayOptions options);
   net::asio::awaitable<net::Response> Handle(net::Request& request, Listener listener);
   // Sends the request to one of `api`'s ready replicas; `timeout_ms` 0 waits as long as it takes.
-  net::asio::awaitable<net::Response> Forward(const ApiRoute& api, net::Request& request,
-                                              int timeout_ms);
+  // `upstream_path` replaces the request's path ("/predict" for replicas).
+  net::asio::awaitable<net::Response> Forward(const ApiRoute& api,
+                                              const std::vector<ReplicaRoute>& upstreams,
+                                              const std::string& upstream_path,
+                                              net::Request& request, int timeout_ms);
   net::asio::awaitable<absl::StatusOr<net::Response>> Exchange(Upstream& upstream,
                                                                net::Request& request,
                                                                int timeout_ms);

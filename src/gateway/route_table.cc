@@ -19,6 +19,7 @@ absl::StatusOr<std::shared_ptr<const RouteTable>> RouteTable::FromJson(const nlo
         route.replicas.push_back({r.at("id").get<std::string>(), r.at("host").get<std::string>(),
                                   r.at("port").get<uint16_t>()});
       }
+      route.batch = api.value("batch", false);
       int total_weight = 0;
       for (const auto& t : api.value("targets", nlohmann::json::array())) {
         route.targets.push_back({t.at("api").get<std::string>(), t.at("weight").get<int>()});
@@ -53,6 +54,7 @@ nlohmann::json RouteTable::ToJson() const {
                             {"endpoint", api.endpoint},
                             {"api_gateway", api.api_gateway},
                             {"replicas", std::move(replicas)}};
+    if (api.batch) entry["batch"] = true;
     if (api.is_splitter()) {
       nlohmann::json targets = nlohmann::json::array();
       for (const auto& t : api.targets) targets.push_back({{"api", t.api}, {"weight", t.weight}});

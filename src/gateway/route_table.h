@@ -33,6 +33,7 @@ struct ApiRoute {
   std::string api_gateway = "public";
   std::vector<ReplicaRoute> replicas;  // ready replicas only (RealtimeAPI)
   std::vector<SplitTarget> targets;    // TrafficSplitter: where its requests go
+  bool batch = false;                  // BatchAPI: job requests go to the operator
   bool is_splitter() const { return !targets.empty(); }
 };
 

@@ -128,9 +128,9 @@ absl::StatusOr<json> Operator::Deploy(const json& request) {
   for (const auto& api : apis) {
     std::string kind(config::KindName(api.kind));
     std::string prefix = absl::StrCat(file_name, ": ", api.name, " (", kind, ")");
-    if (api.kind == config::Kind::kBatchAPI) {
+    if (api.kind == config::Kind::kBatchAPI && !batch_) {
       return absl::InvalidArgumentError(
-          absl::StrCat(prefix, ": ", kind, " kind is not supported yet"));
+          absl::StrCat(prefix, ": ", kind, " kind is not supported by this operator"));
     }
     for (const auto& target : api.apis) {
       bool in_file = std::any_of(apis.begin(), apis.end(), [&](const config::ApiConfig& a) {
@@ -441,12 +441,14 @@ absl::StatusOr<json> Operator::DeleteApi(const std::string& name) {
     RETURN_IF_ERROR(store_->PutReplica(r));
   }
   // The control loop stops them (outside the lock: draining takes a while).
+  if (api->kind == "BatchAPI" && batch_) RETURN_IF_ERROR(batch_->DeleteApi(name));
   RETURN_IF_ERROR(store_->DeleteApi(name));
   fs::remove(fs::path(options_.data_dir) / "logs" / "apis" / (name + ".log"));
   return json{{"message", absl::StrCat("deleting ", name)}};
 }
 
 absl::StatusOr<std::pair<std::string, int64_t>> Operator::ReadLogs(const std::string& name,
+                                                                   const std::string& job_id,
                                                                    int64_t offset,
                                                                    int64_t max_bytes) {
   {
@@ -454,8 +456,13 @@ absl::StatusOr<std::pair<std::string, int64_t>> Operator::ReadLogs(const std::st
     ASSIGN_OR_RETURN(auto api, store_->GetApi(name));
     if (!api) return absl::NotFoundError(absl::StrCat(name, " is not deployed"));
   }
-  std::ifstream in(fs::path(options_.data_dir) / "logs" / "apis" / (name + ".log"),
-                   std::ios::binary);
+  fs::path log = fs::path(options_.data_dir) / "logs" / "apis" / (name + ".log");
+  if (!job_id.empty()) {
+    if (!batch_) return absl::NotFoundError("batch jobs are not enabled");
+    log = batch_->JobLogPath(name, job_id);
+    if (!fs::exists(log)) return absl::NotFoundError(absl::StrCat("job ", job_id, " has no log"));
+  }
+  std::ifstream in(log, std::ios::binary);
   if (!in) return std::make_pair(std::string(), int64_t{0});
   in.seekg(0, std::ios::end);
   int64_t size = in.tellg();
@@ -565,8 +572,52 @@ void Operator::ReconcileOnce() {
   // Stopping waits for the replica to drain: the REST API must not wait with it. The records
   // stay (state "stopping") until the processes are gone, so a crash here loses nothing.
   for (const auto& r : to_stop) backend_->StopReplica(r, 10'000);
-  std::lock_guard lock(mu_);
-  for (const auto& r : to_stop) Forget(r);
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& r : to_stop) Forget(r);
+  }
+  if (batch_) {
+    batch_->Reconcile([this](const std::string& name) -> std::optional<ApiRecord> {
+      auto api = store_->GetApi(name);
+      return api.ok() ? *api : std::nullopt;
+    });
+  }
+}
+
+void Operator::EnableBatchJobs(BatchOptions options, std::unique_ptr<store::JobQueue> queue) {
+  batch_ = std::make_unique<BatchJobs>(std::move(options), std::move(queue), *backend_);
+}
+
+absl::StatusOr<json> Operator::JobEndpoint(const std::string& method, const std::string& name,
+                                           const std::string& job_id, const std::string& body,
+                                           bool dry_run, std::string* text) {
+  if (!batch_) return absl::UnimplementedError("batch jobs are not enabled");
+  ASSIGN_OR_RETURN(std::optional<ApiRecord> api, store_->GetApi(name));
+  if (!api) return absl::NotFoundError(absl::StrCat(name, " is not deployed"));
+  if (api->kind != "BatchAPI") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("this operation is only allowed for BatchAPI kind and is not supported for ",
+                     name, " of kind ", api->kind));
+  }
+  if (method == "POST") return batch_->Submit(*api, body, dry_run, text);
+  if (method == "GET" && job_id.empty()) return batch_->List(*api);
+  json spec = json::parse(api->spec_json);
+  std::string endpoint =
+      (StringOr(spec["networking"], "api_gateway", "public") == "none" ? options_.lb_url
+                                                                       : options_.gateway_url) +
+      StringOr(spec["networking"], "endpoint", "/" + name);
+  if (method == "GET") return batch_->Describe(*api, job_id, endpoint);
+  if (method == "DELETE") {
+    if (job_id.empty()) return absl::InvalidArgumentError("jobID must be given");
+    return batch_->Stop(name, job_id);
+  }
+  return absl::InvalidArgumentError(absl::StrCat("method ", method, " is not supported"));
+}
+
+absl::StatusOr<json> Operator::WorkerCall(const std::string& job_id, const std::string& action,
+                                          const json& body) {
+  if (!batch_) return absl::UnimplementedError("batch jobs are not enabled");
+  return batch_->WorkerCall(job_id, action, body);
 }
 
 void Operator::ReconcileLocked(std::vector<ReplicaRecord>& to_stop) {
@@ -676,6 +727,9 @@ void Operator::ReconcileLocked(std::vector<ReplicaRecord>& to_stop) {
                   {"endpoint", StringOr(spec["networking"], "endpoint", "/" + name)},
                   {"api_gateway", StringOr(spec["networking"], "api_gateway", "public")},
                   {"replicas", ready}};
+    if (api.kind == "BatchAPI") {
+      route["batch"] = true;  // the gateway forwards job submissions and queries to the operator
+    }
     if (api.kind == "TrafficSplitter") {
       json targets = json::array();
       for (const auto& t : spec.value("apis", json::array())) {

@@ -22,6 +22,7 @@
 
 #include "autoscaler/policy.h"
 #include "backends/backend.h"
+#include "operator/batch_jobs.h"
 #include "operator/capacity.h"
 #include "store/state_store.h"
 
@@ -69,14 +70,27 @@ class Operator {
   absl::StatusOr<nlohmann::json> GetApi(const std::string& name);
   absl::StatusOr<nlohmann::json> DeleteApi(const std::string& name);
   // Bytes of the API's log from `offset` (at most `max_bytes`) and the offset to ask for next.
-  absl::StatusOr<std::pair<std::string, int64_t>> ReadLogs(const std::string& name, int64_t offset,
-                                                           int64_t max_bytes);
+    // `job_id` non-empty: that batch job's log (its workers and the operator's notes).
+  absl::StatusOr<std::pair<std::string, int64_t>> ReadLogs(const std::string& name,
+                                                           const std::string& job_id,
+                                                           int64_t offset, int64_t max_bytes);
 
   // The current route table ({"version", "apis": [...]}) and its version.
   nlohmann::json Routes() const;
   int64_t routes_version() const { return routes_version_.load(); }
   // Called (from the control-loop thread) whenever the route table changes.
   void OnRoutesChanged(std::function<void()> callback) { on_routes_changed_ = std::move(callback); }
+
+  // Batch jobs (BatchAPI): enabled with the job queue they keep their state in.
+  void EnableBatchJobs(BatchOptions options, std::unique_ptr<store::JobQueue> queue);
+  // POST/GET/DELETE on a BatchAPI's endpoint (the gateway forwards them; spec §11).
+  // `job_id` may be empty (then ?jobID= is used for GET and DELETE).
+  absl::StatusOr<nlohmann::json> JobEndpoint(const std::string& method, const std::string& api,
+                                             const std::string& job_id, const std::string& body,
+                                             bool dry_run, std::string* text);
+  // The worker protocol (POST /v1/jobs/<job>/<action>).
+  absl::StatusOr<nlohmann::json> WorkerCall(const std::string& job_id, const std::string& action,
+                                            const nlohmann::json& body);
 
   // Every RealtimeAPI with its autoscaling settings and ready replicas.
   std::vector<AutoscaleTarget> AutoscaleTargets();
@@ -122,6 +136,7 @@ class Operator {
   std::function<void()> on_routes_changed_;
   Resources capacity_;
   std::map<std::string, std::vector<int>> gpu_assignments_;  // by replica id; guarded by mu_
+  std::unique_ptr<BatchJobs> batch_;                         // set once, before Run()
 };
 
 }  // namespace cortex::op

@@ -84,6 +84,25 @@ asio::awaitable<net::Response> OperatorServer::Handle(net::Request& request) {
     co_return net::MakeResponse(request, http::status::ok,
                                 json{{"status", "ok"}, {"pid", ::getpid()}}.dump());
   }
+  if (absl::StartsWith(path, "/v1/batch/")) {
+    // BatchAPI job endpoints, forwarded by the gateway: open, as in Cortex (spec §11).
+    std::string rest = path.substr(std::string_view("/v1/batch/").size());
+    size_t slash = rest.find('/');
+    std::string api = rest.substr(0, slash);
+    std::string job_id =
+        slash == std::string::npos ? QueryParam(target, "jobID") : rest.substr(slash + 1);
+    std::string method(request.method_string());
+    std::string text;
+    auto result = op_.JobEndpoint(method, api, job_id, request.body(),
+                                  QueryParam(target, "dryRun") == "true", &text);
+    if (!result.ok()) {
+      co_return net::MakeResponse(request,
+                                  static_cast<http::status>(HttpStatusFor(result.status())),
+                                  json{{"error", std::string(result.status().message())}}.dump());
+    }
+    if (!text.empty()) co_return net::MakeResponse(request, http::status::ok, text, "text/plain");
+    co_return net::MakeResponse(request, http::status::ok, result->dump());
+  }
   if (request[http::field::authorization] != absl::StrCat("Bearer ", options_.token)) {
     co_return net::MakeError(request, http::status::unauthorized,
                              "missing or wrong operator token (run `cortex env configure` or "
@@ -125,6 +144,28 @@ asio::awaitable<net::Response> OperatorServer::Handle(net::Request& request) {
     }
     co_return JsonResponse(request, op_.Deploy(body));
   }
+  if (absl::StartsWith(path, "/v1/jobs/") && method == http::verb::post) {
+    // The batch workers' protocol: /v1/jobs/<job>/<action>.
+    std::string rest = path.substr(std::string_view("/v1/jobs/").size());
+    size_t slash = rest.find('/');
+    if (slash == std::string::npos)
+      co_return net::MakeError(request, http::status::not_found, "no action");
+    json body = json::parse(request.body(), nullptr, false);
+    if (!body.is_object())
+      co_return net::MakeError(request, http::status::bad_request, "body must be a JSON object");
+    co_return JsonResponse(request,
+                           op_.WorkerCall(rest.substr(0, slash), rest.substr(slash + 1), body));
+  }
+  if (absl::StartsWith(path, "/v1/apis/") && path.find("/jobs") != std::string::npos) {
+    // The CLI's view of jobs: /v1/apis/<api>/jobs[/<job>] (GET, DELETE).
+    std::string rest = path.substr(std::string_view("/v1/apis/").size());
+    std::string api = rest.substr(0, rest.find('/'));
+    std::string after = rest.substr(api.size() + std::string_view("/jobs").size());
+    std::string job_id = after.empty() ? "" : after.substr(1);
+    std::string text;
+    co_return JsonResponse(request, op_.JobEndpoint(std::string(request.method_string()), api,
+                                                    job_id, "", false, &text));
+  }
   if (path == "/v1/patch" && method == http::verb::post) {
     json body = json::parse(request.body(), nullptr, false);
     if (body.is_discarded() || !body.is_object()) {
@@ -150,7 +191,7 @@ asio::awaitable<net::Response> OperatorServer::Handle(net::Request& request) {
     std::string name = path.substr(std::string_view("/v1/logs/").size());
     int64_t offset = 0;
     (void)absl::SimpleAtoi(QueryParam(target, "offset"), &offset);
-    auto logs = op_.ReadLogs(name, offset, 1 << 20);
+    auto logs = op_.ReadLogs(name, QueryParam(target, "job"), offset, 1 << 20);
     if (!logs.ok()) co_return StatusResponse(request, logs.status());
     net::Response response =
         net::MakeResponse(request, http::status::ok, std::move(logs->first), "text/plain");

@@ -2,11 +2,11 @@
 // escape every '<' inside text, so finding elements by name is enough.
 #include "s3/internal/responses.h"
 
-#include <cstdint>
-#include <string>
-
 #include <absl/strings/numbers.h>
 #include <absl/strings/str_cat.h>
+
+#include <cstdint>
+#include <string>
 
 namespace cortex::s3::internal {
 namespace {
@@ -112,8 +112,7 @@ absl::StatusOr<ListPage> ParseListObjectsV2(std::string_view xml) {
   std::vector<std::string_view> result = XmlElements(xml, "ListBucketResult");
   if (result.empty()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("the response is not a ListBucketResult: ",
-                     std::string(xml.substr(0, 200))));
+        absl::StrCat("the response is not a ListBucketResult: ", std::string(xml.substr(0, 200))));
   }
   std::string_view body = result.front();
   ListPage page;
@@ -144,8 +143,8 @@ absl::Status StatusFromErrorResponse(long http_status, std::string_view body,
   }
   std::string detail;
   if (!code.empty()) {
-    detail = absl::StrCat(code, ": ", message.empty() ? absl::StrCat("HTTP ", http_status)
-                                                      : message);
+    detail =
+        absl::StrCat(code, ": ", message.empty() ? absl::StrCat("HTTP ", http_status) : message);
   } else {
     std::string snippet(body.substr(0, 200));
     detail = absl::StrCat("HTTP ", http_status, snippet.empty() ? "" : ": ", snippet);
@@ -155,10 +154,9 @@ absl::Status StatusFromErrorResponse(long http_status, std::string_view body,
   if (code == "NoSuchBucket" || code == "NoSuchKey" || code == "NoSuchUpload") {
     return absl::NotFoundError(text);
   }
-  if (code == "AccessDenied" || code == "InvalidAccessKeyId" ||
-      code == "SignatureDoesNotMatch" || code == "ExpiredToken" || code == "InvalidToken" ||
-      code == "TokenRefreshRequired" || code == "AllAccessDisabled" ||
-      code == "AccountProblem") {
+  if (code == "AccessDenied" || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" ||
+      code == "ExpiredToken" || code == "InvalidToken" || code == "TokenRefreshRequired" ||
+      code == "AllAccessDisabled" || code == "AccountProblem") {
     return absl::PermissionDeniedError(text);
   }
   if (code == "SlowDown" || code == "ServiceUnavailable" || code == "InternalError" ||

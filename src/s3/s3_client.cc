@@ -1,5 +1,9 @@
 #include "s3/s3_client.h"
 
+#include <absl/status/status.h>
+#include <absl/strings/ascii.h>
+#include <absl/strings/match.h>
+#include <absl/strings/str_cat.h>
 #include <curl/curl.h>
 
 #include <algorithm>
@@ -9,11 +13,6 @@
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <absl/status/status.h>
-#include <absl/strings/ascii.h>
-#include <absl/strings/match.h>
-#include <absl/strings/str_cat.h>
 
 #include "s3/internal/responses.h"
 #include "s3/internal/uri.h"
@@ -55,7 +54,9 @@ std::string AmzDateNow() {
 
 void InitCurlOnce() {
   // curl_global_init is not thread-safe; a function-local static runs it exactly once.
-  static const bool initialised = [] { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }();
+  static const bool initialised = [] {
+    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+  }();
   (void)initialised;
 }
 
@@ -98,13 +99,17 @@ absl::Status Perform(const ClientOptions& options, const std::string& method,
                      const std::string& resource,
                      const std::function<bool(const char*, size_t)>& sink) {
   InitCurlOnce();
+  // Declared before the handle so that everything curl points at outlives curl_easy_cleanup.
+  char error_buffer[CURL_ERROR_SIZE] = {0};
+  Transfer transfer;
+  std::unique_ptr<curl_slist, SlistDeleter> header_list;
   std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
   if (!curl) return absl::InternalError(absl::StrCat(resource, ": curl_easy_init failed"));
 
   if (options.credentials) {
-    headers = SignV4(method, url, headers, payload, *options.credentials, options.region,
-                     AmzDateNow())
-                  .headers;
+    headers =
+        SignV4(method, url, headers, payload, *options.credentials, options.region, AmzDateNow())
+            .headers;
   }
   std::vector<std::string> lines;
   for (const auto& [name, value] : headers) {
@@ -113,7 +118,6 @@ absl::Status Perform(const ClientOptions& options, const std::string& method,
   }
   // curl would otherwise add "Expect: 100-continue" to larger PUTs and wait for the reply.
   lines.push_back("Expect:");
-  std::unique_ptr<curl_slist, SlistDeleter> header_list;
   for (const std::string& line : lines) {
     curl_slist* appended = curl_slist_append(header_list.get(), line.c_str());
     if (appended == nullptr) return absl::ResourceExhaustedError("curl_slist_append failed");
@@ -121,10 +125,8 @@ absl::Status Perform(const ClientOptions& options, const std::string& method,
     header_list.reset(appended);
   }
 
-  Transfer transfer;
   transfer.curl = curl.get();
   transfer.sink = &sink;
-  char error_buffer[CURL_ERROR_SIZE] = {0};
   CURL* handle = curl.get();
   curl_easy_setopt(handle, CURLOPT_URL, url.c_str());
   curl_easy_setopt(handle, CURLOPT_HTTPHEADER, header_list.get());
@@ -150,8 +152,9 @@ absl::Status Perform(const ClientOptions& options, const std::string& method,
   if (result == CURLE_WRITE_ERROR && transfer.stopped_by_sink) return absl::OkStatus();
   if (result != CURLE_OK) {
     std::string why = error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror(result);
-    return absl::UnavailableError(absl::StrCat(resource, ": cannot reach S3 endpoint ",
-                                               Endpoint(options), ": ", why));
+    // A status line means the server answered and the transfer broke afterwards.
+    const char* what = http_status == 0 ? "cannot reach S3 endpoint " : "transfer broke from ";
+    return absl::UnavailableError(absl::StrCat(resource, ": ", what, Endpoint(options), ": ", why));
   }
   if (http_status < 200 || http_status >= 300) {
     return internal::StatusFromErrorResponse(http_status, transfer.error_body, resource);
@@ -159,8 +162,8 @@ absl::Status Perform(const ClientOptions& options, const std::string& method,
   return absl::OkStatus();
 }
 
-absl::Status Fetch(const ClientOptions& options, const std::string& method,
-                   const std::string& url, const std::string& payload,
+absl::Status Fetch(const ClientOptions& options, const std::string& method, const std::string& url,
+                   const std::string& payload,
                    std::vector<std::pair<std::string, std::string>> headers,
                    const std::string& resource, std::string* body) {
   std::function<bool(const char*, size_t)> sink = [body](const char* data, size_t size) {
@@ -235,8 +238,9 @@ absl::StatusOr<std::vector<ObjectInfo>> Client::List(const std::string& bucket,
     if (!status.ok()) return status;
     absl::StatusOr<internal::ListPage> page = internal::ParseListObjectsV2(body);
     if (!page.ok()) {
-      return absl::Status(page.status().code(),
-                          absl::StrCat(resource, ": listing: ", std::string(page.status().message())));
+      return absl::Status(
+          page.status().code(),
+          absl::StrCat(resource, ": listing: ", std::string(page.status().message())));
     }
     for (ObjectInfo& object : page->objects) objects.push_back(std::move(object));
     if (!page->truncated) break;
@@ -271,8 +275,7 @@ absl::Status Client::Put(const std::string& bucket, const std::string& key,
   std::string ignored;
   // Without it curl would label the body application/x-www-form-urlencoded.
   return Fetch(options_, "PUT", ObjectUrl(options_, bucket, key), body,
-               {{"Content-Type", "application/octet-stream"}}, ResourceName(bucket, key),
-               &ignored);
+               {{"Content-Type", "application/octet-stream"}}, ResourceName(bucket, key), &ignored);
 }
 
 }  // namespace cortex::s3

@@ -63,8 +63,9 @@ class Client {
   explicit Client(ClientOptions options) : options_(std::move(options)) {}
 
   // Every object under `prefix` (ListObjectsV2, following continuation tokens), sorted by key.
-  // Errors: NotFound (NoSuchBucket), PermissionDenied (AccessDenied, InvalidAccessKeyId,
-  // SignatureDoesNotMatch), Unavailable (endpoint unreachable, 5xx), each naming s3://bucket/prefix.
+  // Errors, each naming s3://bucket/prefix: NotFound (NoSuchBucket), PermissionDenied
+  // (AccessDenied, InvalidAccessKeyId, SignatureDoesNotMatch), Unavailable (endpoint unreachable,
+  // 5xx, SlowDown).
   absl::StatusOr<std::vector<ObjectInfo>> List(const std::string& bucket,
                                                const std::string& prefix) const;
   // The same, asking for at most `max_keys` objects a page (S3's default and cap is 1000).

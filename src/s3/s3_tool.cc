@@ -6,6 +6,8 @@
 //     get s3://bucket/key [--out FILE] [--stream] {"size", "sha256"}
 //     put s3://bucket/key (--file FILE | --data TEXT)  {"ok": true}
 // Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN.
+#include <absl/status/status.h>
+#include <absl/strings/numbers.h>
 #include <openssl/evp.h>
 
 #include <cstdio>
@@ -13,13 +15,10 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <absl/status/status.h>
-#include <absl/strings/numbers.h>
-#include <nlohmann/json.hpp>
 
 #include "s3/s3_client.h"
 
@@ -80,7 +79,8 @@ int main(int argc, char** argv) {
   if (flags.count("--endpoint")) options.endpoint = flags["--endpoint"];
   if (flags.count("--region")) options.region = flags["--region"];
   if (flags.count("--anonymous")) options.credentials.reset();
-  if (flags.count("--timeout-ms") && !absl::SimpleAtoi(flags["--timeout-ms"], &options.timeout_ms)) {
+  if (flags.count("--timeout-ms") &&
+      !absl::SimpleAtoi(flags["--timeout-ms"], &options.timeout_ms)) {
     return Usage("bad --timeout-ms");
   }
   const std::string& command = positional[0];
@@ -96,7 +96,8 @@ int main(int argc, char** argv) {
     auto objects = client.List(path->bucket, path->key, max_keys);
     if (!objects.ok()) return Fail(objects.status());
     json list = json::array();
-    for (const auto& object : *objects) list.push_back({{"key", object.key}, {"size", object.size}});
+    for (const auto& object : *objects)
+      list.push_back({{"key", object.key}, {"size", object.size}});
     Print({{"objects", list}, {"count", objects->size()}});
     return 0;
   }

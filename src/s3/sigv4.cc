@@ -1,18 +1,18 @@
 // AWS Signature Version 4 for S3 (service "s3"), header-based, with a signed payload hash.
 // Matches botocore's S3SigV4Auth; src/s3/testdata/sigv4_vectors.py makes the test vectors.
-#include <algorithm>
-#include <cctype>
-#include <map>
-#include <string>
-#include <utility>
-#include <vector>
-
 #include <absl/strings/ascii.h>
 #include <absl/strings/str_cat.h>
 #include <absl/strings/str_join.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "s3/internal/uri.h"
 #include "s3/s3_client.h"
@@ -175,7 +175,7 @@ std::string TrimAll(std::string_view value) {
   return out;
 }
 
-// Headers the signer sets itself; a caller's copy is replaced.
+// Headers the signer sets itself (Date: X-Amz-Date supersedes it); a caller's copy is dropped.
 bool IsSignerHeader(const std::string& lower_name) {
   return lower_name == "x-amz-date" || lower_name == "x-amz-content-sha256" ||
          lower_name == "x-amz-security-token" || lower_name == "authorization" ||
@@ -230,12 +230,11 @@ SignedRequest SignV4(const std::string& method, const std::string& url,
 
   signed_request.canonical_request =
       absl::StrCat(absl::AsciiStrToUpper(method), "\n", CanonicalUri(parts.path), "\n",
-                   CanonicalQuery(parts.query), "\n", canonical_headers, "\n", signed_headers,
-                   "\n", payload_hash);
+                   CanonicalQuery(parts.query), "\n", canonical_headers, "\n", signed_headers, "\n",
+                   payload_hash);
   const std::string scope = absl::StrCat(date, "/", region, "/s3/aws4_request");
-  signed_request.string_to_sign =
-      absl::StrCat("AWS4-HMAC-SHA256\n", amz_date, "\n", scope, "\n",
-                   Sha256Hex(signed_request.canonical_request));
+  signed_request.string_to_sign = absl::StrCat("AWS4-HMAC-SHA256\n", amz_date, "\n", scope, "\n",
+                                               Sha256Hex(signed_request.canonical_request));
 
   std::string key = HmacSha256(absl::StrCat("AWS4", credentials.secret_access_key), date);
   key = HmacSha256(key, region);
@@ -243,10 +242,10 @@ SignedRequest SignV4(const std::string& method, const std::string& url,
   key = HmacSha256(key, "aws4_request");
   const std::string signature = HmacSha256(key, signed_request.string_to_sign);
 
-  signed_request.authorization = absl::StrCat(
-      "AWS4-HMAC-SHA256 Credential=", credentials.access_key_id, "/", scope,
-      ", SignedHeaders=", signed_headers, ", Signature=",
-      Hex(reinterpret_cast<const unsigned char*>(signature.data()), signature.size()));
+  signed_request.authorization =
+      absl::StrCat("AWS4-HMAC-SHA256 Credential=", credentials.access_key_id, "/", scope,
+                   ", SignedHeaders=", signed_headers, ", Signature=",
+                   Hex(reinterpret_cast<const unsigned char*>(signature.data()), signature.size()));
   send.emplace_back("Authorization", signed_request.authorization);
   return signed_request;
 }

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <absl/status/statusor.h>
+#include <sys/types.h>
 
 #include <cstdint>
 #include <optional>
@@ -32,6 +33,17 @@ struct JobRecord {
   int max_attempts = 3;
   bool completion_claimed = false;  // a worker is running on_job_complete
   int64_t completion_claimed_at = 0;
+  std::string completion_worker;
+};
+
+// A batch worker process of a job.
+struct WorkerRecord {
+  std::string id;
+  std::string job_id;
+  std::string api_name;
+  pid_t pid = 0;
+  std::string state = "running";  // running | succeeded | failed
+  int64_t started_at = 0;
 };
 
 struct Lease {
@@ -60,6 +72,8 @@ class JobQueue {
   virtual absl::Status CreateJob(const JobRecord& job, const std::vector<std::string>& batches) = 0;
   virtual absl::StatusOr<std::optional<JobRecord>> GetJob(const std::string& id) = 0;
   virtual absl::StatusOr<std::vector<JobRecord>> ListJobs(const std::string& api_name) = 0;
+  // Jobs of every API that are still running.
+  virtual absl::StatusOr<std::vector<JobRecord>> ListActiveJobs() = 0;
   virtual absl::Status UpdateJob(const JobRecord& job) = 0;
   virtual absl::Status DeleteJobs(const std::string& api_name) = 0;
 
@@ -76,6 +90,16 @@ class JobQueue {
                                  const std::string& error) = 0;
   // Returns the batches leased by `worker` to the queue at once (its process died).
   virtual absl::Status ReleaseWorker(const std::string& job_id, const std::string& worker) = 0;
+
+  // Makes `worker` the one that runs on_job_complete, unless another holds a claim newer than
+  // `stale_before_ms`. Returns whether this worker got it.
+  virtual absl::StatusOr<bool> ClaimCompletion(const std::string& job_id, const std::string& worker,
+                                               int64_t now_ms, int64_t stale_before_ms) = 0;
+  virtual absl::Status ReleaseCompletion(const std::string& job_id) = 0;
+
+  virtual absl::Status PutWorker(const WorkerRecord& worker) = 0;
+  virtual absl::Status DeleteWorker(const std::string& id) = 0;
+  virtual absl::StatusOr<std::vector<WorkerRecord>> ListWorkers() = 0;
 
   virtual absl::StatusOr<BatchCounts> Counts(const std::string& job_id) = 0;
   virtual absl::StatusOr<std::vector<DeadBatch>> DeadLetters(const std::string& job_id) = 0;

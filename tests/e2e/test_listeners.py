@@ -7,7 +7,6 @@ Most tests share one cluster started with `--gateway-timeout-ms 1000`; each uses
 endpoints of its own."""
 
 import json
-import os
 import tempfile
 import threading
 import time

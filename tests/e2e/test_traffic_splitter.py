@@ -3,7 +3,6 @@ changes under load, delete protection and `cortex get` for splitters.
 
 Every test uses API names of its own on one cluster shared by the module."""
 
-import json
 import threading
 import time
 

@@ -18,6 +18,7 @@
 #include "operator/operator.h"
 #include "operator/operator_server.h"
 #include "replica/front.h"
+#include "store/sqlite/sqlite_job_queue.h"
 #include "store/sqlite/sqlite_state_store.h"
 
 namespace cortex::apps {
@@ -72,6 +73,17 @@ int RunOperator(const OperatorRoleFlags& flags) {
   options.default_python = flags.python;
   op::Operator op(options, std::move(*store),
                   std::make_unique<backends::LocalBackend>(backend_options));
+  auto job_queue = store::SqliteJobQueue::Open(flags.data_dir + "/state.db");
+  if (!job_queue.ok()) {
+    std::cerr << "operator: " << job_queue.status().message() << "\n";
+    return 1;
+  }
+  op::BatchOptions batch_options;
+  batch_options.data_dir = flags.data_dir;
+  batch_options.operator_url = absl::StrCat("http://", flags.host, ":", flags.port);
+  batch_options.token = token;
+  batch_options.default_python = flags.python;
+  op.EnableBatchJobs(batch_options, std::move(*job_queue));
 
   asio::io_context io;
   std::atomic<bool> stop{false};
@@ -120,6 +132,12 @@ int RunGateway(const GatewayRoleFlags& flags) {
   options.port = static_cast<uint16_t>(flags.port);
   options.lb_port = static_cast<uint16_t>(flags.lb_port);
   options.api_gateway_timeout_ms = flags.timeout_ms;
+  {  // http://host:port of the operator, for BatchAPI job requests
+    std::string rest = flags.operator_url.substr(flags.operator_url.find("//") + 2);
+    size_t colon = rest.rfind(':');
+    options.operator_host = rest.substr(0, colon);
+    options.operator_port = static_cast<uint16_t>(std::atoi(rest.substr(colon + 1).c_str()));
+  }
   auto gw = gateway::Gateway::Create(io, options);
   if (!gw.ok()) {
     std::cerr << "gateway: " << gw.status().message() << "\n";

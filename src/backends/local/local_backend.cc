@@ -69,6 +69,29 @@ absl::StatusOr<pid_t> LocalBackend::StartReplica(const ReplicaLaunch& launch) {
   return pid;
 }
 
+absl::StatusOr<pid_t> LocalBackend::StartWorker(const WorkerLaunch& launch) {
+  SpawnOptions spawn;
+  spawn.argv = {launch.python, "-u",
+                "-m",          "cortex_runtime.batch",
+                "--spec",      launch.spec_path,
+                "--operator",  launch.operator_url,
+                "--job",       launch.job_id,
+                "--worker",    launch.worker_id};
+  spawn.env = launch.env;
+  const char* existing = std::getenv("PYTHONPATH");
+  spawn.env["PYTHONPATH"] = existing && *existing
+                                ? absl::StrCat(options_.runtime_dir, ":", existing)
+                                : options_.runtime_dir;
+  spawn.env["PYTHONUNBUFFERED"] = "1";
+  spawn.env_remove = {"PYTHONHOME"};
+  spawn.working_dir = launch.working_dir;
+  spawn.output_path = launch.log_path;
+  spawn.group = SpawnOptions::Group::kNewGroup;
+  auto pid = Spawn(spawn);
+  if (!pid.ok()) return Annotate(pid.status(), absl::StrCat("starting worker ", launch.worker_id));
+  return pid;
+}
+
 int64_t LocalBackend::GroupRssBytes(pid_t pgid) {
   static const int64_t kPageSize = ::sysconf(_SC_PAGESIZE);
   int64_t total = 0;

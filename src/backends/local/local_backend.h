@@ -20,6 +20,7 @@ class LocalBackend : public Backend {
  public:
   explicit LocalBackend(LocalBackendOptions options);
   absl::StatusOr<pid_t> StartReplica(const ReplicaLaunch& launch) override;
+  absl::StatusOr<pid_t> StartWorker(const WorkerLaunch& launch) override;
   ReplicaProbe Probe(const store::ReplicaRecord& replica, int64_t mem_limit_bytes) override;
   void StopReplica(const store::ReplicaRecord& replica, int grace_ms) override;
 

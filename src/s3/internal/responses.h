@@ -2,12 +2,12 @@
 // from an S3 error to an absl::Status. Not part of the module's API.
 #pragma once
 
+#include <absl/status/status.h>
+#include <absl/status/statusor.h>
+
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <absl/status/status.h>
-#include <absl/status/statusor.h>
 
 #include "s3/s3_client.h"
 

@@ -19,7 +19,10 @@ CREATE TABLE IF NOT EXISTS jobs (
   status TEXT NOT NULL, workers INTEGER NOT NULL, total_batches INTEGER NOT NULL,
   start_time INTEGER NOT NULL, end_time INTEGER NOT NULL, timeout_s INTEGER NOT NULL,
   max_attempts INTEGER NOT NULL, completion_claimed INTEGER NOT NULL,
-  completion_claimed_at INTEGER NOT NULL);
+  completion_claimed_at INTEGER NOT NULL, completion_worker TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS job_workers (
+  id TEXT PRIMARY KEY, job_id TEXT NOT NULL, api_name TEXT NOT NULL, pid INTEGER NOT NULL,
+  state TEXT NOT NULL, started_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS batches (
   id INTEGER PRIMARY KEY, job_id TEXT NOT NULL, idx INTEGER NOT NULL, payload TEXT NOT NULL,
   state INTEGER NOT NULL, attempts INTEGER NOT NULL, lease_until INTEGER NOT NULL,
@@ -29,7 +32,7 @@ CREATE INDEX IF NOT EXISTS batches_by_job_state ON batches (job_id, state, id);
 
 constexpr const char* kJobColumns =
     "id, api_name, api_id, spec_json, status, workers, total_batches, start_time, end_time, "
-    "timeout_s, max_attempts, completion_claimed, completion_claimed_at";
+    "timeout_s, max_attempts, completion_claimed, completion_claimed_at, completion_worker";
 
 // Runs `body` inside BEGIN IMMEDIATE ... COMMIT, rolling back on error.
 template <typename Body>
@@ -72,13 +75,13 @@ absl::Status SqliteJobQueue::CreateJob(const JobRecord& job,
   std::lock_guard lock(mu_);
   return InTransaction(db_, [&]() -> absl::Status {
     std::string sql = absl::StrCat("INSERT INTO jobs (", kJobColumns,
-                                   ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                                   ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     Statement put(db_, sql.c_str());
     put.Bind(1, job.id).Bind(2, job.api_name).Bind(3, job.api_id).Bind(4, job.spec_json);
     put.Bind(5, job.status).Bind(6, int64_t{job.workers}).Bind(7, job.total_batches);
     put.Bind(8, job.start_time).Bind(9, job.end_time).Bind(10, job.timeout_s);
     put.Bind(11, int64_t{job.max_attempts}).Bind(12, int64_t{job.completion_claimed ? 1 : 0});
-    put.Bind(13, job.completion_claimed_at);
+    put.Bind(13, job.completion_claimed_at).Bind(14, job.completion_worker);
     if (put.Step() != SQLITE_DONE) return put.Error("creating job " + job.id);
     Statement add(db_,
                   "INSERT INTO batches (job_id, idx, payload, state, attempts, lease_until, "
@@ -115,6 +118,7 @@ absl::StatusOr<std::vector<JobRecord>> SqliteJobQueue::QueryJobs(const char* whe
     j.max_attempts = static_cast<int>(q.Int(10));
     j.completion_claimed = q.Int(11) != 0;
     j.completion_claimed_at = q.Int(12);
+    j.completion_worker = q.Text(13);
     out.push_back(std::move(j));
   }
   if (rc != SQLITE_DONE) return q.Error("listing jobs");
@@ -134,14 +138,15 @@ absl::StatusOr<std::vector<JobRecord>> SqliteJobQueue::ListJobs(const std::strin
   return QueryJobs("WHERE api_name = ?", api_name);
 }
 
+absl::StatusOr<std::vector<JobRecord>> SqliteJobQueue::ListActiveJobs() {
+  std::lock_guard lock(mu_);
+  return QueryJobs("WHERE status IN ('status_running', 'status_enqueuing') AND ?1 = ?1", "");
+}
+
 absl::Status SqliteJobQueue::UpdateJob(const JobRecord& job) {
   std::lock_guard lock(mu_);
-  Statement put(db_,
-                "UPDATE jobs SET status = ?, total_batches = ?, end_time = ?, "
-                "completion_claimed = ?, completion_claimed_at = ? WHERE id = ?");
-  put.Bind(1, job.status).Bind(2, job.total_batches).Bind(3, job.end_time);
-  put.Bind(4, int64_t{job.completion_claimed ? 1 : 0}).Bind(5, job.completion_claimed_at);
-  put.Bind(6, job.id);
+  Statement put(db_, "UPDATE jobs SET status = ?, total_batches = ?, end_time = ? WHERE id = ?");
+  put.Bind(1, job.status).Bind(2, job.total_batches).Bind(3, job.end_time).Bind(4, job.id);
   if (put.Step() != SQLITE_DONE) return put.Error("updating job " + job.id);
   return absl::OkStatus();
 }
@@ -234,6 +239,61 @@ absl::Status SqliteJobQueue::ReleaseWorker(const std::string& job_id, const std:
   release.Bind(1, job_id).Bind(2, worker);
   if (release.Step() != SQLITE_DONE) return release.Error("releasing a worker's batches");
   return absl::OkStatus();
+}
+
+absl::StatusOr<bool> SqliteJobQueue::ClaimCompletion(const std::string& job_id,
+                                                     const std::string& worker, int64_t now_ms,
+                                                     int64_t stale_before_ms) {
+  std::lock_guard lock(mu_);
+  Statement claim(db_,
+                  "UPDATE jobs SET completion_claimed = 1, completion_claimed_at = ?, "
+                  "completion_worker = ? WHERE id = ? AND (completion_claimed = 0 OR "
+                  "completion_claimed_at < ?)");
+  claim.Bind(1, now_ms).Bind(2, worker).Bind(3, job_id).Bind(4, stale_before_ms);
+  if (claim.Step() != SQLITE_DONE) return claim.Error("claiming on_job_complete");
+  return sqlite3_changes(db_) > 0;
+}
+
+absl::Status SqliteJobQueue::ReleaseCompletion(const std::string& job_id) {
+  std::lock_guard lock(mu_);
+  Statement release(db_,
+                    "UPDATE jobs SET completion_claimed = 0, completion_worker = '' WHERE id = ?");
+  release.Bind(1, job_id);
+  if (release.Step() != SQLITE_DONE) return release.Error("releasing on_job_complete");
+  return absl::OkStatus();
+}
+
+absl::Status SqliteJobQueue::PutWorker(const WorkerRecord& w) {
+  std::lock_guard lock(mu_);
+  Statement put(db_,
+                "INSERT OR REPLACE INTO job_workers (id, job_id, api_name, pid, state, "
+                "started_at) VALUES (?, ?, ?, ?, ?, ?)");
+  put.Bind(1, w.id).Bind(2, w.job_id).Bind(3, w.api_name).Bind(4, int64_t{w.pid});
+  put.Bind(5, w.state).Bind(6, w.started_at);
+  if (put.Step() != SQLITE_DONE) return put.Error("storing worker " + w.id);
+  return absl::OkStatus();
+}
+
+absl::Status SqliteJobQueue::DeleteWorker(const std::string& id) {
+  std::lock_guard lock(mu_);
+  Statement del(db_, "DELETE FROM job_workers WHERE id = ?");
+  del.Bind(1, id);
+  if (del.Step() != SQLITE_DONE) return del.Error("deleting worker " + id);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<WorkerRecord>> SqliteJobQueue::ListWorkers() {
+  std::lock_guard lock(mu_);
+  Statement q(db_,
+              "SELECT id, job_id, api_name, pid, state, started_at FROM job_workers ORDER BY id");
+  std::vector<WorkerRecord> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) {
+    out.push_back(
+        {q.Text(0), q.Text(1), q.Text(2), static_cast<pid_t>(q.Int(3)), q.Text(4), q.Int(5)});
+  }
+  if (rc != SQLITE_DONE) return q.Error("listing workers");
+  return out;
 }
 
 absl::StatusOr<BatchCounts> SqliteJobQueue::Counts(const std::string& job_id) {

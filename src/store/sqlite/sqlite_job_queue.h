@@ -20,6 +20,7 @@ class SqliteJobQueue : public JobQueue {
   absl::Status CreateJob(const JobRecord& job, const std::vector<std::string>& batches) override;
   absl::StatusOr<std::optional<JobRecord>> GetJob(const std::string& id) override;
   absl::StatusOr<std::vector<JobRecord>> ListJobs(const std::string& api_name) override;
+  absl::StatusOr<std::vector<JobRecord>> ListActiveJobs() override;
   absl::Status UpdateJob(const JobRecord& job) override;
   absl::Status DeleteJobs(const std::string& api_name) override;
   absl::StatusOr<std::optional<Lease>> LeaseBatch(const std::string& job_id,
@@ -31,6 +32,12 @@ class SqliteJobQueue : public JobQueue {
   absl::Status FailBatch(int64_t batch_id, const std::string& worker,
                          const std::string& error) override;
   absl::Status ReleaseWorker(const std::string& job_id, const std::string& worker) override;
+  absl::StatusOr<bool> ClaimCompletion(const std::string& job_id, const std::string& worker,
+                                       int64_t now_ms, int64_t stale_before_ms) override;
+  absl::Status ReleaseCompletion(const std::string& job_id) override;
+  absl::Status PutWorker(const WorkerRecord& worker) override;
+  absl::Status DeleteWorker(const std::string& id) override;
+  absl::StatusOr<std::vector<WorkerRecord>> ListWorkers() override;
   absl::StatusOr<BatchCounts> Counts(const std::string& job_id) override;
   absl::StatusOr<std::vector<DeadBatch>> DeadLetters(const std::string& job_id) override;
 

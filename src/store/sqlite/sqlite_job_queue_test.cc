@@ -106,6 +106,29 @@ TEST_F(SqliteJobQueueTest, RenewKeepsTheLeaseOnlyForItsHolder) {
   EXPECT_FALSE(queue_->LeaseBatch("j", "x", 5'000, 100)->has_value());  // still leased
 }
 
+TEST_F(SqliteJobQueueTest, OnlyOneWorkerRunsOnJobComplete) {
+  CreateJob("j", 1);
+  EXPECT_TRUE(*queue_->ClaimCompletion("j", "w1", 1000, 0));
+  EXPECT_FALSE(*queue_->ClaimCompletion("j", "w2", 1001, 0));
+  EXPECT_EQ((*queue_->GetJob("j"))->completion_worker, "w1");
+  // w1 died: the claim is released and another worker takes it.
+  ASSERT_TRUE(queue_->ReleaseCompletion("j").ok());
+  EXPECT_TRUE(*queue_->ClaimCompletion("j", "w2", 1002, 0));
+  // A claim older than the staleness limit can be taken over.
+  EXPECT_TRUE(*queue_->ClaimCompletion("j", "w3", 9000, 5000));
+}
+
+TEST_F(SqliteJobQueueTest, WorkersAreKept) {
+  WorkerRecord w{"w1", "j", "api", 42, "running", 7};
+  ASSERT_TRUE(queue_->PutWorker(w).ok());
+  auto workers = queue_->ListWorkers();
+  ASSERT_TRUE(workers.ok());
+  ASSERT_EQ(workers->size(), 1u);
+  EXPECT_EQ((*workers)[0].pid, 42);
+  ASSERT_TRUE(queue_->DeleteWorker("w1").ok());
+  EXPECT_TRUE(queue_->ListWorkers()->empty());
+}
+
 TEST_F(SqliteJobQueueTest, JobsSurviveReopening) {
   CreateJob("j", 3);
   ASSERT_TRUE(queue_->LeaseBatch("j", "w", 0, 100)->has_value());
