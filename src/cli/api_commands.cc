@@ -176,14 +176,16 @@ int PrintDeployResults(const json& results, const CommonFlags& common, bool hint
   return failed ? 1 : 0;
 }
 
-int Logs(const std::string& api, bool follow, const CommonFlags& common) {
+int Logs(const std::string& api, const std::string& job, bool follow, const CommonFlags& common) {
   auto client = Client(common);
   if (!client.ok()) return Fail(client.status());
   std::signal(SIGINT, [](int) { interrupted = 1; });
   int64_t offset = 0;
   while (!interrupted) {
-    auto result =
-        client->Call("GET", absl::StrCat("/v1/logs/", api, "?offset=", offset), "", 30'000);
+    auto result = client->Call("GET",
+                               absl::StrCat("/v1/logs/", api, "?offset=", offset,
+                                            job.empty() ? "" : absl::StrCat("&job=", job)),
+                               "", 30'000);
     if (!result.ok()) return Fail(result.status());
     std::cout << result->body << std::flush;
     auto next = result->headers.find("x-cortex-next-offset");
@@ -194,13 +196,22 @@ int Logs(const std::string& api, bool follow, const CommonFlags& common) {
   return 0;
 }
 
-int Delete(const std::string& api, bool force, const CommonFlags& common) {
+int Delete(const std::string& api, const std::string& job, bool force, const CommonFlags& common) {
   auto client = Client(common);
   if (!client.ok()) return Fail(client.status());
+  if (!job.empty()) {  // stop one batch job
+    auto result = client->CallJson("DELETE", absl::StrCat("/v1/apis/", api, "/jobs/", job));
+    if (!result.ok()) return Fail(result.status());
+    std::cout << (common.output == "json" ? result->dump(2)
+                                          : (*result)["message"].get<std::string>())
+              << "\n";
+    return 0;
+  }
   if (!force && ::isatty(STDIN_FILENO)) {
     auto info = client->CallJson("GET", "/v1/apis/" + api);
     if (!info.ok()) return Fail(info.status());
-    int ready = (*info)["status"]["replica_counts"]["updated"].value("ready", 0);
+    const json& status = (*info)["status"];
+    int ready = status.is_object() ? status["replica_counts"]["updated"].value("ready", 0) : 0;
     if (ready > 2) {
       std::cout << "are you sure you want to delete " << api << " (which has " << ready
                 << " live replicas)? (y/n): " << std::flush;

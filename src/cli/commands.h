@@ -44,9 +44,10 @@ int Refresh(const std::string& api, bool force, const CommonFlags& common);
 int PrintDeployResults(const nlohmann::json& results, const CommonFlags& common, bool hints);
 
 // `watch`: print again every 2 s until interrupted.
-int Get(const std::string& api, bool verbose, bool watch, const CommonFlags& common);
-int Logs(const std::string& api, bool follow, const CommonFlags& common);
-int Delete(const std::string& api, bool force, const CommonFlags& common);
+int Get(const std::string& api, const std::string& job, bool verbose, bool watch,
+        const CommonFlags& common);
+int Logs(const std::string& api, const std::string& job, bool follow, const CommonFlags& common);
+int Delete(const std::string& api, const std::string& job, bool force, const CommonFlags& common);
 int Predict(const std::string& api, const std::string& json_file, const CommonFlags& common);
 int Version(const CommonFlags& common);
 

@@ -14,6 +14,7 @@
 #include "cli/commands.h"
 #include "cli/operator_client.h"
 #include "cli/table.h"
+#include "common/job_status.h"
 #include "common/util.h"
 
 namespace cortex::cli {
@@ -75,6 +76,110 @@ std::string SplitterWeights(const json& spec) {
   return out.size() > 50 ? out.substr(0, 47) + "..." : out;
 }
 
+std::string RunningJobs(const json& api) {
+  int running = 0;
+  for (const auto& job : api.value("job_statuses", json::array())) {
+    running += job.value("status", "") == "status_running";
+  }
+  return std::to_string(running);
+}
+
+std::string LatestJob(const json& api) {
+  const json& jobs = api["job_statuses"];
+  if (!jobs.is_array() || jobs.empty()) return "-";
+  const json& latest = jobs[0];  // newest first
+  return absl::StrCat(latest.value("job_id", ""), " (submitted ",
+                      FormatAge(UnixSeconds() - latest.value("start_time", UnixSeconds())),
+                      " ago)");
+}
+
+std::string Duration(const json& job) {
+  int64_t start = job.value("start_time", UnixSeconds());
+  int64_t end = job["end_time"].is_number() ? job["end_time"].get<int64_t>() : UnixSeconds();
+  return FormatAge(end - start);
+}
+
+std::string Progress(const json& job) {
+  const json& m = job["batch_metrics"];
+  int64_t done = m.is_object() ? m.value("succeeded", int64_t{0}) : 0;
+  return absl::StrCat(done, "/", job.value("total_batch_count", int64_t{0}));
+}
+
+// `cortex get BATCHAPI`: its jobs, newest first, and the endpoint to submit more.
+std::string RenderBatchApi(const json& info) {
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& job : info.value("job_statuses", json::array())) {
+    const json& m = job["batch_metrics"];
+    rows.push_back({job.value("job_id", ""), JobStatusText(job.value("status", "")), Progress(job),
+                    m.is_object() ? std::to_string(m.value("failed", int64_t{0})) : "-",
+                    FormatAge(UnixSeconds() - job.value("start_time", UnixSeconds())) + " ago",
+                    Duration(job)});
+  }
+  std::string out = rows.empty() ? "no submitted batch jobs\n"
+                                 : RenderTable({{"job id"},
+                                                {"status"},
+                                                {"progress (succeeded/total)"},
+                                                {"failed", true},
+                                                {"start time"},
+                                                {"duration"}},
+                                               rows);
+  absl::StrAppend(&out, "\nendpoint: ", info.value("endpoint", ""), "\n");
+  return out;
+}
+
+// `cortex get API JOB`: status, batch and worker stats, a progress bar while running.
+std::string RenderJob(const json& document) {
+  const json& job = document["job_status"];
+  std::string status = job.value("status", "");
+  std::string out = absl::StrCat(
+      "job id: ", job.value("job_id", ""), "\nstatus: ", JobStatusText(status),
+      "\n\nstart time: ", FormatAge(UnixSeconds() - job.value("start_time", UnixSeconds())),
+      " ago\nduration: ", Duration(job), "\n");
+  const json& m = job["batch_metrics"];
+  int64_t total = job.value("total_batch_count", int64_t{0});
+  int64_t succeeded = m.is_object() ? m.value("succeeded", int64_t{0}) : 0;
+  int64_t failed = m.is_object() ? m.value("failed", int64_t{0}) : 0;
+  std::string avg = m.is_object() && m["average_time_per_batch"].is_number()
+                        ? absl::StrFormat("%.6g s", m["average_time_per_batch"].get<double>())
+                        : "-";
+  absl::StrAppend(&out, "\nbatch stats\n",
+                  RenderTable({{"total"}, {"succeeded"}, {"failed"}, {"avg time per batch"}},
+                              {{std::to_string(total), std::to_string(succeeded),
+                                std::to_string(failed), avg}}));
+  if (status == "status_running" && total > 0) {
+    constexpr int kWidth = 40;
+    int64_t done = succeeded + failed;
+    int filled = static_cast<int>(kWidth * done / total);
+    absl::StrAppend(&out, "\n[", std::string(filled, '#'), std::string(kWidth - filled, '.'), "] ",
+                    done * 100 / total, "%");
+    if (done > 0 && m["average_time_per_batch"].is_number()) {
+      int64_t elapsed = UnixSeconds() - job.value("start_time", UnixSeconds());
+      absl::StrAppend(&out, ", about ", FormatAge(elapsed * (total - done) / done), " left");
+    }
+    absl::StrAppend(&out, "\n");
+  }
+  if (const json& w = job["worker_counts"]; w.is_object()) {
+    absl::StrAppend(
+        &out, "\nworker stats\n",
+        RenderTable(
+            {{"requested"}, {"running"}, {"failed", true}, {"succeeded", true}},
+            {{std::to_string(job.value("workers", 0)), std::to_string(w.value("running", 0)),
+              std::to_string(w.value("failed", 0)), std::to_string(w.value("succeeded", 0))}}));
+  }
+  if (const json& dead = job["dead_letters"]; dead.is_array() && !dead.empty()) {
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& d : dead) {
+      rows.push_back({std::to_string(d.value("batch_index", 0)),
+                      std::to_string(d.value("attempts", 0)), d.value("error", "")});
+    }
+    absl::StrAppend(&out, "\ndead-lettered batches\n",
+                    RenderTable({{"batch"}, {"attempts"}, {"last error"}}, rows));
+  }
+  absl::StrAppend(&out, "\njob endpoint: ", document.value("endpoint", ""),
+                  "\n\njob configuration\n", job.value("config", json::object()).dump(2), "\n");
+  return out;
+}
+
 // `cortex get SPLITTER`: one row per target API, then the endpoint and an example request.
 std::string RenderSplitter(const json& splitter, const json& all_apis) {
   std::vector<std::vector<std::string>> rows;
@@ -125,7 +230,7 @@ absl::StatusOr<std::string> RenderList(const CommonFlags& common) {
     envs.push_back(*env);
   }
   json all = json::array();
-  std::vector<std::vector<std::string>> rows, splitter_rows;
+  std::vector<std::vector<std::string>> rows, splitter_rows, batch_rows;
   std::string notes;
   for (const auto& env : envs) {
     OperatorClient client(env);
@@ -142,6 +247,10 @@ absl::StatusOr<std::string> RenderList(const CommonFlags& common) {
     all.push_back({{"env_name", env.name}, {"apis", *apis}, {"error", nullptr}});
     for (const auto& a : *apis) {
       std::string name = a["spec"].value("name", "");
+      if (a["spec"].value("kind", "") == "BatchAPI") {
+        batch_rows.push_back({env.name, name, RunningJobs(a), LatestJob(a), LastUpdate(a)});
+        continue;
+      }
       if (a["spec"].value("kind", "") == "TrafficSplitter") {
         splitter_rows.push_back({env.name, name, SplitterWeights(a["spec"]), LastUpdate(a)});
         continue;
@@ -168,13 +277,18 @@ absl::StatusOr<std::string> RenderList(const CommonFlags& common) {
     }
     return RenderTable(columns, table);
   };
-  if (rows.empty() && splitter_rows.empty()) {
+  if (rows.empty() && splitter_rows.empty() && batch_rows.empty()) {
     out = "no apis are deployed\n";
   }
+  if (!batch_rows.empty()) {  // Cortex's order: batch, realtime, splitters
+    out += without_env(
+        {{"env"}, {"batch api"}, {"running jobs"}, {"latest job id"}, {"last update"}}, batch_rows);
+  }
   if (!rows.empty()) {
+    if (!out.empty()) out += "\n";
     std::vector<Column> columns = {{"env"}, {"realtime api"}};
     for (auto& c : RealtimeColumns()) columns.push_back(c);
-    out = without_env(columns, rows);
+    out += without_env(columns, rows);
   }
   if (!splitter_rows.empty()) {
     if (!out.empty()) out += "\n";
@@ -191,6 +305,7 @@ absl::StatusOr<std::string> RenderApi(const std::string& api, bool verbose,
   auto info = client->CallJson("GET", "/v1/apis/" + api);
   if (!info.ok()) return info.status();
   if (common.output == "json") return json::array({*info}).dump(2) + "\n";
+  if ((*info)["spec"].value("kind", "") == "BatchAPI") return RenderBatchApi(*info);
   if ((*info)["spec"].value("kind", "") == "TrafficSplitter") {
     auto all = client->CallJson("GET", "/v1/apis");
     if (!all.ok()) return all.status();
@@ -241,10 +356,24 @@ std::string PredictionTables(const json& metrics) {
 
 volatile std::sig_atomic_t stop_watching = 0;
 
+absl::StatusOr<std::string> RenderJobOf(const std::string& api, const std::string& job,
+                                        const CommonFlags& common) {
+  auto client = OperatorClient::ForEnvironment(common.env);
+  if (!client.ok()) return client.status();
+  auto document = client->CallJson("GET", absl::StrCat("/v1/apis/", api, "/jobs/", job));
+  if (!document.ok()) return document.status();
+  if (common.output == "json") return document->dump(2) + "\n";
+  return RenderJob(*document);
+}
+
 }  // namespace
 
-int Get(const std::string& api, bool verbose, bool watch, const CommonFlags& common) {
-  auto render = [&] { return api.empty() ? RenderList(common) : RenderApi(api, verbose, common); };
+int Get(const std::string& api, const std::string& job, bool verbose, bool watch,
+        const CommonFlags& common) {
+  auto render = [&] {
+    if (!job.empty()) return RenderJobOf(api, job, common);
+    return api.empty() ? RenderList(common) : RenderApi(api, verbose, common);
+  };
   if (!watch) {
     auto out = render();
     if (!out.ok()) return Fail(out.status());

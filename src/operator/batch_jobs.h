@@ -15,6 +15,7 @@
 #include <string>
 
 #include "backends/backend.h"
+#include "common/job_status.h"
 #include "store/job_queue.h"
 #include "store/state_store.h"
 
@@ -75,8 +76,5 @@ class BatchJobs {
   std::unique_ptr<store::JobQueue> queue_;
   backends::Backend& backend_;
 };
-
-// "running", "succeeded", ... for a status code (spec §11's CLI texts).
-std::string JobStatusText(const std::string& code);
 
 }  // namespace cortex::op

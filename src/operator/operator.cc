@@ -313,9 +313,15 @@ json Operator::Describe(const ApiRecord& api, const std::vector<ReplicaRecord>& 
   spec["deployment_id"] = api.deployment_id;
   spec["project_id"] = api.project_id;
   spec["last_updated"] = api.last_updated;
+  json jobs = nullptr;
+  if (api.kind == "BatchAPI" && batch_) {
+    auto list = batch_->List(api);
+    if (list.ok()) jobs = *list;
+  }
   return {
       {"spec", spec},
       {"status", status},
+      {"job_statuses", jobs},
       {"metrics", {{"network_stats", network}}},
       {"endpoint",
        (StringOr(spec["networking"], "api_gateway", "public") == "none" ? options_.lb_url

@@ -70,7 +70,7 @@ class Operator {
   absl::StatusOr<nlohmann::json> GetApi(const std::string& name);
   absl::StatusOr<nlohmann::json> DeleteApi(const std::string& name);
   // Bytes of the API's log from `offset` (at most `max_bytes`) and the offset to ask for next.
-    // `job_id` non-empty: that batch job's log (its workers and the operator's notes).
+  // `job_id` non-empty: that batch job's log (its workers and the operator's notes).
   absl::StatusOr<std::pair<std::string, int64_t>> ReadLogs(const std::string& name,
                                                            const std::string& job_id,
                                                            int64_t offset, int64_t max_bytes);

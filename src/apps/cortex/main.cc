@@ -88,29 +88,32 @@ int main(int argc, char** argv) {
   bool verbose = false;
   auto* get_cmd = app.add_subcommand("get", "get information about apis");
   get_cmd->add_option("API_NAME", api);
+  get_cmd->add_option("JOB_ID", job_or_file, "a batch job of the API");
   bool watch = false;
   get_cmd->add_flag("-v,--verbose", verbose, "show additional information");
   get_cmd->add_flag("-w,--watch", watch, "re-run the command every 2 seconds");
   add_common(get_cmd);
-  get_cmd->callback([&] { code = cli::Get(api, verbose, watch, common); });
+  get_cmd->callback([&] { code = cli::Get(api, job_or_file, verbose, watch, common); });
 
   // logs
   bool no_follow = false;
   auto* logs_cmd = app.add_subcommand("logs", "stream logs from an api");
   logs_cmd->add_option("API_NAME", api)->required();
+  logs_cmd->add_option("JOB_ID", job_or_file, "a batch job of the API");
   logs_cmd->add_flag("--no-follow", no_follow, "print what is there and exit");
   add_common(logs_cmd, false);
-  logs_cmd->callback([&] { code = cli::Logs(api, !no_follow, common); });
+  logs_cmd->callback([&] { code = cli::Logs(api, job_or_file, !no_follow, common); });
 
   // delete
   bool force = false;
   auto* delete_cmd = app.add_subcommand("delete", "delete an api");
   delete_cmd->add_option("API_NAME", api)->required();
+  delete_cmd->add_option("JOB_ID", job_or_file, "stop this batch job of the API");
   delete_cmd->add_flag("-f,--force", force, "delete without confirmation");
   bool keep_cache = false;
   delete_cmd->add_flag("-c,--keep-cache", keep_cache, "keep cached data for the api");
   add_common(delete_cmd);
-  delete_cmd->callback([&] { code = cli::Delete(api, force, common); });
+  delete_cmd->callback([&] { code = cli::Delete(api, job_or_file, force, common); });
 
   // refresh
   bool refresh_force = false;
