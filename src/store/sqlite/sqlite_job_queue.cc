@@ -8,6 +8,7 @@ namespace cortex::store {
 namespace {
 
 using internal::Exec;
+using internal::InTransaction;
 using internal::Statement;
 
 // Batch states.
@@ -34,38 +35,12 @@ constexpr const char* kJobColumns =
     "id, api_name, api_id, spec_json, status, workers, total_batches, start_time, end_time, "
     "timeout_s, max_attempts, completion_claimed, completion_claimed_at, completion_worker";
 
-// Runs `body` inside BEGIN IMMEDIATE ... COMMIT, rolling back on error.
-template <typename Body>
-absl::Status InTransaction(sqlite3* db, Body body) {
-  if (absl::Status st = Exec(db, "BEGIN IMMEDIATE;"); !st.ok()) return st;
-  absl::Status st = body();
-  if (!st.ok()) {
-    (void)Exec(db, "ROLLBACK;");
-    return st;
-  }
-  return Exec(db, "COMMIT;");
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<SqliteJobQueue>> SqliteJobQueue::Open(const std::string& path) {
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                      nullptr) != SQLITE_OK) {
-    std::string message = db ? sqlite3_errmsg(db) : "out of memory";
-    sqlite3_close(db);
-    return absl::UnavailableError(absl::StrCat("opening ", path, ": ", message));
-  }
-  sqlite3_busy_timeout(db, 5000);
-  std::unique_ptr<SqliteJobQueue> queue(new SqliteJobQueue(db));
-  for (const char* sql : {"PRAGMA journal_mode=WAL;", "PRAGMA synchronous=FULL;", kSchema}) {
-    if (absl::Status st = Exec(db, sql); !st.ok()) {
-      return absl::Status(st.code(), absl::StrCat("opening the job queue in ", path, ": ",
-                                                  std::string(st.message())));
-    }
-  }
-  return queue;
+  auto db = internal::OpenDatabase(path, kSchema);
+  if (!db.ok()) return db.status();
+  return std::unique_ptr<SqliteJobQueue>(new SqliteJobQueue(*db));
 }
 
 SqliteJobQueue::~SqliteJobQueue() { sqlite3_close(db_); }
@@ -127,10 +102,7 @@ absl::StatusOr<std::vector<JobRecord>> SqliteJobQueue::QueryJobs(const char* whe
 
 absl::StatusOr<std::optional<JobRecord>> SqliteJobQueue::GetJob(const std::string& id) {
   std::lock_guard lock(mu_);
-  auto jobs = QueryJobs("WHERE id = ?", id);
-  if (!jobs.ok()) return jobs.status();
-  if (jobs->empty()) return std::optional<JobRecord>();
-  return std::optional<JobRecord>(std::move(jobs->front()));
+  return internal::First(QueryJobs("WHERE id = ?", id));
 }
 
 absl::StatusOr<std::vector<JobRecord>> SqliteJobQueue::ListJobs(const std::string& api_name) {

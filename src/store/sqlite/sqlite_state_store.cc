@@ -59,58 +59,31 @@ std::optional<ReplicaState> ParseReplicaState(std::string_view name) {
 }
 
 absl::StatusOr<std::unique_ptr<SqliteStateStore>> SqliteStateStore::Open(const std::string& path) {
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                      nullptr) != SQLITE_OK) {
-    std::string message = db ? sqlite3_errmsg(db) : "out of memory";
-    sqlite3_close(db);
-    return absl::UnavailableError(absl::StrCat("opening ", path, ": ", message));
-  }
-  sqlite3_busy_timeout(db, 5000);
-  std::unique_ptr<SqliteStateStore> store(new SqliteStateStore(db));
-  for (const char* pragma :
-       {"PRAGMA journal_mode=WAL;", "PRAGMA synchronous=FULL;", "PRAGMA foreign_keys=ON;"}) {
-    if (absl::Status st = store->Exec(pragma); !st.ok()) return st;
-  }
-  if (absl::Status st = store->Exec(kSchema); !st.ok()) {
-    return absl::Status(st.code(),
-                        absl::StrCat("creating the schema in ", path, ": ", st.message()));
-  }
-  return store;
+  auto db = internal::OpenDatabase(path, kSchema);
+  if (!db.ok()) return db.status();
+  return std::unique_ptr<SqliteStateStore>(new SqliteStateStore(*db));
 }
 
 SqliteStateStore::~SqliteStateStore() { sqlite3_close(db_); }
 
-absl::Status SqliteStateStore::Exec(const std::string& sql) {
-  char* error = nullptr;
-  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
-    std::string message = error ? error : "unknown error";
-    sqlite3_free(error);
-    return absl::InternalError(message);
-  }
-  return absl::OkStatus();
-}
-
 absl::Status SqliteStateStore::PutApi(const ApiRecord& api) {
   std::lock_guard lock(mu_);
-  if (absl::Status st = Exec("BEGIN IMMEDIATE;"); !st.ok()) return st;
-  Statement put(db_, R"sql(INSERT OR REPLACE INTO apis (name, kind, api_id, spec_id, predictor_id,
+  return internal::InTransaction(db_, [&]() -> absl::Status {
+    Statement put(db_, R"sql(INSERT OR REPLACE INTO apis (name, kind, api_id, spec_id, predictor_id,
       deployment_id, project_id, spec_json, desired_replicas, created_at, last_updated)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?))sql");
-  put.Bind(1, api.name).Bind(2, api.kind).Bind(3, api.api_id).Bind(4, api.spec_id);
-  put.Bind(5, api.predictor_id).Bind(6, api.deployment_id).Bind(7, api.project_id);
-  put.Bind(8, api.spec_json).Bind(9, int64_t{api.desired_replicas}).Bind(10, api.created_at);
-  put.Bind(11, api.last_updated);
-  Statement version(
-      db_, "INSERT OR REPLACE INTO api_versions (name, api_id, last_updated) VALUES (?, ?, ?)");
-  version.Bind(1, api.name).Bind(2, api.api_id).Bind(3, api.last_updated);
-  if (put.Step() != SQLITE_DONE || version.Step() != SQLITE_DONE) {
-    absl::Status st = put.Error("storing api " + api.name);
-    (void)Exec("ROLLBACK;");
-    return st;
-  }
-  return Exec("COMMIT;");
+    put.Bind(1, api.name).Bind(2, api.kind).Bind(3, api.api_id).Bind(4, api.spec_id);
+    put.Bind(5, api.predictor_id).Bind(6, api.deployment_id).Bind(7, api.project_id);
+    put.Bind(8, api.spec_json).Bind(9, int64_t{api.desired_replicas}).Bind(10, api.created_at);
+    put.Bind(11, api.last_updated);
+    Statement version(
+        db_, "INSERT OR REPLACE INTO api_versions (name, api_id, last_updated) VALUES (?, ?, ?)");
+    version.Bind(1, api.name).Bind(2, api.api_id).Bind(3, api.last_updated);
+    if (put.Step() != SQLITE_DONE || version.Step() != SQLITE_DONE) {
+      return put.Error("storing api " + api.name);
+    }
+    return absl::OkStatus();
+  });
 }
 
 absl::StatusOr<std::vector<ApiRecord>> SqliteStateStore::QueryApis(const std::string& where,
@@ -141,10 +114,7 @@ absl::StatusOr<std::vector<ApiRecord>> SqliteStateStore::QueryApis(const std::st
 
 absl::StatusOr<std::optional<ApiRecord>> SqliteStateStore::GetApi(const std::string& name) {
   std::lock_guard lock(mu_);
-  auto apis = QueryApis("WHERE name = ?", name);
-  if (!apis.ok()) return apis.status();
-  if (apis->empty()) return std::optional<ApiRecord>();
-  return std::optional<ApiRecord>(std::move(apis->front()));
+  return internal::First(QueryApis("WHERE name = ?", name));
 }
 
 absl::StatusOr<std::vector<ApiRecord>> SqliteStateStore::ListApis() {
@@ -154,18 +124,15 @@ absl::StatusOr<std::vector<ApiRecord>> SqliteStateStore::ListApis() {
 
 absl::Status SqliteStateStore::DeleteApi(const std::string& name) {
   std::lock_guard lock(mu_);
-  if (absl::Status st = Exec("BEGIN IMMEDIATE;"); !st.ok()) return st;
-  for (const char* sql :
-       {"DELETE FROM apis WHERE name = ?", "DELETE FROM api_versions WHERE name = ?"}) {
-    Statement del(db_, sql);
-    del.Bind(1, name);
-    if (del.Step() != SQLITE_DONE) {
-      absl::Status st = del.Error("deleting api " + name);
-      (void)Exec("ROLLBACK;");
-      return st;
+  return internal::InTransaction(db_, [&]() -> absl::Status {
+    for (const char* sql :
+         {"DELETE FROM apis WHERE name = ?", "DELETE FROM api_versions WHERE name = ?"}) {
+      Statement del(db_, sql);
+      del.Bind(1, name);
+      if (del.Step() != SQLITE_DONE) return del.Error("deleting api " + name);
     }
-  }
-  return Exec("COMMIT;");
+    return absl::OkStatus();
+  });
 }
 
 absl::StatusOr<std::vector<ApiVersion>> SqliteStateStore::ListVersions(const std::string& name,

@@ -28,7 +28,6 @@ class SqliteStateStore : public StateStore {
 
  private:
   explicit SqliteStateStore(sqlite3* db) : db_(db) {}
-  absl::Status Exec(const std::string& sql);
   absl::StatusOr<std::vector<ApiRecord>> QueryApis(const std::string& where,
                                                    const std::string& arg);
 

@@ -2,12 +2,15 @@
 #pragma once
 
 #include <absl/status/status.h>
+#include <absl/status/statusor.h>
 #include <absl/strings/str_cat.h>
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace cortex::store::internal {
 
@@ -67,6 +70,48 @@ inline absl::Status Exec(sqlite3* db, const std::string& sql) {
     return absl::InternalError(message);
   }
   return absl::OkStatus();
+}
+
+// Runs `body` inside BEGIN IMMEDIATE ... COMMIT, rolling back when it fails.
+template <typename Body>
+absl::Status InTransaction(sqlite3* db, Body body) {
+  if (absl::Status st = Exec(db, "BEGIN IMMEDIATE;"); !st.ok()) return st;
+  absl::Status st = body();
+  if (!st.ok()) {
+    (void)Exec(db, "ROLLBACK;");
+    return st;
+  }
+  return Exec(db, "COMMIT;");
+}
+
+// Opens (creating if needed) the database at `path` in WAL mode with full fsync, and applies
+// `schema`. The caller owns the handle (sqlite3_close).
+inline absl::StatusOr<sqlite3*> OpenDatabase(const std::string& path, const char* schema) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                      nullptr) != SQLITE_OK) {
+    std::string message = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return absl::UnavailableError(absl::StrCat("opening ", path, ": ", message));
+  }
+  sqlite3_busy_timeout(db, 5000);
+  for (const char* sql : {"PRAGMA journal_mode=WAL;", "PRAGMA synchronous=FULL;", schema}) {
+    if (absl::Status st = Exec(db, sql); !st.ok()) {
+      sqlite3_close(db);
+      return absl::Status(st.code(),
+                          absl::StrCat("opening ", path, ": ", std::string(st.message())));
+    }
+  }
+  return db;
+}
+
+// The first row of a query's result, or nothing.
+template <typename T>
+absl::StatusOr<std::optional<T>> First(absl::StatusOr<std::vector<T>> rows) {
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) return std::optional<T>();
+  return std::optional<T>(std::move(rows->front()));
 }
 
 }  // namespace cortex::store::internal
