@@ -10,10 +10,12 @@
 #include <iostream>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include "common/status.h"
 #include "common/util.h"
 #include "config/api_config.h"
+#include "s3/s3_client.h"
 
 namespace cortex::op {
 
@@ -93,11 +95,30 @@ absl::StatusOr<std::vector<std::string>> ListFiles(const json& lister, const std
     if (!p.is_string())
       return absl::InvalidArgumentError(absl::StrCat(where, "s3_paths: must be strings"));
     std::string path = p.get<std::string>();
+    auto keep = [&](const std::string& shown) {
+      auto matches = [&](const std::string& glob) {
+        return ::fnmatch(glob.c_str(), shown.c_str(), 0) == 0;
+      };
+      if (!includes.empty() && std::none_of(includes.begin(), includes.end(), matches)) return;
+      if (std::any_of(excludes.begin(), excludes.end(), matches)) return;
+      files.push_back(shown);
+    };
     if (absl::StartsWith(path, "s3://")) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where, "s3_paths: ", path,
-          ": s3 paths are not supported by this cluster yet; use local paths (file:///... or "
-          "/...)"));
+      auto location = s3::ParseS3Path(path);
+      if (!location.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, "s3_paths: ", std::string(location.status().message())));
+      }
+      auto objects = S3FromEnvironment().List(location->bucket, location->key);
+      if (!objects.ok()) {
+        return absl::Status(
+            objects.status().code(),
+            absl::StrCat(where, "s3_paths: ", path, ": ", std::string(objects.status().message())));
+      }
+      for (const auto& object : *objects) {
+        keep(absl::StrCat("s3://", location->bucket, "/", object.key));
+      }
+      continue;
     }
     bool scheme = absl::StartsWith(path, "file://");
     std::string local = scheme ? path.substr(7) : path;
@@ -119,15 +140,7 @@ absl::StatusOr<std::vector<std::string>> ListFiles(const json& lister, const std
       return absl::InvalidArgumentError(absl::StrCat(where, "s3_paths: ", path, ": not found"));
     }
     std::sort(found.begin(), found.end());
-    for (auto& f : found) {
-      std::string shown = scheme ? "file://" + f : f;
-      auto matches = [&](const std::string& glob) {
-        return ::fnmatch(glob.c_str(), shown.c_str(), 0) == 0;
-      };
-      if (!includes.empty() && std::none_of(includes.begin(), includes.end(), matches)) continue;
-      if (std::any_of(excludes.begin(), excludes.end(), matches)) continue;
-      files.push_back(shown);
-    }
+    for (auto& f : found) keep(scheme ? "file://" + f : f);
   }
   if (files.empty()) return absl::InvalidArgumentError("no s3 files match search criteria");
   return files;
@@ -135,9 +148,20 @@ absl::StatusOr<std::vector<std::string>> ListFiles(const json& lister, const std
 
 // The JSON values of a file, one per line (JSON lines; blank lines are skipped).
 absl::Status ReadJsonValues(const std::string& shown_path, std::vector<std::string>& out) {
-  std::string path = absl::StartsWith(shown_path, "file://") ? shown_path.substr(7) : shown_path;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(shown_path, ": cannot open file"));
+  std::string content;
+  if (absl::StartsWith(shown_path, "s3://")) {
+    auto location = s3::ParseS3Path(shown_path);
+    if (!location.ok()) return location.status();
+    auto object = S3FromEnvironment().Get(location->bucket, location->key);
+    if (!object.ok()) return object.status();
+    content = std::move(*object);
+  } else {
+    std::string path = absl::StartsWith(shown_path, "file://") ? shown_path.substr(7) : shown_path;
+    auto text = ReadFile(path);
+    if (!text.ok()) return absl::NotFoundError(absl::StrCat(shown_path, ": cannot open file"));
+    content = std::move(*text);
+  }
+  std::istringstream in(content);
   std::string line;
   int64_t index = 0;
   while (std::getline(in, line)) {
@@ -161,6 +185,16 @@ absl::Status ReadJsonValues(const std::string& shown_path, std::vector<std::stri
 }
 
 }  // namespace
+
+s3::Client S3FromEnvironment() {
+  s3::ClientOptions options;
+  if (const char* region = std::getenv("AWS_REGION"); region && *region) options.region = region;
+  if (const char* endpoint = std::getenv("CORTEX_S3_ENDPOINT"); endpoint && *endpoint) {
+    options.endpoint = endpoint;
+  }
+  options.credentials = s3::CredentialsFromEnvironment();
+  return s3::Client(options);
+}
 
 absl::StatusOr<JobPlan> PlanJob(const json& submission) {
   if (!submission.is_object()) {

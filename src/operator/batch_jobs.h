@@ -16,6 +16,7 @@
 
 #include "backends/backend.h"
 #include "common/job_status.h"
+#include "s3/s3_client.h"
 #include "store/job_queue.h"
 #include "store/state_store.h"
 
@@ -39,6 +40,10 @@ struct JobPlan {
 // Validates a submission body (spec §11) and splits it into batches. Local paths (absolute or
 // file://) are read from this machine. Errors are the user's, with Cortex's wording.
 absl::StatusOr<JobPlan> PlanJob(const nlohmann::json& submission);
+
+// The S3 client jobs use: credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
+// (/AWS_SESSION_TOKEN), AWS_REGION, and CORTEX_S3_ENDPOINT for S3-compatible stores.
+s3::Client S3FromEnvironment();
 
 class BatchJobs {
  public:
