@@ -430,6 +430,7 @@ def analyse(rows, lines, t_step, t_stop, needed):
     out["t_serving_first"] = next((r["t"] for r in phase2 if r["ready"] > pre_ready), None)
     out["t_serving_final"] = next((r["t"] for r in phase2 if r["ready"] >= needed), None)
     out["first_tick_after_step"] = next((t for t, _, _ in ticks if t >= t_step), None)
+    out["last_tick_before_step"] = next((t for t, _, _ in reversed(ticks) if t < t_step), None)
     down = [e for e in events if e[0] >= t_stop and e[2] < e[1]]
     out["down_events"] = down
     tick_gaps = [b[0] - a[0] for a, b in zip(ticks, ticks[1:])]
@@ -552,11 +553,12 @@ def report(args, env_lines, res, design, t_step, t_stop, phases_stats, sampler_e
     L += ["## Setup", "",
           f"- API `{API}`: Python predictor sleeping {SLEEP_S * 1000:.0f} ms, processes_per_replica 1, "
           "threads_per_process 1, `compute.cpu: 100m`",
-          f"- autoscaling: target_replica_concurrency 1, min_replicas 1, max_replicas 8, window 10s, "
-          f"upscale_stabilization_period 0s, **downscale_stabilization_period 30s**, factors "
-          f"1.5 / 0.75, tolerances 0.05",
+          "- autoscaling: target_replica_concurrency 1, min_replicas 1, max_replicas 8, window 10s, "
+          "upscale_stabilization_period 0s, **downscale_stabilization_period 30s**, factors "
+          "1.5 / 0.75, tolerances 0.05",
           f"- cluster: `cortex cluster up --autoscaler-tick-ms {args.tick_ms}`",
-          f"- load: {args.low} closed-loop client(s) for {args.phase1:g} s, then {args.high} for "
+          f"- load: {args.low} closed-loop client(s) for {t_step:.1f} s ({args.phase1:g} s, then "
+          f"until {args.step_offset_used:.1f} s after an autoscaler tick), then {args.high} for "
           f"{args.phase2:g} s, then none for {args.phase3:g} s (keep-alive HTTP to the gateway, "
           f"bench/load_test.py's ClosedLoop); polls every {args.poll:g} s", "",
           f"![timeline]({png_name})", "",
@@ -565,6 +567,8 @@ def report(args, env_lines, res, design, t_step, t_stop, phases_stats, sampler_e
           f"| T_request: first autoscaling event that raised the request "
           f"({res['pre_requested']} → more) | **{fmt_s(d('t_request_first'))}** |",
           f"| (the same seen by polling /metrics) | {fmt_s(d('t_request_first_polled'))} |",
+          f"| the previous autoscaler tick (the step was placed "
+          f"{args.step_offset_used:.1f} s after a tick) | {fmt_s(d('last_tick_before_step'))} |",
           f"| first autoscaler tick after the step | {fmt_s(d('first_tick_after_step'))} |",
           f"| request reached {res['needed']} (= {args.high} clients / target 1) | "
           f"**{fmt_s(d('t_request_final'))}** |",
@@ -613,8 +617,8 @@ def report(args, env_lines, res, design, t_step, t_stop, phases_stats, sampler_e
               for tt, a, b in res["down_events"]]
     else:
         L.append("- no scale-down event within the run")
-    L += ["", f"(Expected: nothing for the first 30 s after the last tick that saw load, then one "
-          f"0.75× / −1 step per 30 s: 4 → 3 → 2 → 1.)", "",
+    L += ["", "(Expected: nothing for the first 30 s after the last tick that saw load, then one "
+          "0.75× / −1 step per 30 s: 4 → 3 → 2 → 1.)", "",
           "## Client side", "", "| phase | requests | errors | p50 | p99 |", "|---|---|---|---|---|"]
     for name, n, e, p50, p99 in phases_stats:
         L.append(f"| {name} | {n} | {e} | {load_test.fmt_lat(p50)} | {load_test.fmt_lat(p99)} |")
@@ -639,6 +643,10 @@ def main():
     ap.add_argument("--low", type=int, default=1, help="clients before the step (default 1)")
     ap.add_argument("--high", type=int, default=4, help="clients after the step (default 4)")
     ap.add_argument("--poll", type=float, default=0.5, help="sampling period in s (default 0.5)")
+    ap.add_argument("--step-offset", type=float,
+                    help="put the step this many seconds after an autoscaler tick, once phase 1 "
+                         "has lasted --phase1 s (default: random in [0, tick))")
+    ap.add_argument("--seed", type=int, help="seed for the random step offset")
     ap.add_argument("--cortex-run-s", type=float, default=0.2,
                     help="Cortex model: duration of one autoscaler cron run (default 0.2)")
     ap.add_argument("--cortex-bin", default=str(ROOT / "build" / "src" / "apps" / "cortex"))
@@ -666,6 +674,11 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
 
+    tick_s = args.tick_ms / 1000.0
+    step_offset = (args.step_offset if args.step_offset is not None
+                   else random.Random(args.seed).uniform(0, tick_s))
+    if not 0 <= step_offset < tick_s:
+        ap.error("--step-offset must be in [0, tick)")
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -700,8 +713,18 @@ def main():
         tail.start()
         load.start()
         sampler.start()
-        log(f"phase 1: {args.low} client(s) for {args.phase1:g} s")
+        log(f"phase 1: {args.low} client(s) for {args.phase1:g} s, then until "
+            f"{step_offset:.1f} s after an autoscaler tick")
         time.sleep(args.phase1)
+        # Where the step falls against our tick grid decides most of our reaction time, so it
+        # is chosen (random by default) rather than left to the cluster's start-up timing.
+        seen = [tt for tt, _, text in tail.lines if TICK_RE.search(text)]
+        if seen:
+            now = time.monotonic() - t0
+            k = max(0, math.ceil((now - seen[-1] - step_offset) / tick_s))
+            time.sleep(max(0.0, seen[-1] + step_offset + k * tick_s - (time.monotonic() - t0)))
+        else:
+            log("no autoscaler tick seen yet; stepping without aligning")
         t_step = time.monotonic() - t0
         load.set_active(args.high)
         log(f"phase 2: step to {args.high} clients for {args.phase2:g} s")
@@ -742,6 +765,7 @@ def main():
         return 1
 
     rows, lines = sampler.rows, tail.lines
+    args.step_offset_used = step_offset
     needed = math.ceil(args.high / SETTINGS["target_replica_concurrency"] - 1e-9)
     res = analyse(rows, lines, t_step, t_stop, needed)
     design = cortex_design(SETTINGS, args.low, args.high, args.cortex_run_s)

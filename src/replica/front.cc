@@ -373,7 +373,7 @@ asio::awaitable<net::Response> Front::Predict(net::Request& request) {
     co_return busy;
   }
   auto started = std::chrono::steady_clock::now();
-  ++in_flight_;
+  AccountInFlight(+1);
   int slot_id = queue_.TryAcquire();  // the common case needs no trip through the queue
   if (slot_id < 0) slot_id = co_await AcquireSlot();
   queue_time_.Observe(
@@ -446,7 +446,7 @@ asio::awaitable<net::Response> Front::Predict(net::Request& request) {
       }
     }
   }
-  --in_flight_;
+  AccountInFlight(-1);
   unsigned code = response.result_int();
   if (code < 300) {
     ++responses_2xx_;
@@ -460,26 +460,38 @@ asio::awaitable<net::Response> Front::Predict(net::Request& request) {
   co_return response;
 }
 
+void Front::AccountInFlight(int delta) {
+  // The integral of in-flight over time, so that each second's sample is an exact average
+  // (instants sampled at each replica's own moments made the API's sum drift by ±1).
+  auto now = std::chrono::steady_clock::now();
+  in_flight_integral_ += static_cast<double>(in_flight_) *
+                         std::chrono::duration<double>(now - in_flight_since_).count();
+  in_flight_since_ = now;
+  in_flight_ += delta;
+}
+
 asio::awaitable<void> Front::SampleInFlight() {
-  constexpr int kPerSecond = 4;
   constexpr size_t kKeep = 600;
   asio::steady_timer timer(io_);
-  auto next = std::chrono::steady_clock::now();
-  double sum = 0;
-  int taken = 0;
+  // Seconds aligned to the wall clock, so that every replica's samples cover the same seconds.
+  auto next = std::chrono::steady_clock::now() +
+              std::chrono::milliseconds(1000 - (UnixNanos() / 1'000'000) % 1000);
+  AccountInFlight(0);
+  in_flight_integral_ = 0;
+  auto window_start = in_flight_since_;
   while (!stopping_) {
-    next += std::chrono::milliseconds(1000 / kPerSecond);
     timer.expires_at(next);
     boost::system::error_code ec;
     co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return;
-    sum += static_cast<double>(in_flight_);
-    if (++taken == kPerSecond) {
-      in_flight_samples_.emplace_back(UnixNanos() / 1'000'000, sum / kPerSecond);
-      if (in_flight_samples_.size() > kKeep) in_flight_samples_.pop_front();
-      sum = 0;
-      taken = 0;
-    }
+    AccountInFlight(0);
+    double seconds = std::chrono::duration<double>(in_flight_since_ - window_start).count();
+    double average = seconds > 0 ? in_flight_integral_ / seconds : in_flight_;
+    in_flight_samples_.emplace_back(UnixNanos() / 1'000'000, average);
+    if (in_flight_samples_.size() > kKeep) in_flight_samples_.pop_front();
+    in_flight_integral_ = 0;
+    window_start = in_flight_since_;
+    next += std::chrono::seconds(1);
   }
 }
 

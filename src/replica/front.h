@@ -12,6 +12,7 @@
 #include <absl/status/statusor.h>
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -94,9 +95,12 @@ class Front {
   // Prediction monitoring (spec §10), from the "monitor" value of worker responses.
   void RecordMonitored(const nlohmann::json& value);
 
-  // The autoscaling signal: in-flight requests sampled every 250 ms and averaged per second,
-  // (unix ms at the end of the second, average), the last 10 minutes.
+  // The autoscaling signal: the time-weighted average of in-flight requests over each
+  // wall-clock second, as (unix ms at the end of the second, average), the last 10 minutes.
   net::asio::awaitable<void> SampleInFlight();
+  void AccountInFlight(int delta);  // every change of in_flight_ goes through here
+  double in_flight_integral_ = 0;   // request-seconds since the current second began
+  std::chrono::steady_clock::time_point in_flight_since_ = std::chrono::steady_clock::now();
   net::Response InFlightSamples(const net::Request& request) const;
   std::deque<std::pair<int64_t, double>> in_flight_samples_;
   std::map<std::string, int64_t> class_counts_;
