@@ -22,6 +22,14 @@ namespace {
 
 using nlohmann::json;
 
+// `object[key]` for a const document that may lack the key (a plain operator[] would be UB).
+const json& Field(const json& object, const char* key) {
+  static const json kNull;
+  if (!object.is_object()) return kNull;
+  auto it = object.find(key);
+  return it == object.end() ? kNull : *it;
+}
+
 std::string FormatLatency(const json& ms) {
   if (!ms.is_number()) return "-";
   double v = ms.get<double>();
@@ -37,19 +45,19 @@ std::string Count(const json& stats, const char* key) {
 
 // The Cortex realtime columns for one API (without env and name).
 std::vector<std::string> RealtimeCells(const json& api) {
-  const json& status = api["status"];
-  const json& counts = status["replica_counts"];
+  const json& status = Field(api, "status");
+  const json& counts = Field(status, "replica_counts");
   auto total_failed = [](const json& c) {
     return c.value("failed", 0) + c.value("err_image_pull", 0) + c.value("killed", 0) +
            c.value("killed_oom", 0) + c.value("stalled", 0);
   };
-  const json& stats = api["metrics"]["network_stats"];
+  const json& stats = Field(Field(api, "metrics"), "network_stats");
   return {status.value("status", "unknown"),
-          std::to_string(counts["updated"].value("ready", 0)),
-          std::to_string(counts["stale"].value("ready", 0)),
+          std::to_string(Field(counts, "updated").value("ready", 0)),
+          std::to_string(Field(counts, "stale").value("ready", 0)),
           std::to_string(counts.value("requested", 0)),
-          std::to_string(total_failed(counts["updated"])),
-          FormatAge(UnixSeconds() - api["spec"].value("last_updated", UnixSeconds())),
+          std::to_string(total_failed(Field(counts, "updated"))),
+          FormatAge(UnixSeconds() - Field(api, "spec").value("last_updated", UnixSeconds())),
           stats.is_object() ? FormatLatency(stats["latency"]) : "-",
           Count(stats, "code_2xx"),
           Count(stats, "code_4xx"),
@@ -64,7 +72,7 @@ std::vector<Column> RealtimeColumns() {
 std::string PredictionTables(const json& metrics);
 
 std::string LastUpdate(const json& api) {
-  return FormatAge(UnixSeconds() - api["spec"].value("last_updated", UnixSeconds()));
+  return FormatAge(UnixSeconds() - Field(api, "spec").value("last_updated", UnixSeconds()));
 }
 
 // "name:weight name:weight", at most 50 characters (spec §14).
@@ -85,7 +93,7 @@ std::string RunningJobs(const json& api) {
 }
 
 std::string LatestJob(const json& api) {
-  const json& jobs = api["job_statuses"];
+  const json& jobs = Field(api, "job_statuses");
   if (!jobs.is_array() || jobs.empty()) return "-";
   const json& latest = jobs[0];  // newest first
   return absl::StrCat(latest.value("job_id", ""), " (submitted ",
@@ -95,12 +103,13 @@ std::string LatestJob(const json& api) {
 
 std::string Duration(const json& job) {
   int64_t start = job.value("start_time", UnixSeconds());
-  int64_t end = job["end_time"].is_number() ? job["end_time"].get<int64_t>() : UnixSeconds();
+  int64_t end =
+      Field(job, "end_time").is_number() ? Field(job, "end_time").get<int64_t>() : UnixSeconds();
   return FormatAge(end - start);
 }
 
 std::string Progress(const json& job) {
-  const json& m = job["batch_metrics"];
+  const json& m = Field(job, "batch_metrics");
   int64_t done = m.is_object() ? m.value("succeeded", int64_t{0}) : 0;
   return absl::StrCat(done, "/", job.value("total_batch_count", int64_t{0}));
 }
@@ -109,7 +118,7 @@ std::string Progress(const json& job) {
 std::string RenderBatchApi(const json& info) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& job : info.value("job_statuses", json::array())) {
-    const json& m = job["batch_metrics"];
+    const json& m = Field(job, "batch_metrics");
     rows.push_back({job.value("job_id", ""), JobStatusText(job.value("status", "")), Progress(job),
                     m.is_object() ? std::to_string(m.value("failed", int64_t{0})) : "-",
                     FormatAge(UnixSeconds() - job.value("start_time", UnixSeconds())) + " ago",
@@ -129,19 +138,20 @@ std::string RenderBatchApi(const json& info) {
 
 // `cortex get API JOB`: status, batch and worker stats, a progress bar while running.
 std::string RenderJob(const json& document) {
-  const json& job = document["job_status"];
+  const json& job = Field(document, "job_status");
   std::string status = job.value("status", "");
   std::string out = absl::StrCat(
       "job id: ", job.value("job_id", ""), "\nstatus: ", JobStatusText(status),
       "\n\nstart time: ", FormatAge(UnixSeconds() - job.value("start_time", UnixSeconds())),
       " ago\nduration: ", Duration(job), "\n");
-  const json& m = job["batch_metrics"];
+  const json& m = Field(job, "batch_metrics");
   int64_t total = job.value("total_batch_count", int64_t{0});
   int64_t succeeded = m.is_object() ? m.value("succeeded", int64_t{0}) : 0;
   int64_t failed = m.is_object() ? m.value("failed", int64_t{0}) : 0;
-  std::string avg = m.is_object() && m["average_time_per_batch"].is_number()
-                        ? absl::StrFormat("%.6g s", m["average_time_per_batch"].get<double>())
-                        : "-";
+  std::string avg =
+      m.is_object() && Field(m, "average_time_per_batch").is_number()
+          ? absl::StrFormat("%.6g s", Field(m, "average_time_per_batch").get<double>())
+          : "-";
   absl::StrAppend(&out, "\nbatch stats\n",
                   RenderTable({{"total"}, {"succeeded"}, {"failed"}, {"avg time per batch"}},
                               {{std::to_string(total), std::to_string(succeeded),
@@ -152,13 +162,13 @@ std::string RenderJob(const json& document) {
     int filled = static_cast<int>(kWidth * done / total);
     absl::StrAppend(&out, "\n[", std::string(filled, '#'), std::string(kWidth - filled, '.'), "] ",
                     done * 100 / total, "%");
-    if (done > 0 && m["average_time_per_batch"].is_number()) {
+    if (done > 0 && Field(m, "average_time_per_batch").is_number()) {
       int64_t elapsed = UnixSeconds() - job.value("start_time", UnixSeconds());
       absl::StrAppend(&out, ", about ", FormatAge(elapsed * (total - done) / done), " left");
     }
     absl::StrAppend(&out, "\n");
   }
-  if (const json& w = job["worker_counts"]; w.is_object()) {
+  if (const json& w = Field(job, "worker_counts"); w.is_object()) {
     absl::StrAppend(
         &out, "\nworker stats\n",
         RenderTable(
@@ -166,7 +176,7 @@ std::string RenderJob(const json& document) {
             {{std::to_string(job.value("workers", 0)), std::to_string(w.value("running", 0)),
               std::to_string(w.value("failed", 0)), std::to_string(w.value("succeeded", 0))}}));
   }
-  if (const json& dead = job["dead_letters"]; dead.is_array() && !dead.empty()) {
+  if (const json& dead = Field(job, "dead_letters"); dead.is_array() && !dead.empty()) {
     std::vector<std::vector<std::string>> rows;
     for (const auto& d : dead) {
       rows.push_back({std::to_string(d.value("batch_index", 0)),
@@ -183,12 +193,12 @@ std::string RenderJob(const json& document) {
 // `cortex get SPLITTER`: one row per target API, then the endpoint and an example request.
 std::string RenderSplitter(const json& splitter, const json& all_apis) {
   std::vector<std::vector<std::string>> rows;
-  for (const auto& t : splitter["spec"].value("apis", json::array())) {
+  for (const auto& t : Field(splitter, "spec").value("apis", json::array())) {
     std::string name = t.value("name", "");
     std::vector<std::string> row = {
         name, std::to_string(t.value("weight", 0)), "-", "-", "-", "-", "-", "-"};
     for (const auto& a : all_apis) {
-      if (a["spec"].value("name", "") != name || !a["status"].is_object()) continue;
+      if (Field(a, "spec").value("name", "") != name || !Field(a, "status").is_object()) continue;
       std::vector<std::string> cells = RealtimeCells(a);  // status .. 5XX
       row = {name,     std::to_string(t.value("weight", 0)),
              cells[0], cells[3],
@@ -246,13 +256,13 @@ absl::StatusOr<std::string> RenderList(const CommonFlags& common) {
     }
     all.push_back({{"env_name", env.name}, {"apis", *apis}, {"error", nullptr}});
     for (const auto& a : *apis) {
-      std::string name = a["spec"].value("name", "");
-      if (a["spec"].value("kind", "") == "BatchAPI") {
+      std::string name = Field(a, "spec").value("name", "");
+      if (Field(a, "spec").value("kind", "") == "BatchAPI") {
         batch_rows.push_back({env.name, name, RunningJobs(a), LatestJob(a), LastUpdate(a)});
         continue;
       }
-      if (a["spec"].value("kind", "") == "TrafficSplitter") {
-        splitter_rows.push_back({env.name, name, SplitterWeights(a["spec"]), LastUpdate(a)});
+      if (Field(a, "spec").value("kind", "") == "TrafficSplitter") {
+        splitter_rows.push_back({env.name, name, SplitterWeights(Field(a, "spec")), LastUpdate(a)});
         continue;
       }
       std::vector<std::string> row = {env.name, name};
@@ -260,8 +270,8 @@ absl::StatusOr<std::string> RenderList(const CommonFlags& common) {
       rows.push_back(row);
     }
   }
-  size_t failed =
-      std::count_if(all.begin(), all.end(), [](const json& e) { return !e["error"].is_null(); });
+  size_t failed = std::count_if(all.begin(), all.end(),
+                                [](const json& e) { return !Field(e, "error").is_null(); });
   if (failed == all.size() && failed > 0) {
     // No environment answered: that is an error, not an empty cluster.
     if (failed == 1) return absl::UnavailableError(all[0]["error"].get<std::string>());
@@ -330,7 +340,7 @@ absl::StatusOr<std::string> RenderApi(const std::string& api, bool verbose,
 // "min | max | avg".
 std::string PredictionTables(const json& metrics) {
   if (!metrics.is_object()) return "";
-  if (const json& classes = metrics["class_distribution"]; classes.is_object()) {
+  if (const json& classes = Field(metrics, "class_distribution"); classes.is_object()) {
     if (classes.empty()) return "";
     std::vector<std::pair<int64_t, std::string>> sorted;
     for (const auto& [label, n] : classes.items()) sorted.push_back({-n.get<int64_t>(), label});
@@ -344,7 +354,7 @@ std::string PredictionTables(const json& metrics) {
     return out;
   }
   if (metrics.contains("regression_stats")) {
-    const json& r = metrics["regression_stats"];
+    const json& r = Field(metrics, "regression_stats");
     auto cell = [&](const char* key) {
       return r.is_object() ? absl::StrFormat("%.6g", r.value(key, 0.0)) : std::string("-");
     };

@@ -398,7 +398,8 @@ def test_get_delete_protection_and_deleting_the_splitter(module_cluster):
     assert "deleting dg-only-a" in c.cli_ok("delete", "dg-only-a", "-f")
     c.wait_until(lambda: c.post("dg-split", {}).status_code == 404, 10,
                  message="the deleted splitter's endpoint to answer 404")
-    assert c.post("dg-only-a", {}).status_code == 404
+    c.wait_until(lambda: c.post("dg-only-a", {}).status_code == 404, 10,
+                 message="the other deleted splitter's endpoint to answer 404")
     names = deployed_names(c)
     assert "dg-split" not in names and {"dg-a", "dg-b"} <= set(names), names
     for name, info in (("dg-a", a_info), ("dg-b", b_info)):
