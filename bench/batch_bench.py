@@ -413,7 +413,8 @@ def git_rev():
 def build_report(args, jobs, raw, findings):
     out = [f"# Batch job benchmark ({time.strftime('%Y-%m-%d %H:%M:%S')})", ""]
     out += [f"- machine: {os.cpu_count()} CPUs ({len(os.sched_getaffinity(0))} usable), "
-            f"load average {os.getloadavg()[0]:.2f} at the end",
+            f"1-min load average {args.load_start:.2f} at the start, "
+            f"{os.getloadavg()[0]:.2f} at the end (other work on the machine skews the numbers)",
             f"- build: {args.cortex_src} (repo at {git_rev()}, run from a private copy)",
             f"- job: {args.items:,} integer items, batch_size {args.batch_size} "
             f"({args.items // args.batch_size:,} batches), no-op predict(), "
@@ -491,6 +492,7 @@ def main():
     args = ap.parse_args()
     if args.quick:
         args.items, args.repeat, args.raw_batches = 20_000, 1, 500
+    args.load_start = os.getloadavg()[0]
     workers = [int(x) for x in args.workers.split(",") if x]
     raw_threads = [int(x) for x in args.raw_threads.split(",") if x]
     if not os.access(args.cortex_bin, os.X_OK):

@@ -97,7 +97,11 @@ def run(args):
                 if answer.get("on_job_complete"):
                     if "on_job_complete" in signatures:
                         print("running on_job_complete", flush=True)
-                        predictor.on_job_complete()
+                        try:
+                            predictor.on_job_complete()
+                        except Exception:
+                            # Once per job: an error is logged, not retried by other workers.
+                            sys.stderr.write("on_job_complete failed\n" + traceback.format_exc())
                     operator.call("complete")
                 return 0
             time.sleep(float(answer.get("wait_s", 1)))

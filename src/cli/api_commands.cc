@@ -235,9 +235,17 @@ int Predict(const std::string& api, const std::string& json_file, const CommonFl
   if (!client.ok()) return Fail(client.status());
   auto info = client->CallJson("GET", "/v1/apis/" + api);
   if (!info.ok()) return Fail(info.status());
-  if ((*info)["status"]["replica_counts"]["updated"].value("ready", 0) +
-          (*info)["status"]["replica_counts"]["stale"].value("ready", 0) ==
-      0) {
+  std::string kind = (*info)["spec"].value("kind", "");
+  if (kind == "BatchAPI") {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat(api, " is a BatchAPI: submit a job with a POST to ",
+                     (*info).value("endpoint", ""), " (see docs/batch.md)")));
+  }
+  const json& status = (*info)["status"];
+  if (kind == "RealtimeAPI" && status.is_object() &&
+      status["replica_counts"]["updated"].value("ready", 0) +
+              status["replica_counts"]["stale"].value("ready", 0) ==
+          0) {
     return Fail(absl::UnavailableError(
         absl::StrCat(api, " is not ready yet (no replica is live); check `cortex get ", api, "`")));
   }

@@ -140,12 +140,16 @@ int ClusterUp(const ClusterFlags& flags) {
               << Tail(ClusterDir() / "logs" / log, 10);
     return 1;
   };
+  if (auto kept = ReadFile(ClusterDir() / "lb_url"); lb_url.empty() && kept.ok()) {
+    lb_url = *kept;  // the port chosen by an earlier `cluster up`, kept across `cluster down`
+  }
   if (lb_url.empty()) {
     auto port = FreeLoopbackPort();
     if (!port.ok()) return Fail(port.status());
     lb_url = absl::StrCat("http://", flags.host, ":", *port);
   }
   std::string lb_port = lb_url.substr(lb_url.rfind(':') + 1);
+  (void)WriteFileAtomic(ClusterDir() / "lb_url", lb_url);
   if (op_pid == 0) {
     auto started = StartDaemon(
         "operator",
@@ -235,6 +239,7 @@ int ClusterInfo(const ClusterFlags&, const CommonFlags& common) {
     info["status"] = running ? "running" : (op_ok || gw_ok ? "degraded" : "stopped");
     info["operator"] = {
         {"url", (*state).value("operator_url", "")}, {"pid", op_pid}, {"healthy", op_ok}};
+    info["load_balancer"] = {{"url", (*state).value("lb_url", "")}};
     info["gateway"] = {
         {"url", (*state).value("gateway_url", "")}, {"pid", gw_pid}, {"healthy", gw_ok}};
   }
@@ -246,7 +251,8 @@ int ClusterInfo(const ClusterFlags&, const CommonFlags& common) {
       std::cout << "operator: " << info["operator"]["url"].get<std::string>()
                 << (info["operator"]["healthy"].get<bool>() ? "" : " (not responding)") << "\n"
                 << "gateway:  " << info["gateway"]["url"].get<std::string>()
-                << (info["gateway"]["healthy"].get<bool>() ? "" : " (not responding)") << "\n";
+                << (info["gateway"]["healthy"].get<bool>() ? "" : " (not responding)") << "\n"
+                << "load balancer: " << info["load_balancer"]["url"].get<std::string>() << "\n";
     }
     std::cout << "data:     " << (ClusterDir()).string() << "\n";
   }

@@ -498,6 +498,19 @@ absl::Status BatchJobs::StartWorker(const JobRecord& job, const store::ApiRecord
   return queue_->PutWorker(worker);
 }
 
+void BatchJobs::StopAllWorkers() {
+  auto workers = queue_->ListWorkers();
+  if (!workers.ok()) return;
+  for (const auto& w : *workers) {
+    store::ReplicaRecord as_replica;
+    as_replica.id = w.id;
+    as_replica.pid = w.pid;
+    if (w.state == "running") backend_.StopReplica(as_replica, 5'000);
+    (void)queue_->ReleaseWorker(w.job_id, w.id);
+    (void)queue_->DeleteWorker(w.id);
+  }
+}
+
 void BatchJobs::Reconcile(
     const std::function<std::optional<store::ApiRecord>(const std::string&)>& api_of) {
   auto workers = queue_->ListWorkers();

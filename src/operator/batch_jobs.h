@@ -67,6 +67,10 @@ class BatchJobs {
   absl::StatusOr<nlohmann::json> WorkerCall(const std::string& job_id, const std::string& action,
                                             const nlohmann::json& body);
 
+  // Cluster down: every worker process stops; their leased batches return to the queue and
+  // running jobs get new workers when the operator starts again.
+  void StopAllWorkers();
+
   // Control loop: timeouts, worker crashes and restarts, completion.
   void Reconcile(const std::function<std::optional<store::ApiRecord>(const std::string&)>& api_of);
 

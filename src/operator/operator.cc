@@ -842,6 +842,8 @@ void Operator::StopAllReplicas() {
     backend_->StopReplica(r, 10'000);
     Forget(r);
   }
+  // Batch workers too; their jobs start new ones at the next start.
+  if (batch_) batch_->StopAllWorkers();
 }
 
 void Operator::Forget(const ReplicaRecord& replica) {

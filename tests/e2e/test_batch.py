@@ -950,5 +950,5 @@ def test_cluster_down_stops_running_job_workers(cluster_factory):
     assert len(pids) == 2, pids
     rc, out, err = c.down()
     assert rc == 0, (out, err)
-    c.wait_until(lambda: not [p for p in pids if pid_alive(p)], 15, interval=0.1,
+    c.wait_until(lambda: not [p for p in pids if pid_alive(p)], 10, interval=0.1,
                  message="`cortex cluster down` to stop the job's workers")
