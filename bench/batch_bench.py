@@ -443,9 +443,9 @@ def build_report(args, jobs, raw, findings):
                 "every batch). overhead/batch (steady) uses only the polls between 10 % and 90 % "
                 "done. operator CPU/batch is the operator process's CPU time (user + system, "
                 "from /proc, 10 ms ticks) over the job divided by its batches; it includes the "
-                "control loop and the status polls. \"first batch done\" is the first poll that showed a finished batch (job "
-                "start: enqueueing, spawning the workers, importing and constructing the "
-                "predictor; ±0.2 s).", ""]
+                "control loop and the status polls. \"first batch done\" is the first poll that "
+                "showed a finished batch (job start: enqueueing, spawning the workers, "
+                "importing and constructing the predictor; ±0.2 s).", ""]
     if raw:
         out += ["## Queue alone (the operator's lease + ack, no Python worker)", "",
                 "| client | threads | batches | lease+ack pairs/s | per pair per thread | "

@@ -64,3 +64,23 @@ TEST(LatencyHistogram, CountsCumulativelyPerBucket) {
 
 }  // namespace
 }  // namespace cortex
+
+#include "common/glob.h"
+
+namespace cortex {
+namespace {
+
+TEST(Glob, StarStaysInASegmentDoubleStarCrosses) {
+  EXPECT_TRUE(GlobMatch("s3://b/dir/*.json", "s3://b/dir/a.json"));
+  EXPECT_FALSE(GlobMatch("s3://b/dir/*.json", "s3://b/dir/sub/a.json"));
+  EXPECT_TRUE(GlobMatch("s3://b/dir/**.json", "s3://b/dir/sub/a.json"));
+  EXPECT_TRUE(GlobMatch("**.json", "/data/x/y.json"));
+  EXPECT_TRUE(GlobMatch("s3://b/**/x.csv", "s3://b/a/b/x.csv"));
+  EXPECT_FALSE(GlobMatch("s3://b/?.csv", "s3://b//.csv"));
+  EXPECT_TRUE(GlobMatch("/d/part-[0-9].csv", "/d/part-7.csv"));
+  EXPECT_FALSE(GlobMatch("/d/part-[!0-9].csv", "/d/part-7.csv"));
+  EXPECT_FALSE(GlobMatch("*.json", "a.jsonl"));
+}
+
+}  // namespace
+}  // namespace cortex

@@ -2,7 +2,6 @@
 
 #include <absl/strings/match.h>
 #include <absl/strings/str_cat.h>
-#include <fnmatch.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -12,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/glob.h"
 #include "common/status.h"
 #include "common/util.h"
 #include "config/api_config.h"
@@ -96,9 +96,7 @@ absl::StatusOr<std::vector<std::string>> ListFiles(const json& lister, const std
       return absl::InvalidArgumentError(absl::StrCat(where, "s3_paths: must be strings"));
     std::string path = p.get<std::string>();
     auto keep = [&](const std::string& shown) {
-      auto matches = [&](const std::string& glob) {
-        return ::fnmatch(glob.c_str(), shown.c_str(), 0) == 0;
-      };
+      auto matches = [&](const std::string& glob) { return GlobMatch(glob, shown); };
       if (!includes.empty() && std::none_of(includes.begin(), includes.end(), matches)) return;
       if (std::any_of(excludes.begin(), excludes.end(), matches)) return;
       files.push_back(shown);
@@ -219,10 +217,23 @@ absl::StatusOr<JobPlan> PlanJob(const json& submission) {
         "please specify exactly one of the following fields: item_list, file_path_lister, "
         "delimited_files");
   }
+  // Unknown keys inside a source are errors too (a typo like "include" must not pass silently).
+  auto check_keys = [](const json& section, const char* name,
+                       std::initializer_list<const char*> allowed) -> absl::Status {
+    if (!section.is_object())
+      return absl::InvalidArgumentError(absl::StrCat(name, ": must be a map"));
+    for (const auto& [key, value] : section.items()) {
+      if (std::none_of(allowed.begin(), allowed.end(), [&](const char* k) { return key == k; })) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(name, ": key \"", key, "\" is not supported"));
+      }
+    }
+    return absl::OkStatus();
+  };
   JobPlan plan;
   if (submission.contains("item_list")) {
     const json& list = submission["item_list"];
-    if (!list.is_object()) return absl::InvalidArgumentError("item_list: must be a map");
+    RETURN_IF_ERROR(check_keys(list, "item_list", {"items", "batch_size"}));
     ASSIGN_OR_RETURN(int batch_size, PositiveInt(list, "batch_size", "item_list: "));
     auto items = list.find("items");
     if (items == list.end() || !items->is_array() || items->empty()) {
@@ -244,7 +255,7 @@ absl::StatusOr<JobPlan> PlanJob(const json& submission) {
   bool delimited = submission.contains("delimited_files");
   const char* key = delimited ? "delimited_files" : "file_path_lister";
   const json& lister = submission[key];
-  if (!lister.is_object()) return absl::InvalidArgumentError(absl::StrCat(key, ": must be a map"));
+  RETURN_IF_ERROR(check_keys(lister, key, {"s3_paths", "includes", "excludes", "batch_size"}));
   std::string where = absl::StrCat(key, ": ");
   ASSIGN_OR_RETURN(int batch_size, PositiveInt(lister, "batch_size", where));
   ASSIGN_OR_RETURN(plan.listed, ListFiles(lister, where));
@@ -290,7 +301,8 @@ absl::StatusOr<json> BatchJobs::Submit(const store::ApiRecord& api, const std::s
     if (t->is_number_integer() && t->get<int64_t>() > 0) {
       timeout_s = t->get<int64_t>();
     } else if (t->is_string()) {
-      ASSIGN_OR_RETURN(timeout_s, config::ParseDurationSeconds(t->get<std::string>()));
+      auto parsed = config::ParseDurationSeconds(t->get<std::string>());
+      timeout_s = parsed.ok() ? *parsed : 0;
     }
     if (timeout_s <= 0) {
       return absl::InvalidArgumentError(

@@ -3,10 +3,11 @@ retries and dead letters, on_job_complete once per job, stop, timeout, worker an
 crashes in the middle of a job, and the CLI views (`get`, `get API JOB`, `logs API JOB`).
 
 The predictor records what it does into files below predictor.config["out_dir"]/<job id>: one
-file per batch id and attempt (`batch-<id>.<n>`, created with O_EXCL so that no two attempts
-share one), one per constructed predictor (`init.<n>`) and one per on_job_complete call
-(`complete.<n>`). The job config steers it (sleep_s, fail_items, ...), which also exercises the
-deep merge of the job config over the API's.
+file per batch id and attempt (`batch-<id>.<n>`, written aside and hard-linked into place, so
+that no two attempts share one and none is seen half-written), one per constructed predictor
+(`init.<n>`) and one per on_job_complete call (`complete.<n>`). The job config steers it
+(sleep_s, fail_items, crash_items, ...), which also exercises the deep merge of the job config
+over the API's.
 """
 
 import glob
@@ -30,17 +31,22 @@ import time
 
 
 def write_unique(directory, prefix, record):
-    """Creates directory/prefix.<n> for the first free n (atomically) and writes record."""
-    for n in range(1000):
-        path = os.path.join(directory, f"{prefix}.{n}")
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            continue
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f)
-        return path
-    raise RuntimeError("too many attempts of " + prefix)
+    """Writes record to directory/prefix.<n> for the first free n. The file appears complete
+    (written aside, then hard-linked, which fails if the name exists) or not at all."""
+    tmp = os.path.join(directory, f".tmp-{os.getpid()}-{time.monotonic_ns()}")
+    with open(tmp, "w") as f:
+        json.dump(record, f)
+    try:
+        for n in range(1000):
+            path = os.path.join(directory, f"{prefix}.{n}")
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                continue
+            return path
+        raise RuntimeError("too many attempts of " + prefix)
+    finally:
+        os.unlink(tmp)
 
 
 class PythonPredictor:
@@ -73,6 +79,8 @@ class PythonPredictor:
         write_unique(self.out, "complete", {"pid": os.getpid(), "batch_files": batches,
                                             "t": time.time()})
         time.sleep(float(self.config.get("complete_sleep_s", 0)))
+        if self.config.get("complete_error"):
+            raise RuntimeError(self.config["complete_error"])
         print("on_job_complete ran", flush=True)
 
 
@@ -848,7 +856,8 @@ def test_lease_renewed_during_long_batch_and_expired_for_hung_worker(module_clus
     assert status["status"] == "status_succeeded", status
     assert_all_processed(bapi, job_id, items, 10)
     attempts = {tuple(p[0]): len(p) for p in bapi.batch_attempts(job_id).values()}
-    assert attempts[(0,)] == 1, f"the long batch was retried although its lease was renewed: {attempts}"
+    assert attempts[(0,)] == 1, (
+        f"the long batch was retried although its lease was renewed: {attempts}")
     assert attempts[(5,)] == 2, f"the hung worker's batch was not retried once: {attempts}"
     assert len(bapi.completions(job_id)) == 1
     wait_workers_gone(c, job_id, timeout=20)
@@ -881,6 +890,22 @@ def test_two_jobs_at_once(module_cluster, bapi):
     # Newest first.
     ids = [j["job_id"] for j in bapi.jobs()]
     assert ids.index(b["job_id"]) < ids.index(a["job_id"]), ids
+
+
+def test_on_job_complete_error_is_logged_once(module_cluster, bapi):
+    """on_job_complete raising does not make another worker run it again (once per job)."""
+    c = module_cluster
+    spec = bapi.submit_ok({"workers": 2, "config": {"complete_error": "cannot write summary"},
+                           "item_list": {"items": list(range(8)), "batch_size": 2}})
+    job_id = spec["job_id"]
+    status = bapi.wait_terminal(job_id)
+    assert status["status"] == "status_succeeded", status
+    assert status["batch_metrics"]["succeeded"] == 4, status
+    wait_workers_gone(c, job_id)
+    assert len(bapi.completions(job_id)) == 1, bapi.completions(job_id)
+    log = bapi.log(job_id)
+    assert "on_job_complete failed" in log and "RuntimeError: cannot write summary" in log, log
+    assert log.count("RuntimeError: cannot write summary") == 1, log
 
 
 def test_operator_sigkill_mid_job_loses_nothing(cluster_factory):

@@ -122,18 +122,22 @@ int64_t LocalBackend::GroupRssBytes(pid_t pgid) {
 ReplicaProbe LocalBackend::Probe(const store::ReplicaRecord& replica, int64_t mem_limit_bytes) {
   ReplicaProbe probe;
   if (replica.pid <= 0) return probe;
-  int status = 0;
-  pid_t waited = ::waitpid(replica.pid, &status, WNOHANG);
-  if (waited == replica.pid) {
-    probe.alive = false;
-    probe.exit_code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
-    probe.reason = WIFSIGNALED(status) ? absl::StrCat("was killed by signal ", WTERMSIG(status))
-                                       : absl::StrCat("exited with status ", WEXITSTATUS(status));
-    return probe;
-  }
+  // Our child (started by this operator process): its exit status is known.
+  auto reaped = [&](ReplicaProbe& out) {
+    int status = 0;
+    if (::waitpid(replica.pid, &status, WNOHANG) != replica.pid) return false;
+    out.alive = false;
+    out.exit_code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+    out.reason = WIFSIGNALED(status) ? absl::StrCat("was killed by signal ", WTERMSIG(status))
+                                     : absl::StrCat("exited with status ", WEXITSTATUS(status));
+    return true;
+  };
+  if (reaped(probe)) return probe;
   // Not our child (adopted after an operator restart) or still running.
   probe.alive = ProcessAlive(replica.pid) && RunsReplica(replica.pid, replica.id);
   if (!probe.alive) {
+    // It may have exited between the two checks: then its status is there now.
+    if (reaped(probe)) return probe;
     probe.exit_code = 1;
     probe.reason = "is gone";
     return probe;
