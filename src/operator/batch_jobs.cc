@@ -534,9 +534,15 @@ void BatchJobs::Reconcile(
     store::ReplicaRecord as_replica;
     as_replica.id = w.id;
     as_replica.pid = w.pid;
+    backends::ReplicaProbe probe;
+    if (w.state == "running") probe = backend_.Probe(as_replica, 0);
     if (!job_live) {
-      // The job ended or was deleted: its workers go.
-      backend_.StopReplica(as_replica, 5'000);
+      // The job ended or was deleted: its workers go (a death is still worth a log line).
+      if (w.state == "running" && !probe.alive && probe.exit_code != 0 && job.ok() &&
+          job->has_value()) {
+        JobLog(**job, absl::StrCat("worker ", w.id, " ", probe.reason));
+      }
+      if (probe.alive) backend_.StopReplica(as_replica, 5'000);
       (void)queue_->DeleteWorker(w.id);
       continue;
     }
@@ -544,7 +550,6 @@ void BatchJobs::Reconcile(
       failures[w.job_id] += w.state == "failed";
       continue;
     }
-    backends::ReplicaProbe probe = backend_.Probe(as_replica, 0);
     if (probe.alive) {
       ++running[w.job_id];
       continue;

@@ -752,13 +752,15 @@ def test_worker_sigkill_mid_job_loses_nothing(module_cluster, bapi):
     c.wait_until(lambda: len([p for p in worker_pids(job_id) if p != victim]) == 2 or
                  bapi.status(job_id)["status"] in TERMINAL, 15, interval=0.05,
                  message="a replacement worker")
+    replaced = bapi.status(job_id)["status"] not in TERMINAL
     status = bapi.wait_terminal(job_id, timeout=60)
     assert status["status"] == "status_succeeded", status
     assert_all_processed(bapi, job_id, items, 40)
     assert len(bapi.completions(job_id)) == 1
-    log = bapi.log(job_id)
-    assert "was killed by signal 9" in log, log
-    assert log.count("started worker") >= 3, log
+    c.wait_until(lambda: "was killed by signal 9" in bapi.log(job_id), 10,
+                 message="the worker's death in the job log")
+    if replaced:  # the surviving worker may finish the last batches before a replacement starts
+        assert bapi.log(job_id).count("started worker") >= 3, bapi.log(job_id)
 
 
 def test_worker_sigkill_during_on_job_complete(module_cluster, bapi):
