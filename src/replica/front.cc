@@ -487,7 +487,10 @@ asio::awaitable<void> Front::SampleInFlight() {
     AccountInFlight(0);
     double seconds = std::chrono::duration<double>(in_flight_since_ - window_start).count();
     double average = seconds > 0 ? in_flight_integral_ / seconds : in_flight_;
-    in_flight_samples_.emplace_back(UnixNanos() / 1'000'000, average);
+    // Stamped with the second it covers (not the timer's exact firing time): a timer firing a
+    // millisecond early or late must not put two samples of one replica in the same second.
+    int64_t boundary_ms = (UnixNanos() / 1'000'000 + 500) / 1000 * 1000;
+    in_flight_samples_.emplace_back(boundary_ms - 1, average);
     if (in_flight_samples_.size() > kKeep) in_flight_samples_.pop_front();
     in_flight_integral_ = 0;
     window_start = in_flight_since_;
