@@ -474,8 +474,9 @@ asio::awaitable<void> Front::SampleInFlight() {
   constexpr size_t kKeep = 600;
   asio::steady_timer timer(io_);
   // Seconds aligned to the wall clock, so that every replica's samples cover the same seconds.
-  auto next = std::chrono::steady_clock::now() +
-              std::chrono::milliseconds(1000 - (UnixNanos() / 1'000'000) % 1000);
+  int64_t now_ms = UnixNanos() / 1'000'000;
+  auto next = std::chrono::steady_clock::now() + std::chrono::milliseconds(1000 - now_ms % 1000);
+  int64_t boundary_ms = (now_ms / 1000 + 1) * 1000;  // the wall-clock second `next` ends
   AccountInFlight(0);
   in_flight_integral_ = 0;
   auto window_start = in_flight_since_;
@@ -487,10 +488,10 @@ asio::awaitable<void> Front::SampleInFlight() {
     AccountInFlight(0);
     double seconds = std::chrono::duration<double>(in_flight_since_ - window_start).count();
     double average = seconds > 0 ? in_flight_integral_ / seconds : in_flight_;
-    // Stamped with the second it covers (not the timer's exact firing time): a timer firing a
-    // millisecond early or late must not put two samples of one replica in the same second.
-    int64_t boundary_ms = (UnixNanos() / 1'000'000 + 500) / 1000 * 1000;
+    // Stamped with the second it was scheduled to cover, not the timer's firing time: a late
+    // timer must not put two samples of one replica in the same second.
     in_flight_samples_.emplace_back(boundary_ms - 1, average);
+    boundary_ms += 1000;
     if (in_flight_samples_.size() > kKeep) in_flight_samples_.pop_front();
     in_flight_integral_ = 0;
     window_start = in_flight_since_;
