@@ -63,7 +63,6 @@ struct Front::Slot {
   int id = 0;
   int worker = 0;
   local_stream::socket socket;
-  bool alive = true;
   explicit Slot(asio::io_context& io) : socket(io) {}
 };
 
@@ -261,7 +260,6 @@ void Front::OnWorkerExit(Worker& worker, int wait_status) {
                         ? absl::StrCat("was killed by signal ", WTERMSIG(wait_status))
                         : absl::StrCat("exited with status ", WEXITSTATUS(wait_status));
   for (int id : worker.slot_ids) {
-    slots_[id]->alive = false;
     boost::system::error_code ignored;
     slots_[id]->socket.close(ignored);
     queue_.Remove(id);
@@ -411,7 +409,6 @@ asio::awaitable<net::Response> Front::Predict(net::Request& request) {
     }
     --running_;
     if (ec) {
-      slot.alive = false;
       boost::system::error_code ignored;
       slot.socket.close(ignored);
       response = net::MakeError(
