@@ -9,19 +9,21 @@
 #include <string>
 #include <vector>
 
+#include "config/defaults.h"
+
 namespace cortex::autoscaler {
 
 struct Settings {
-  int min_replicas = 1;
-  int max_replicas = 100;
+  int min_replicas = config::kDefaultMinReplicas;
+  int max_replicas = config::kDefaultMaxReplicas;
   double target_replica_concurrency = 1;
-  int64_t window_ms = 60'000;
-  int64_t downscale_stabilization_period_ms = 300'000;
-  int64_t upscale_stabilization_period_ms = 60'000;
-  double max_downscale_factor = 0.75;
-  double max_upscale_factor = 1.5;
-  double downscale_tolerance = 0.05;
-  double upscale_tolerance = 0.05;
+  int64_t window_ms = config::kDefaultWindowS * 1000;
+  int64_t downscale_stabilization_period_ms = config::kDefaultDownscaleStabilizationS * 1000;
+  int64_t upscale_stabilization_period_ms = config::kDefaultUpscaleStabilizationS * 1000;
+  double max_downscale_factor = config::kDefaultMaxDownscaleFactor;
+  double max_upscale_factor = config::kDefaultMaxUpscaleFactor;
+  double downscale_tolerance = config::kDefaultDownscaleTolerance;
+  double upscale_tolerance = config::kDefaultUpscaleTolerance;
 };
 
 // One sample: the API's total in-flight requests (queued + running, summed over its ready

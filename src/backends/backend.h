@@ -1,62 +1,106 @@
-// The Backend port: how the operator runs replicas on a provider.
+// The Backend port: how the operator runs workloads on a provider.
 //
-// The operator decides what should run (reconciler); a Backend makes it so and reports what it
-// sees. Implemented by LocalBackend (child processes on this machine, backends/local/) and by
-// FakeBackend for tests (backends/testing/). Called from the operator's control-loop thread only.
+// The operator says what should run, as whole sets: one replica set per RealtimeAPI (its current
+// version, how many replicas, how to roll them) and one worker set per running batch job (how
+// many workers should be running now). A Backend makes it so, the way a Kubernetes Deployment or
+// Job controller would, and reports every replica and worker it runs. Sets absent from a call
+// are removed. Nothing in the port names a process: the local provider (backends/local/) runs
+// child processes, a Kubernetes provider fills the same calls with Deployments and Jobs.
+// FakeBackend (backends/testing/) stands in for tests.
+//
+// Called from the operator's control-loop thread only; a call may take as long as the
+// provider's observation does (it never holds the operator's locks).
 #pragma once
-
-#include <absl/status/statusor.h>
-#include <sys/types.h>
 
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
-#include "store/state_store.h"
+#include "backends/resources.h"
+#include "common/replica_state.h"
+#include "config/api_config.h"
 
 namespace cortex::backends {
 
-struct ReplicaLaunch {
-  std::string replica_id;
+// Where a ready replica's front listens.
+struct Endpoint {
+  std::string host;
+  uint16_t port = 0;
+  bool operator==(const Endpoint&) const = default;
+};
+
+struct ReplicaSetSpec {
   std::string api_name;
-  std::string spec_path;  // JSON the replica and its workers read (see docs/worker-protocol.md)
-  std::string python;     // interpreter for the Python runtime
-  std::map<std::string, std::string> env;  // extra environment (e.g. CUDA_VISIBLE_DEVICES)
+  // The version: replicas of another predictor_id or deployment_id are rolled (spec §1).
+  std::string predictor_id;
+  std::string deployment_id;
+  int replicas = 1;
+  std::shared_ptr<const config::ApiConfig> api;  // predictor, compute, update_strategy
+  std::string project_dir;
+  std::string python;                      // the interpreter of the Python runtime
+  std::map<std::string, std::string> env;  // e.g. CORTEX_LOAD_BALANCER_URL
 };
 
-struct ReplicaProbe {
-  bool alive = false;  // the replica's process exists
-  bool ready = false;  // it answers its readiness check
-  uint16_t port = 0;   // 0 until the replica has bound its port
-  int exit_code = 0;   // when !alive: exit status, or 128+signal
-  bool oom = false;    // when !alive: killed for exceeding its memory limit
-  std::string reason;  // when !alive: what happened, for the API's log
+struct ReplicaStatus {
+  std::string id;
+  bool updated = true;  // runs the set's current version
+  ReplicaState state = ReplicaState::kStarting;
+  Endpoint endpoint;  // set once the replica listens
+  int restarts = 0;
+  // What the provider can tell people about it ({"pid": 4242} here, a pod name elsewhere).
+  nlohmann::json details = nlohmann::json::object();
 };
 
-struct WorkerLaunch {
-  std::string worker_id;
+struct ReplicaSetStatus {
+  std::string api_name;
+  std::string predictor_id;   // the version the replicas' `updated` refers to
+  std::string deployment_id;
+  std::vector<ReplicaStatus> replicas;
+  std::vector<std::string> events;  // what the provider did or saw in this call, for the API's log
+};
+
+struct WorkerSetSpec {
   std::string job_id;
-  std::string spec_path;  // the API config, project_dir and job_spec
+  std::string api_name;
+  int running = 1;  // workers that should be running now (never more are started)
+  int max_failures = 0;  // no new worker once this many have failed (0: no limit)
+  std::shared_ptr<const config::ApiConfig> api;
+  std::string project_dir;
+  nlohmann::json job_spec;  // what the worker receives as the job
   std::string python;
-  std::string operator_url;  // where the worker leases batches
+  std::string operator_url;  // where workers lease batches
   std::string log_path;      // the job's log
-  std::string working_dir;   // the project
   std::map<std::string, std::string> env;
+};
+
+struct WorkerExit {
+  std::string worker_id;
+  int exit_code = 0;   // 0: it finished its work
+  std::string reason;  // "exited with status 1", "was killed by signal 9"
+};
+
+struct WorkerSetStatus {
+  std::string job_id;
+  int running = 0;
+  int succeeded = 0;  // exited 0, over the set's life
+  int failed = 0;     // exited otherwise, over the set's life
+  std::vector<WorkerExit> exits;    // the exits seen in this call (each is reported once)
+  std::vector<std::string> events;  // e.g. "started worker X", for the job's log
 };
 
 class Backend {
  public:
   virtual ~Backend() = default;
-  // Starts one replica; returns the handle to store (a process id on the local provider).
-  virtual absl::StatusOr<pid_t> StartReplica(const ReplicaLaunch& launch) = 0;
-  // Starts one batch worker process (python/cortex_runtime/batch.py).
-  virtual absl::StatusOr<pid_t> StartWorker(const WorkerLaunch& launch) = 0;
-  // Looks at a replica (or a worker: its id and pid) started by this or an earlier operator. A
-  // replica whose processes together use more than `mem_limit_bytes` (when > 0) is killed and
-  // reported oom.
-  virtual ReplicaProbe Probe(const store::ReplicaRecord& replica, int64_t mem_limit_bytes) = 0;
-  // Asks a replica to drain and stop; kills it after `grace_ms`. Returns when it is gone.
-  virtual void StopReplica(const store::ReplicaRecord& replica, int grace_ms) = 0;
+  // Makes the replica sets match `sets` and reports the replicas of each (in `sets` order).
+  virtual std::vector<ReplicaSetStatus> SyncReplicaSets(const std::vector<ReplicaSetSpec>& sets) = 0;
+  // The same for batch workers: a set absent from `sets` has its workers stopped (those found
+  // dead are still reported once) and is forgotten.
+  virtual std::vector<WorkerSetStatus> SyncWorkerSets(const std::vector<WorkerSetSpec>& sets) = 0;
+  // Cluster down: every replica and worker stops; the sets come back at the next Sync.
+  virtual void StopAll() = 0;
 };
 
 }  // namespace cortex::backends

@@ -8,4 +8,9 @@ namespace cortex {
 // "running", "succeeded", "completed with failures", ... for a "status_..." code.
 std::string JobStatusText(const std::string& code);
 
+// False while the job is enqueuing or running.
+inline bool JobEnded(const std::string& code) {
+  return code != "status_running" && code != "status_enqueuing";
+}
+
 }  // namespace cortex

@@ -1,8 +1,28 @@
 #include "common/status.h"
 
+#include <absl/strings/cord.h>
+#include <absl/strings/numbers.h>
+
+#include <string>
+
 namespace cortex {
 
+namespace {
+
+constexpr char kHttpStatusPayload[] = "cortex.dev/http-status";
+
+}  // namespace
+
+absl::Status WithHttpStatus(absl::Status status, int http_status) {
+  status.SetPayload(kHttpStatusPayload, absl::Cord(std::to_string(http_status)));
+  return status;
+}
+
 int HttpStatusFor(const absl::Status& status) {
+  if (auto payload = status.GetPayload(kHttpStatusPayload)) {
+    int code = 0;
+    if (absl::SimpleAtoi(std::string(*payload), &code) && code >= 400 && code < 600) return code;
+  }
   switch (status.code()) {
     case absl::StatusCode::kOk:
       return 200;

@@ -33,7 +33,12 @@ inline absl::Status Annotate(const absl::Status& status, const std::string& cont
   return absl::Status(status.code(), absl::StrCat(context, ": ", status.message()));
 }
 
-// The one mapping from status codes to HTTP status codes.
+// The one mapping from status codes to HTTP status codes (every server answers errors through
+// it: net::StatusResponse).
 int HttpStatusFor(const absl::Status& status);
+
+// Marks an error with an HTTP status its code cannot say (502 bad gateway, 405, 413);
+// HttpStatusFor returns it.
+absl::Status WithHttpStatus(absl::Status status, int http_status);
 
 }  // namespace cortex

@@ -17,6 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include "config/defaults.h"
+
 namespace cortex::config {
 
 enum class Kind { kRealtimeAPI, kBatchAPI, kTrafficSplitter };
@@ -48,30 +50,30 @@ struct NetworkingConfig {
 };
 
 struct ComputeConfig {
-  int64_t cpu_milli = 200;           // "200m" default
+  int64_t cpu_milli = kDefaultCpuMilli;  // "200m"
   std::optional<int64_t> mem_bytes;  // null by default
   int gpu = 0;
   int inf = 0;
 };
 
 struct AutoscalingConfig {
-  int min_replicas = 1;
-  int max_replicas = 100;
+  int min_replicas = kDefaultMinReplicas;
+  int max_replicas = kDefaultMaxReplicas;
   int init_replicas = 1;                  // default: min_replicas
   double target_replica_concurrency = 1;  // default: processes × threads
-  int max_replica_concurrency = 1024;
-  int64_t window_s = 60;
-  int64_t downscale_stabilization_period_s = 300;
-  int64_t upscale_stabilization_period_s = 60;
-  double max_downscale_factor = 0.75;
-  double max_upscale_factor = 1.5;
-  double downscale_tolerance = 0.05;
-  double upscale_tolerance = 0.05;
+  int max_replica_concurrency = kDefaultMaxReplicaConcurrency;
+  int64_t window_s = kDefaultWindowS;
+  int64_t downscale_stabilization_period_s = kDefaultDownscaleStabilizationS;
+  int64_t upscale_stabilization_period_s = kDefaultUpscaleStabilizationS;
+  double max_downscale_factor = kDefaultMaxDownscaleFactor;
+  double max_upscale_factor = kDefaultMaxUpscaleFactor;
+  double downscale_tolerance = kDefaultDownscaleTolerance;
+  double upscale_tolerance = kDefaultUpscaleTolerance;
 };
 
 struct UpdateStrategyConfig {
-  std::string max_surge = "25%";  // "N%" or an integer, as written
-  std::string max_unavailable = "25%";
+  std::string max_surge = kDefaultMaxSurge;  // "N%" or an integer, as written
+  std::string max_unavailable = kDefaultMaxUnavailable;
 };
 
 struct MonitoringConfig {

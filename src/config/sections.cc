@@ -128,7 +128,7 @@ absl::StatusOr<ComputeConfig> ParseCompute(const std::optional<YAML::Node>& node
     return milli;
   };
   CONFIG_ASSIGN_OR_RETURN(std::optional<int64_t> cpu_milli, map.Read<int64_t>("cpu", cpu));
-  c.cpu_milli = cpu_milli.value_or(200);
+  c.cpu_milli = cpu_milli.value_or(kDefaultCpuMilli);
   auto mem = [](const YAML::Node& n) -> absl::StatusOr<int64_t> {
     CONFIG_ASSIGN_OR_RETURN(int64_t bytes, ReadQuantity(n, ParseMemBytes));
     if (bytes < kMinMemBytes) return NodeError(n, "must be greater than or equal to 20Mi");

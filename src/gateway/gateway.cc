@@ -14,8 +14,6 @@ namespace beast = net::beast;
 namespace http = net::http;
 using net::tcp;
 
-namespace {}  // namespace
-
 struct Gateway::Upstream {
   ReplicaRoute route;
   int64_t outstanding = 0;
@@ -72,7 +70,15 @@ void Gateway::SetRoutes(std::shared_ptr<const RouteTable> routes) {
     for (const auto& r : api.replicas) live[r.id] = true;
   }
   live["operator"] = true;  // BatchAPI requests
-  {}
+  // Request counts belong to one deployment: an API deleted, updated or refreshed starts anew.
+  for (auto it = stats_.begin(); it != stats_.end();) {
+    const ApiRoute* api = routes_->FindByName(it->first);
+    if (api == nullptr || api->metrics_key != it->second.metrics_key) {
+      it = stats_.erase(it);
+    } else {
+      ++it;
+    }
+  }
   for (auto it = upstreams_.begin(); it != upstreams_.end();) {
     if (live.count(it->first) == 0) {
       it->second->removed = true;
@@ -139,8 +145,8 @@ asio::awaitable<net::Response> Gateway::Handle(net::Request& request, Listener l
     if (predict) {  // as Cortex: request metrics count predictions (POST) only
       double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-      Record(destination->name, response.result_int(), seconds);
-      if (destination != api) Record(api->name, response.result_int(), seconds);
+      Record(*destination, response.result_int(), seconds);
+      if (destination != api) Record(*api, response.result_int(), seconds);
     }
     co_return response;
   }
@@ -152,7 +158,8 @@ asio::awaitable<net::Response> Gateway::Handle(net::Request& request, Listener l
   if (path == "/_cortex/stats") {
     nlohmann::json out = nlohmann::json::object();
     for (const auto& [name, s] : stats_) {
-      out[name] = {{"code_2xx", s.code_2xx},
+      out[name] = {{"metrics_key", s.metrics_key},
+                   {"code_2xx", s.code_2xx},
                    {"code_4xx", s.code_4xx},
                    {"code_5xx", s.code_5xx},
                    {"count", s.latency.count()},
@@ -174,10 +181,14 @@ asio::awaitable<net::Response> Gateway::Forward(const ApiRoute& api,
   std::string api_name = api.name;
   std::string_view target = request.target();
   size_t q = target.find('?');
-  std::string upstream_target = q == std::string_view::npos
-                                    ? upstream_path
-                                    : absl::StrCat(upstream_path, std::string(target.substr(q)));
-  std::string original_target(target);
+  // The upstream request is a copy of the head (the client's Connection header must decide the
+  // client connection, not the pooled one) that takes over the body.
+  net::Request upstream_request(request.base(), std::move(request.body()));
+  upstream_request.target(q == std::string_view::npos
+                              ? upstream_path
+                              : absl::StrCat(upstream_path, std::string(target.substr(q))));
+  upstream_request.keep_alive(true);
+  upstream_request.prepare_payload();
   for (int attempt = 0; attempt < 2 && !candidates.empty(); ++attempt) {
     std::vector<int64_t> load;
     std::vector<std::shared_ptr<Upstream>> ups;
@@ -187,11 +198,9 @@ asio::awaitable<net::Response> Gateway::Forward(const ApiRoute& api,
     }
     size_t pick = PickLeastOutstanding(load, rng_);
     std::shared_ptr<Upstream> upstream = ups[pick];
-    request.target(upstream_target);
     ++upstream->outstanding;
-    auto result = co_await Exchange(*upstream, request, timeout_ms);
+    auto result = co_await Exchange(*upstream, upstream_request, timeout_ms);
     --upstream->outstanding;
-    request.target(original_target);
     if (result.ok()) {
       net::Response response = std::move(*result);
       response.keep_alive(request.keep_alive());
@@ -224,10 +233,8 @@ asio::awaitable<net::Response> Gateway::Forward(const ApiRoute& api,
 }
 
 asio::awaitable<absl::StatusOr<net::Response>> Gateway::Exchange(Upstream& upstream,
-                                                                 net::Request& request,
+                                                                 const net::Request& request,
                                                                  int timeout_ms) {
-  request.keep_alive(true);
-  request.prepare_payload();
   constexpr auto kMaxIdle = std::chrono::seconds(50);
   for (int attempt = 0; attempt < 2; ++attempt) {
     std::unique_ptr<Stream> stream;
@@ -284,8 +291,9 @@ asio::awaitable<absl::StatusOr<net::Response>> Gateway::Exchange(Upstream& upstr
   co_return absl::UnavailableError("upstream closed the connection");
 }
 
-void Gateway::Record(const std::string& api, unsigned status, double seconds) {
-  ApiStats& s = stats_[api];
+void Gateway::Record(const ApiRoute& api, unsigned status, double seconds) {
+  ApiStats& s = stats_[api.name];
+  if (s.metrics_key != api.metrics_key) s = ApiStats{api.metrics_key};
   if (status < 300) {
     ++s.code_2xx;
   } else if (status < 500) {

@@ -36,6 +36,7 @@ struct GatewayOptions {
 };
 
 struct ApiStats {
+  std::string metrics_key;  // the deployment these counts belong to (ApiRoute::metrics_key)
   int64_t code_2xx = 0, code_4xx = 0, code_5xx = 0;
   LatencyHistogram latency;
 };
@@ -64,16 +65,17 @@ class Gateway {
   Gateway(net::asio::io_context& io, GatewayOptions options);
   net::asio::awaitable<net::Response> Handle(net::Request& request, Listener listener);
   // Sends the request to one of `api`'s ready replicas; `timeout_ms` 0 waits as long as it takes.
-  // `upstream_path` replaces the request's path ("/predict" for replicas).
+  // `upstream_path` replaces the request's path ("/predict" for replicas). The client's request
+  // keeps its own headers (Connection: close is honoured); its body moves to the upstream copy.
   net::asio::awaitable<net::Response> Forward(const ApiRoute& api,
                                               const std::vector<ReplicaRoute>& upstreams,
                                               const std::string& upstream_path,
                                               net::Request& request, int timeout_ms);
   net::asio::awaitable<absl::StatusOr<net::Response>> Exchange(Upstream& upstream,
-                                                               net::Request& request,
+                                                               const net::Request& request,
                                                                int timeout_ms);
   std::shared_ptr<Upstream> UpstreamFor(const ReplicaRoute& replica);
-  void Record(const std::string& api, unsigned status, double seconds);
+  void Record(const ApiRoute& api, unsigned status, double seconds);
   net::Response Metrics(const net::Request& request) const;
 
   net::asio::io_context& io_;

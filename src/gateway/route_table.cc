@@ -6,41 +6,54 @@
 
 namespace cortex::gateway {
 
-absl::StatusOr<std::shared_ptr<const RouteTable>> RouteTable::FromJson(const nlohmann::json& json) {
+absl::StatusOr<std::shared_ptr<const RouteTable>> RouteTable::Build(int64_t version,
+                                                                   std::vector<ApiRoute> apis) {
   auto table = std::make_shared<RouteTable>();
+  table->version_ = version;
+  for (ApiRoute& route : apis) {
+    int total_weight = 0;
+    for (const SplitTarget& t : route.targets) total_weight += std::max(0, t.weight);
+    if (route.is_splitter() && total_weight <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("route table: splitter ", route.name, " has no positive weight"));
+    }
+    if (table->by_endpoint_.count(route.endpoint) > 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("route table: endpoint ", route.endpoint, " is used twice"));
+    }
+    table->by_name_[route.name] = table->apis_.size();
+    table->by_endpoint_[route.endpoint] = table->apis_.size();
+    table->apis_.push_back(std::move(route));
+  }
+  return std::shared_ptr<const RouteTable>(std::move(table));
+}
+
+absl::StatusOr<std::shared_ptr<const RouteTable>> RouteTable::FromJson(const nlohmann::json& json) {
+  if (!json.is_object()) return absl::InvalidArgumentError("route table: not a JSON object");
+  std::vector<ApiRoute> apis;
+  int64_t version = 0;
   try {
-    table->version_ = json.value("version", int64_t{0});
+    version = json.value("version", int64_t{0});
     for (const auto& api : json.value("apis", nlohmann::json::array())) {
       ApiRoute route;
       route.name = api.at("name").get<std::string>();
       route.endpoint = api.at("endpoint").get<std::string>();
       route.api_gateway = api.value("api_gateway", std::string("public"));
+      route.metrics_key = api.value("metrics_key", std::string());
       for (const auto& r : api.value("replicas", nlohmann::json::array())) {
         route.replicas.push_back({r.at("id").get<std::string>(), r.at("host").get<std::string>(),
                                   r.at("port").get<uint16_t>()});
       }
       route.batch = api.value("batch", false);
-      int total_weight = 0;
       for (const auto& t : api.value("targets", nlohmann::json::array())) {
         route.targets.push_back({t.at("api").get<std::string>(), t.at("weight").get<int>()});
-        total_weight += std::max(0, route.targets.back().weight);
       }
-      if (route.is_splitter() && total_weight <= 0) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("route table: splitter ", route.name, " has no positive weight"));
-      }
-      table->by_name_[route.name] = table->apis_.size();
-      if (table->by_endpoint_.count(route.endpoint) > 0) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("route table: endpoint ", route.endpoint, " is used twice"));
-      }
-      table->by_endpoint_[route.endpoint] = table->apis_.size();
-      table->apis_.push_back(std::move(route));
+      apis.push_back(std::move(route));
     }
   } catch (const nlohmann::json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("route table: ", e.what()));
   }
-  return std::shared_ptr<const RouteTable>(std::move(table));
+  return Build(version, std::move(apis));
 }
 
 nlohmann::json RouteTable::ToJson() const {
@@ -53,6 +66,7 @@ nlohmann::json RouteTable::ToJson() const {
     nlohmann::json entry = {{"name", api.name},
                             {"endpoint", api.endpoint},
                             {"api_gateway", api.api_gateway},
+                            {"metrics_key", api.metrics_key},
                             {"replicas", std::move(replicas)}};
     if (api.batch) entry["batch"] = true;
     if (api.is_splitter()) {

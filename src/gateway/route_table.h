@@ -31,6 +31,9 @@ struct ApiRoute {
   std::string name;
   std::string endpoint;  // exact path match, e.g. "/my-api"
   std::string api_gateway = "public";
+  // Request metrics are per deployment, as Cortex's (APIName, PredictorID, DeploymentID): a
+  // redeploy, an update that rolls replicas, or a refresh starts them from zero.
+  std::string metrics_key;
   std::vector<ReplicaRoute> replicas;  // ready replicas only (RealtimeAPI)
   std::vector<SplitTarget> targets;    // TrafficSplitter: where its requests go
   bool batch = false;                  // BatchAPI: job requests go to the operator
@@ -42,6 +45,9 @@ class RouteTable {
   // {"version": N, "apis": [{"name", "endpoint", "api_gateway", "replicas": [{id, host, port}],
   //                          "targets": [{"api", "weight"}] (splitters only)}]}
   static absl::StatusOr<std::shared_ptr<const RouteTable>> FromJson(const nlohmann::json& json);
+  // Checks the routes (unique endpoints, splitters with a positive weight) and indexes them.
+  static absl::StatusOr<std::shared_ptr<const RouteTable>> Build(int64_t version,
+                                                                 std::vector<ApiRoute> apis);
   nlohmann::json ToJson() const;
 
   // The API whose endpoint is exactly `path` (a trailing '/' is ignored), or null.

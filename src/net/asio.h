@@ -11,6 +11,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <absl/status/status.h>
+
 namespace cortex::net {
 
 namespace asio = boost::asio;
@@ -27,5 +29,9 @@ Response MakeResponse(const Request& request, http::status status, std::string b
 
 // {"error": message} as JSON with the given status.
 Response MakeError(const Request& request, http::status status, std::string_view message);
+
+// An error answer from a status: the HTTP status from the one mapping (HttpStatusFor), the
+// status's message as {"error": message}.
+Response StatusResponse(const Request& request, const absl::Status& status);
 
 }  // namespace cortex::net

@@ -2,7 +2,10 @@
 
 #include <absl/strings/str_cat.h>
 
+#include <iostream>
 #include <nlohmann/json.hpp>
+
+#include "common/status.h"
 
 namespace cortex::net {
 
@@ -18,6 +21,11 @@ Response MakeResponse(const Request& request, http::status status, std::string b
 
 Response MakeError(const Request& request, http::status status, std::string_view message) {
   return MakeResponse(request, status, nlohmann::json{{"error", message}}.dump());
+}
+
+Response StatusResponse(const Request& request, const absl::Status& status) {
+  return MakeError(request, static_cast<http::status>(HttpStatusFor(status)),
+                   std::string(status.message()));
 }
 
 HttpServer::HttpServer(asio::io_context& io, HttpServerOptions options, Handler handler)
@@ -60,7 +68,10 @@ asio::awaitable<void> HttpServer::Accept() {
         co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
-      continue;  // e.g. EMFILE: keep accepting
+      // e.g. EMFILE: keep accepting, but let connections close meanwhile instead of spinning.
+      asio::steady_timer pause(io_, std::chrono::milliseconds(100));
+      co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
     }
     socket.set_option(tcp::no_delay(true));
     asio::co_spawn(io_, Serve(std::move(socket)), asio::detached);
@@ -108,8 +119,10 @@ asio::awaitable<void> HttpServer::Serve(tcp::socket socket) {
     try {
       response = co_await handler_(request);
     } catch (const std::exception& e) {
-      // A handler bug must cost one request, not the server.
-      response = MakeError(request, http::status::internal_server_error, e.what());
+      // A handler bug must cost one request, not the server; its text stays in our log.
+      std::cerr << "internal error serving " << request.method_string() << " "
+                << request.target() << ": " << e.what() << std::endl;
+      response = StatusResponse(request, absl::InternalError("internal error (see the server log)"));
     }
     stream.expires_after(std::chrono::seconds(options_.idle_timeout_s));
     co_await http::async_write(stream, response,

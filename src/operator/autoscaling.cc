@@ -20,9 +20,10 @@ namespace {
 constexpr int64_t kKeepSeconds = 3600;  // longer than any sensible window
 
 // Samples after `since_ms` from one replica front, or nothing when it does not answer.
-json FetchSamples(uint16_t port, int64_t since_ms) {
+json FetchSamples(const backends::Endpoint& front, int64_t since_ms) {
   net::HttpCall call;
-  call.url = absl::StrCat("http://127.0.0.1:", port, "/_cortex/in_flight?since=", since_ms);
+  call.url = absl::StrCat("http://", front.host, ":", front.port, "/_cortex/in_flight?since=",
+                          since_ms);
   call.timeout_ms = 500;
   call.connect_timeout_ms = 200;
   auto result = net::Fetch(call);
@@ -33,6 +34,28 @@ json FetchSamples(uint16_t port, int64_t since_ms) {
 
 }  // namespace
 
+std::vector<AutoscaleTarget> AutoscaleTargets(const std::vector<ApiSpecPtr>& apis,
+                                              const Observed& observed) {
+  std::vector<AutoscaleTarget> targets;
+  for (const auto& api : apis) {
+    if (api->kind() != config::Kind::kRealtimeAPI) continue;
+    AutoscaleTarget t;
+    t.name = api->name();
+    t.api_id = api->record.api_id;
+    t.desired = api->record.desired_replicas;
+    t.settings = AutoscalerSettings(api->config->autoscaling);
+    if (const backends::ReplicaSetStatus* set = observed.Find(api->name())) {
+      for (const auto& r : set->replicas) {
+        if (r.state == ReplicaState::kReady && r.endpoint.port > 0) {
+          t.ready.emplace_back(r.id, r.endpoint);
+        }
+      }
+    }
+    targets.push_back(std::move(t));
+  }
+  return targets;
+}
+
 void Autoscaling::Run(const std::atomic<bool>& stop) {
   while (!stop.load()) {
     auto started = std::chrono::steady_clock::now();
@@ -42,8 +65,8 @@ void Autoscaling::Run(const std::atomic<bool>& stop) {
 }
 
 void Autoscaling::Step(int64_t now_ms) {
-  std::vector<AutoscaleTarget> targets = op_.AutoscaleTargets();
-  std::lock_guard lock(mu_);
+  std::vector<AutoscaleTarget> targets = targets_();
+  absl::MutexLock lock(&mu_);
   std::map<std::string, ApiSeries> kept;
   for (const auto& target : targets) {
     ApiSeries& series = series_[target.name];
@@ -55,9 +78,13 @@ void Autoscaling::Step(int64_t now_ms) {
       series.next_tick_ms = now_ms + tick_ms_;
     }
     series.state.current = target.desired;  // another writer (deploy) may have changed it
-    for (const auto& [replica_id, port] : target.ready) {
+    for (const auto& [replica_id, front] : target.ready) {
       int64_t& seen = series.seen_ms[replica_id];
-      for (const auto& sample : FetchSamples(port, seen)) {
+      for (const auto& sample : FetchSamples(front, seen)) {
+        if (!sample.is_array() || sample.size() != 2 || !sample[0].is_number_integer() ||
+            !sample[1].is_number()) {
+          continue;  // a malformed answer counts as none
+        }
         int64_t time_ms = sample[0].get<int64_t>();
         series.per_second[time_ms / 1000] += sample[1].get<double>();
         seen = std::max(seen, time_ms);
@@ -82,7 +109,7 @@ void Autoscaling::Step(int64_t now_ms) {
                   << ", request=" << series.last.request << std::endl;
       }
       if (series.last.has_data && series.last.request != before) {
-        op_.SetDesiredReplicas(target.name, target.api_id, before, series.last.request);
+        set_desired_(target.name, target.api_id, before, series.last.request);
       }
     }
     kept[target.name] = std::move(series);
@@ -91,7 +118,7 @@ void Autoscaling::Step(int64_t now_ms) {
 }
 
 std::string Autoscaling::MetricsText() const {
-  std::lock_guard lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::string text =
       "# TYPE cortex_api_in_flight gauge\n"
       "# TYPE cortex_api_desired_replicas gauge\n"

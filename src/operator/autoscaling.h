@@ -8,17 +8,39 @@
 #include <atomic>
 #include <cstdint>
 #include <map>
-#include <mutex>
+#include <absl/synchronization/mutex.h>
 #include <string>
 
+#include <functional>
+#include <vector>
+
 #include "autoscaler/policy.h"
-#include "operator/operator.h"
+#include "backends/backend.h"
+#include "operator/api_spec.h"
+#include "operator/reconciler.h"
 
 namespace cortex::op {
 
+// What the autoscaler needs to know about one RealtimeAPI.
+struct AutoscaleTarget {
+  std::string name;
+  std::string api_id;
+  int desired = 1;
+  autoscaler::Settings settings;
+  std::vector<std::pair<std::string, backends::Endpoint>> ready;  // (replica id, its front)
+};
+
+// Every RealtimeAPI of `apis` with its ready replicas in `observed`.
+std::vector<AutoscaleTarget> AutoscaleTargets(const std::vector<ApiSpecPtr>& apis,
+                                              const Observed& observed);
+
 class Autoscaling {
  public:
-  Autoscaling(Operator& op, int64_t tick_ms) : op_(op), tick_ms_(tick_ms) {}
+  using Targets = std::function<std::vector<AutoscaleTarget>()>;
+  // An autoscaling event: (api, api_id, from, to).
+  using SetDesired = std::function<void(const std::string&, const std::string&, int, int)>;
+  Autoscaling(Targets targets, SetDesired set_desired, int64_t tick_ms)
+      : targets_(std::move(targets)), set_desired_(std::move(set_desired)), tick_ms_(tick_ms) {}
 
   void Run(const std::atomic<bool>& stop);
   // One scrape of every API's ready replicas, and a policy tick for the APIs whose tick is due.
@@ -36,10 +58,11 @@ class Autoscaling {
     autoscaler::Decision last;
   };
 
-  Operator& op_;
+  const Targets targets_;
+  const SetDesired set_desired_;
   const int64_t tick_ms_;
-  mutable std::mutex mu_;
-  std::map<std::string, ApiSeries> series_;  // guarded by mu_
+  mutable absl::Mutex mu_;
+  std::map<std::string, ApiSeries> series_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace cortex::op

@@ -38,20 +38,13 @@ VersionIds ComputeVersionIds(const std::string& name, const std::string& kind, c
   return ids;
 }
 
-bool IsUpdating(const store::ApiRecord& api, const std::vector<store::ReplicaRecord>& replicas) {
+bool IsUpdating(int min_replicas, const backends::ReplicaSetStatus* replicas) {
   int ready = 0, failed = 0;
-  for (const auto& r : replicas) {
-    if (r.api_name != api.name || r.predictor_id != api.predictor_id ||
-        r.deployment_id != api.deployment_id) {
-      continue;
-    }
-    ready += r.state == store::ReplicaState::kReady;
-    failed += r.state == store::ReplicaState::kFailed || r.state == store::ReplicaState::kOom;
+  for (const auto& r : replicas ? replicas->replicas : std::vector<backends::ReplicaStatus>{}) {
+    if (!r.updated) continue;
+    ready += r.state == ReplicaState::kReady;
+    failed += r.state == ReplicaState::kFailed || r.state == ReplicaState::kOom;
   }
-  json spec = json::parse(api.spec_json, nullptr, false);
-  int min_replicas = spec.is_object() && spec["autoscaling"].is_object()
-                         ? spec["autoscaling"].value("min_replicas", 1)
-                         : 1;
   return ready < min_replicas && failed == 0;
 }
 
@@ -80,11 +73,9 @@ DeployDecision DecideDeploy(const std::string& name, const std::string& kind, co
   return {Action::kUpdate, absl::StrCat(realtime ? "updating " : "updated ", label)};
 }
 
-int DesiredReplicas(const json& spec, int current) {
-  const json& a = spec.at("autoscaling");
-  int min = a.value("min_replicas", 1), max = a.value("max_replicas", 100);
-  int desired = current > 0 ? current : a.value("init_replicas", min);
-  return std::clamp(desired, min, max);
+int DesiredReplicas(const config::AutoscalingConfig& autoscaling, int current) {
+  int desired = current > 0 ? current : autoscaling.init_replicas;
+  return std::clamp(desired, autoscaling.min_replicas, autoscaling.max_replicas);
 }
 
 }  // namespace cortex::op

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "backends/backend.h"
+#include "config/api_config.h"
 #include "store/state_store.h"
 
 namespace cortex::op {
@@ -24,7 +26,8 @@ VersionIds ComputeVersionIds(const std::string& name, const std::string& kind,
                              const nlohmann::json& spec, const std::string& project_id);
 
 // Cortex's "updating": fewer up-to-date replicas ready than min_replicas, and none failed.
-bool IsUpdating(const store::ApiRecord& api, const std::vector<store::ReplicaRecord>& replicas);
+// `replicas` is the API's last observation (null: none yet).
+bool IsUpdating(int min_replicas, const backends::ReplicaSetStatus* replicas);
 
 struct DeployDecision {
   enum class Action { kCreate, kUpdate, kNone, kReject } action = Action::kNone;
@@ -37,6 +40,6 @@ DeployDecision DecideDeploy(const std::string& name, const std::string& kind, co
 
 // Replicas to run after a deploy: the current count when there is one, else init_replicas;
 // clamped to [min_replicas, max_replicas].
-int DesiredReplicas(const nlohmann::json& spec, int current);
+int DesiredReplicas(const config::AutoscalingConfig& autoscaling, int current);
 
 }  // namespace cortex::op

@@ -86,28 +86,30 @@ TEST(DecideDeploy, SplittersUseTheirOwnWords) {
 }
 
 TEST(IsUpdating, CountsOnlyUpToDateReplicas) {
-  VersionIds ids = ComputeVersionIds("iris", "RealtimeAPI", Spec(1, "/iris"), "p1");
-  store::ApiRecord api = Deployed(ids);
-  store::ReplicaRecord r;
-  r.api_name = "iris";
-  r.predictor_id = ids.predictor_id;
-  r.deployment_id = "d";
-  r.state = store::ReplicaState::kStarting;
-  EXPECT_TRUE(IsUpdating(api, {r}));
-  r.state = store::ReplicaState::kReady;
-  EXPECT_FALSE(IsUpdating(api, {r}));
-  r.state = store::ReplicaState::kFailed;
-  EXPECT_FALSE(IsUpdating(api, {r}));  // a failed replica ends "updating"
-  r.state = store::ReplicaState::kReady;
-  r.deployment_id = "old";
-  EXPECT_TRUE(IsUpdating(api, {r}));  // a stale ready replica does not count
+  backends::ReplicaSetStatus set;
+  set.replicas.push_back(backends::ReplicaStatus{"r1"});
+  backends::ReplicaStatus& r = set.replicas[0];
+  r.state = ReplicaState::kStarting;
+  EXPECT_TRUE(IsUpdating(1, &set));
+  EXPECT_TRUE(IsUpdating(1, nullptr));  // nothing observed yet
+  r.state = ReplicaState::kReady;
+  EXPECT_FALSE(IsUpdating(1, &set));
+  EXPECT_TRUE(IsUpdating(2, &set));
+  r.state = ReplicaState::kFailed;
+  EXPECT_FALSE(IsUpdating(1, &set));  // a failed replica ends "updating"
+  r.state = ReplicaState::kReady;
+  r.updated = false;
+  EXPECT_TRUE(IsUpdating(1, &set));  // a stale ready replica does not count
 }
 
 TEST(DesiredReplicas, StartsFromInitThenKeepsTheCurrentCountWithinBounds) {
-  json spec = Spec(1, "/iris");
-  EXPECT_EQ(DesiredReplicas(spec, 0), 2);
-  EXPECT_EQ(DesiredReplicas(spec, 4), 4);
-  EXPECT_EQ(DesiredReplicas(spec, 9), 5);
+  config::AutoscalingConfig autoscaling;
+  autoscaling.min_replicas = 1;
+  autoscaling.max_replicas = 5;
+  autoscaling.init_replicas = 2;
+  EXPECT_EQ(DesiredReplicas(autoscaling, 0), 2);
+  EXPECT_EQ(DesiredReplicas(autoscaling, 4), 4);
+  EXPECT_EQ(DesiredReplicas(autoscaling, 9), 5);
 }
 
 }  // namespace

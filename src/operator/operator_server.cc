@@ -1,12 +1,16 @@
 #include "operator/operator_server.h"
 
-#include <absl/strings/match.h>
 #include <absl/strings/numbers.h>
 #include <absl/strings/str_cat.h>
+#include <absl/strings/str_join.h>
 #include <absl/strings/str_split.h>
 #include <unistd.h>
 
+#include <iostream>
+
+#include "common/json_fields.h"
 #include "common/status.h"
+#include "net/offload.h"
 
 namespace cortex::op {
 
@@ -20,8 +24,7 @@ namespace {
 std::string QueryParam(std::string_view target, std::string_view key) {
   size_t q = target.find('?');
   if (q == std::string_view::npos) return "";
-  std::string query(target.substr(q + 1));
-  for (absl::string_view pair : absl::StrSplit(query, '&')) {
+  for (absl::string_view pair : absl::StrSplit(std::string(target.substr(q + 1)), '&')) {
     size_t eq = pair.find('=');
     if (pair.substr(0, eq) == absl::string_view(key.data(), key.size())) {
       return eq == absl::string_view::npos ? "" : std::string(pair.substr(eq + 1));
@@ -30,21 +33,42 @@ std::string QueryParam(std::string_view target, std::string_view key) {
   return "";
 }
 
-net::Response StatusResponse(const net::Request& request, const absl::Status& status) {
-  return net::MakeResponse(request, static_cast<http::status>(HttpStatusFor(status)),
-                           json{{"error", status.message()}}.dump());
+net::Response JsonResponse(const net::Request& request, const absl::StatusOr<json>& result) {
+  if (!result.ok()) return net::StatusResponse(request, result.status());
+  return net::MakeResponse(request, http::status::ok, result->dump());
 }
 
-net::Response JsonResponse(const net::Request& request, const absl::StatusOr<json>& result) {
-  if (!result.ok()) return StatusResponse(request, result.status());
-  return net::MakeResponse(request, http::status::ok, result->dump());
+absl::StatusOr<json> JsonBody(const net::Request& request, const std::string& what) {
+  json body = json::parse(request.body(), nullptr, false);
+  if (!body.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": body must be a JSON object"));
+  }
+  return body;
+}
+
+const std::string& Param(const net::PathParams& params, std::string_view name) {
+  static const std::string kEmpty;
+  auto it = params.find(name);
+  return it == params.end() ? kEmpty : it->second;
 }
 
 }  // namespace
 
+OperatorServer::OperatorServer(asio::io_context& io, OperatorServerOptions options,
+                               ControlPlane plane)
+    : io_(io),
+      options_(std::move(options)),
+      plane_(plane),
+      pool_(static_cast<size_t>(std::max(1, options_.handler_threads))) {}
+
+OperatorServer::~OperatorServer() {
+  if (server_) server_->Stop();
+  pool_.join();
+}
+
 absl::StatusOr<std::unique_ptr<OperatorServer>> OperatorServer::Create(
-    asio::io_context& io, OperatorServerOptions options, Operator& op) {
-  std::unique_ptr<OperatorServer> server(new OperatorServer(io, std::move(options), op));
+    asio::io_context& io, OperatorServerOptions options, ControlPlane plane) {
+  std::unique_ptr<OperatorServer> server(new OperatorServer(io, std::move(options), plane));
   net::HttpServerOptions http_options;
   http_options.host = server->options_.host;
   http_options.port = server->options_.port;
@@ -66,145 +90,183 @@ void OperatorServer::NotifyRoutesChanged() {
 
 asio::awaitable<net::Response> OperatorServer::WatchRoutes(net::Request& request, int64_t after) {
   // Long poll: answer at once when the table differs from the caller's, else wait (25 s at most).
-  if (op_.routes_version() == after) {
+  if (plane_.reconciler.routes_version() == after) {
     auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::seconds(25));
     route_waiters_.push_back(timer);
     boost::system::error_code ec;
     co_await timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
     std::erase(route_waiters_, timer);
   }
-  co_return net::MakeResponse(request, http::status::ok, op_.Routes().dump());
+  co_return net::MakeResponse(request, http::status::ok,
+                              plane_.reconciler.routes()->ToJson().dump());
 }
 
 asio::awaitable<net::Response> OperatorServer::Handle(net::Request& request) {
   std::string_view target = request.target();
   std::string path(target.substr(0, target.find('?')));
-  if (path == "/healthz" || path == "/verifycortex") {
-    // The pid lets `cortex cluster up` tell its own operator from another one on the port.
-    co_return net::MakeResponse(request, http::status::ok,
-                                json{{"status", "ok"}, {"pid", ::getpid()}}.dump());
-  }
-  if (absl::StartsWith(path, "/v1/batch/")) {
-    // BatchAPI job endpoints, forwarded by the gateway: open, as in Cortex (spec §11).
-    std::string rest = path.substr(std::string_view("/v1/batch/").size());
-    size_t slash = rest.find('/');
-    std::string api = rest.substr(0, slash);
-    std::string job_id =
-        slash == std::string::npos ? QueryParam(target, "jobID") : rest.substr(slash + 1);
-    std::string method(request.method_string());
-    std::string text;
-    auto result = op_.JobEndpoint(method, api, job_id, request.body(),
-                                  QueryParam(target, "dryRun") == "true", &text);
-    if (!result.ok()) {
-      co_return net::MakeResponse(request,
-                                  static_cast<http::status>(HttpStatusFor(result.status())),
-                                  json{{"error", std::string(result.status().message())}}.dump());
+  auto match = OperatorRoutes().Find(std::string(request.method_string()), path);
+  if (match.handler == nullptr) {
+    if (!match.allowed.empty()) {
+      net::Response response = net::StatusResponse(
+          request, WithHttpStatus(absl::InvalidArgumentError(absl::StrCat(
+                                      "method ", std::string(request.method_string()),
+                                      " is not allowed on ", path)),
+                                  405));
+      response.set(http::field::allow, absl::StrJoin(match.allowed, ", "));
+      co_return response;
     }
-    if (!text.empty()) co_return net::MakeResponse(request, http::status::ok, text, "text/plain");
-    co_return net::MakeResponse(request, http::status::ok, result->dump());
+    co_return net::StatusResponse(
+        request, absl::NotFoundError(absl::StrCat("no such operator endpoint: ",
+                                                  std::string(request.method_string()), " ", path)));
   }
-  if (request[http::field::authorization] != absl::StrCat("Bearer ", options_.token)) {
-    co_return net::MakeError(request, http::status::unauthorized,
-                             "missing or wrong operator token (run `cortex env configure` or "
-                             "`cortex cluster up` again)");
+  Endpoint endpoint = *match.handler;
+  if (!IsOpen(endpoint) &&
+      request[http::field::authorization] != absl::StrCat("Bearer ", options_.token)) {
+    co_return net::StatusResponse(
+        request, absl::UnauthenticatedError("missing or wrong operator token (run `cortex env "
+                                            "configure` or `cortex cluster up` again)"));
   }
-  auto method = request.method();
-  if (path == "/v1/info" && method == http::verb::get) {
-    co_return net::MakeResponse(request, http::status::ok,
-                                json{{"version", "0.24.0"}, {"status", "ok"}}.dump());
-  }
-  if (path == "/metrics" && method == http::verb::get) {
-    std::string text = op_.MetricsText();
-    if (options_.metrics_text) text += options_.metrics_text();
-    co_return net::MakeResponse(request, http::status::ok, std::move(text),
-                                "text/plain; version=0.0.4");
-  }
-  if (path == "/v1/routes" && method == http::verb::get) {
-    int64_t after = -1;
-    (void)absl::SimpleAtoi(QueryParam(target, "after"), &after);
-    co_return co_await WatchRoutes(request, after);
-  }
-  if (absl::StartsWith(path, "/v1/bundles/")) {
-    std::string id = path.substr(std::string_view("/v1/bundles/").size());
-    if (method == http::verb::head || method == http::verb::get) {
-      bool has = op_.HasBundle(id);
-      co_return net::MakeResponse(request, has ? http::status::ok : http::status::not_found, "");
+  switch (endpoint) {
+    case Endpoint::kHealth:
+      // The pid lets `cortex cluster up` tell its own operator from another one on the port.
+      co_return net::MakeResponse(request, http::status::ok,
+                                  json{{"status", "ok"}, {"pid", ::getpid()}}.dump());
+    case Endpoint::kInfo:
+      co_return net::MakeResponse(request, http::status::ok,
+                                  json{{"version", "0.24.0"}, {"status", "ok"}}.dump());
+    case Endpoint::kRoutes: {
+      int64_t after = -1;
+      (void)absl::SimpleAtoi(QueryParam(target, "after"), &after);
+      co_return co_await WatchRoutes(request, after);
     }
-    if (method == http::verb::put) {
-      absl::Status st = op_.PutBundle(id, request.body());
-      if (!st.ok()) co_return StatusResponse(request, st);
-      co_return net::MakeResponse(request, http::status::ok, R"({"status":"stored"})");
+    case Endpoint::kShutdown:
+      if (options_.on_shutdown) asio::post(io_, options_.on_shutdown);
+      co_return net::MakeResponse(request, http::status::ok, R"({"message":"shutting down"})");
+    default:
+      break;
+  }
+  net::PathParams params = std::move(match.params);
+  co_return co_await net::Offload(pool_.get_executor(), [this, endpoint, &request, &params] {
+    try {
+      return Blocking(endpoint, request, params);
+    } catch (const std::exception& e) {
+      // A handler bug must cost one request, not the server; its text stays in our log.
+      std::cerr << "operator: internal error serving " << request.method_string() << " "
+                << request.target() << ": " << e.what() << std::endl;
+      return net::StatusResponse(request,
+                                 absl::InternalError("internal error (see the operator log)"));
     }
-  }
-  if (path == "/v1/deploy" && method == http::verb::post) {
-    json body = json::parse(request.body(), nullptr, false);
-    if (body.is_discarded() || !body.is_object()) {
-      co_return net::MakeError(request, http::status::bad_request,
-                               "deploy: body must be a JSON object");
+  });
+}
+
+net::Response OperatorServer::Blocking(Endpoint endpoint, net::Request& request,
+                                       const net::PathParams& params) {
+  std::string_view target = request.target();
+  const std::string& api = Param(params, "api");
+  switch (endpoint) {
+    case Endpoint::kBatchJobs:
+      return BatchJobs(request, api, Param(params, "job"));
+    case Endpoint::kMetrics: {
+      std::string text = plane_.views.MetricsText();
+      if (options_.metrics_text) text += options_.metrics_text();
+      return net::MakeResponse(request, http::status::ok, std::move(text),
+                               "text/plain; version=0.0.4");
     }
-    co_return JsonResponse(request, op_.Deploy(body));
-  }
-  if (absl::StartsWith(path, "/v1/jobs/") && method == http::verb::post) {
-    // The batch workers' protocol: /v1/jobs/<job>/<action>.
-    std::string rest = path.substr(std::string_view("/v1/jobs/").size());
-    size_t slash = rest.find('/');
-    if (slash == std::string::npos)
-      co_return net::MakeError(request, http::status::not_found, "no action");
-    json body = json::parse(request.body(), nullptr, false);
-    if (!body.is_object())
-      co_return net::MakeError(request, http::status::bad_request, "body must be a JSON object");
-    co_return JsonResponse(request,
-                           op_.WorkerCall(rest.substr(0, slash), rest.substr(slash + 1), body));
-  }
-  if (absl::StartsWith(path, "/v1/apis/") && path.find("/jobs") != std::string::npos) {
-    // The CLI's view of jobs: /v1/apis/<api>/jobs[/<job>] (GET, DELETE).
-    std::string rest = path.substr(std::string_view("/v1/apis/").size());
-    std::string api = rest.substr(0, rest.find('/'));
-    std::string after = rest.substr(api.size() + std::string_view("/jobs").size());
-    std::string job_id = after.empty() ? "" : after.substr(1);
-    std::string text;
-    co_return JsonResponse(request, op_.JobEndpoint(std::string(request.method_string()), api,
-                                                    job_id, "", false, &text));
-  }
-  if (path == "/v1/patch" && method == http::verb::post) {
-    json body = json::parse(request.body(), nullptr, false);
-    if (body.is_discarded() || !body.is_object()) {
-      co_return net::MakeError(request, http::status::bad_request,
-                               "patch: body must be a JSON object");
+    case Endpoint::kHasBundle: {
+      bool has = plane_.bundles.Has(Param(params, "id"));
+      return net::MakeResponse(request, has ? http::status::ok : http::status::not_found, "");
     }
-    co_return JsonResponse(request, op_.Patch(body));
+    case Endpoint::kPutBundle: {
+      absl::Status st = plane_.bundles.Put(Param(params, "id"), request.body());
+      if (!st.ok()) return net::StatusResponse(request, st);
+      return net::MakeResponse(request, http::status::ok, R"({"status":"stored"})");
+    }
+    case Endpoint::kDeploy: {
+      auto body = JsonBody(request, "deploy");
+      return JsonResponse(request, body.ok() ? plane_.deploys.Deploy(*body) : body.status());
+    }
+    case Endpoint::kPatch: {
+      auto body = JsonBody(request, "patch");
+      return JsonResponse(request, body.ok() ? plane_.deploys.Patch(*body) : body.status());
+    }
+    case Endpoint::kRefresh:
+      return JsonResponse(request, plane_.deploys.Refresh(api, QueryParam(target, "force") == "true"));
+    case Endpoint::kListApis:
+      return JsonResponse(request, plane_.views.List());
+    case Endpoint::kGetApi:
+      return JsonResponse(request, plane_.views.Get(api));
+    case Endpoint::kDeleteApi:
+      return JsonResponse(request, plane_.deploys.Delete(api));
+    case Endpoint::kListJobs:
+    case Endpoint::kGetJob:
+    case Endpoint::kStopJob:
+      return BatchJobs(request, api, Param(params, "job"));
+    case Endpoint::kWorkerCall: {
+      if (plane_.leases == nullptr) {
+        return net::StatusResponse(request, absl::UnimplementedError("batch jobs are not enabled"));
+      }
+      auto body = JsonBody(request, "worker call");
+      return JsonResponse(request, body.ok() ? plane_.leases->Call(Param(params, "job"),
+                                                                   Param(params, "action"), *body)
+                                             : body.status());
+    }
+    case Endpoint::kLogs: {
+      int64_t offset = 0;
+      (void)absl::SimpleAtoi(QueryParam(target, "offset"), &offset);
+      auto logs = plane_.views.Logs(api, QueryParam(target, "job"), offset, 1 << 20);
+      if (!logs.ok()) return net::StatusResponse(request, logs.status());
+      net::Response response =
+          net::MakeResponse(request, http::status::ok, std::move(logs->first), "text/plain");
+      response.set("X-Cortex-Next-Offset", std::to_string(logs->second));
+      return response;
+    }
+    default:
+      return net::StatusResponse(request, absl::InternalError("unrouted endpoint"));
   }
-  if (absl::StartsWith(path, "/v1/apis/") && absl::EndsWith(path, "/refresh") &&
-      method == http::verb::post) {
-    std::string name = path.substr(std::string_view("/v1/apis/").size());
-    name.resize(name.size() - std::string_view("/refresh").size());
-    co_return JsonResponse(request, op_.Refresh(name, QueryParam(target, "force") == "true"));
+}
+
+net::Response OperatorServer::BatchJobs(net::Request& request, const std::string& name,
+                                        const std::string& path_job) {
+  if (plane_.jobs == nullptr) {
+    return net::StatusResponse(request, absl::UnimplementedError("batch jobs are not enabled"));
   }
-  if (path == "/v1/apis" && method == http::verb::get)
-    co_return JsonResponse(request, op_.ListApis());
-  if (absl::StartsWith(path, "/v1/apis/")) {
-    std::string name = path.substr(std::string_view("/v1/apis/").size());
-    if (method == http::verb::get) co_return JsonResponse(request, op_.GetApi(name));
-    if (method == http::verb::delete_) co_return JsonResponse(request, op_.DeleteApi(name));
+  auto api = plane_.specs.Find(plane_.store, name);
+  if (!api.ok()) return net::StatusResponse(request, api.status());
+  if (!*api) return net::StatusResponse(request, absl::NotFoundError(absl::StrCat(name, " is not deployed")));
+  const ApiSpec& spec = ***api;
+  if (spec.kind() != config::Kind::kBatchAPI) {
+    return net::StatusResponse(
+        request,
+        absl::InvalidArgumentError(absl::StrCat(
+            "this operation is only allowed for BatchAPI kind and is not supported for ", name,
+            " of kind ", spec.record.kind)));
   }
-  if (absl::StartsWith(path, "/v1/logs/") && method == http::verb::get) {
-    std::string name = path.substr(std::string_view("/v1/logs/").size());
-    int64_t offset = 0;
-    (void)absl::SimpleAtoi(QueryParam(target, "offset"), &offset);
-    auto logs = op_.ReadLogs(name, QueryParam(target, "job"), offset, 1 << 20);
-    if (!logs.ok()) co_return StatusResponse(request, logs.status());
-    net::Response response =
-        net::MakeResponse(request, http::status::ok, std::move(logs->first), "text/plain");
-    response.set("X-Cortex-Next-Offset", std::to_string(logs->second));
-    co_return response;
+  std::string_view target = request.target();
+  std::string job_id = path_job.empty() ? QueryParam(target, "jobID") : path_job;
+  switch (request.method()) {
+    case http::verb::post: {
+      std::string text;
+      auto result = plane_.jobs->Submit(spec, request.body(), QueryParam(target, "dryRun") == "true",
+                                        &text);
+      if (result.ok() && !text.empty()) {
+        return net::MakeResponse(request, http::status::ok, text, "text/plain");
+      }
+      return JsonResponse(request, result);
+    }
+    case http::verb::get:
+      if (job_id.empty()) return JsonResponse(request, plane_.jobs->List(name));
+      return JsonResponse(
+          request, plane_.jobs->Describe(spec, job_id,
+                                         EndpointUrl(*spec.config, plane_.views.options().gateway_url,
+                                                     plane_.views.options().lb_url)));
+    case http::verb::delete_:
+      if (job_id.empty()) {
+        return net::StatusResponse(request, absl::InvalidArgumentError("jobID must be given"));
+      }
+      return JsonResponse(request, plane_.jobs->Stop(name, job_id));
+    default:
+      return net::StatusResponse(request, absl::InvalidArgumentError("method not supported"));
   }
-  if (path == "/v1/shutdown" && method == http::verb::post) {
-    if (options_.on_shutdown) asio::post(io_, options_.on_shutdown);
-    co_return net::MakeResponse(request, http::status::ok, R"({"message":"shutting down"})");
-  }
-  co_return net::MakeError(
-      request, http::status::not_found,
-      absl::StrCat("no such operator endpoint: ", std::string(request.method_string()), " ", path));
 }
 
 }  // namespace cortex::op

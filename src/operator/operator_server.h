@@ -1,32 +1,59 @@
-// The operator's REST API (bearer-token auth; only /healthz is open) over HttpServer.
-// Single-threaded on its io_context, except NotifyRoutesChanged(), which any thread may call.
+// The operator's REST API over HttpServer: the routes of rest_routes.h, bearer-token auth (only
+// health and BatchAPI job endpoints are open), errors through the one status mapping.
+//
+// The I/O thread only parses, routes and answers what needs no waiting (health, the routes
+// long poll, shutdown); every handler that touches the store, the disk, S3 or another server
+// runs on the server's thread pool, so a slow probe, listing or extraction never delays another
+// request. NotifyRoutesChanged() may be called from any thread.
 #pragma once
 
 #include <absl/status/statusor.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "net/asio.h"
 #include "net/http_server.h"
-#include "operator/operator.h"
+#include "net/router.h"
+#include "operator/api_views.h"
+#include "operator/bundle_store.h"
+#include "operator/deploy_service.h"
+#include "operator/job_service.h"
+#include "operator/lease_service.h"
+#include "operator/reconciler.h"
+#include "operator/rest_routes.h"
 
 namespace cortex::op {
+
+// The services the REST API serves; the batch ones may be null (BatchAPIs disabled).
+struct ControlPlane {
+  DeployService& deploys;
+  ApiViews& views;
+  Reconciler& reconciler;
+  BundleStore& bundles;
+  store::StateStore& store;
+  SpecCache& specs;
+  JobService* jobs = nullptr;
+  LeaseService* leases = nullptr;
+};
 
 struct OperatorServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 0;
   std::string token;
+  int handler_threads = 4;
   std::function<void()> on_shutdown;          // POST /v1/shutdown (cluster down)
-  std::function<std::string()> metrics_text;  // GET /metrics (Prometheus text)
+  std::function<std::string()> metrics_text;  // GET /metrics: more Prometheus text
 };
 
 class OperatorServer {
  public:
   static absl::StatusOr<std::unique_ptr<OperatorServer>> Create(net::asio::io_context& io,
                                                                 OperatorServerOptions options,
-                                                                Operator& op);
+                                                                ControlPlane plane);
+  ~OperatorServer();
   void Start() { server_->Start(); }
   void Stop() { server_->Stop(); }
   uint16_t port() const { return server_->port(); }
@@ -34,16 +61,19 @@ class OperatorServer {
   void NotifyRoutesChanged();
 
  private:
-  OperatorServer(net::asio::io_context& io, OperatorServerOptions options, Operator& op)
-      : io_(io), options_(std::move(options)), op_(op) {}
+  OperatorServer(net::asio::io_context& io, OperatorServerOptions options, ControlPlane plane);
   net::asio::awaitable<net::Response> Handle(net::Request& request);
   net::asio::awaitable<net::Response> WatchRoutes(net::Request& request, int64_t after);
+  // The handlers that may wait (on the pool).
+  net::Response Blocking(Endpoint endpoint, net::Request& request, const net::PathParams& params);
+  net::Response BatchJobs(net::Request& request, const std::string& api, const std::string& job);
 
   net::asio::io_context& io_;
   OperatorServerOptions options_;
-  Operator& op_;
+  ControlPlane plane_;
+  net::asio::thread_pool pool_;
   std::unique_ptr<net::HttpServer> server_;
-  std::vector<std::shared_ptr<net::asio::steady_timer>> route_waiters_;
+  std::vector<std::shared_ptr<net::asio::steady_timer>> route_waiters_;  // I/O thread only
 };
 
 }  // namespace cortex::op

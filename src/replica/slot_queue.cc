@@ -25,7 +25,13 @@ int SlotQueue::TryAcquire() {
   return slot;
 }
 
+void SlotQueue::Add(int slot) {
+  members_.insert(slot);
+  Release(slot);
+}
+
 void SlotQueue::Release(int slot) {
+  if (members_.count(slot) == 0) return;
   if (!waiters_.empty()) {
     Waiter next = std::move(waiters_.front());
     waiters_.pop_front();
@@ -36,6 +42,7 @@ void SlotQueue::Release(int slot) {
 }
 
 void SlotQueue::Remove(int slot) {
+  members_.erase(slot);
   free_.erase(std::remove(free_.begin(), free_.end(), slot), free_.end());
 }
 

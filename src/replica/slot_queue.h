@@ -9,6 +9,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <unordered_set>
 #include <vector>
 
 namespace cortex::replica {
@@ -21,10 +22,11 @@ class SlotQueue {
   void Acquire(Waiter waiter);
   // A free slot without waiting, or -1 (also when requests are already waiting: FIFO holds).
   int TryAcquire();
-  // Returns a slot to the pool, handing it straight to the oldest waiter if there is one.
+  // Returns a slot to the pool, handing it straight to the oldest waiter if there is one. A
+  // slot that was removed while it was in use (its worker died) is not returned.
   void Release(int slot);
   // A slot that joined (a worker connected) or left (its connection broke).
-  void Add(int slot) { Release(slot); }
+  void Add(int slot);
   void Remove(int slot);
   // Fails every waiter with -1 (shutdown).
   void Close();
@@ -35,6 +37,7 @@ class SlotQueue {
  private:
   std::deque<Waiter> waiters_;
   std::vector<int> free_;  // LIFO: the most recently used slot is the warmest
+  std::unordered_set<int> members_;  // added and not removed: free or in use
   bool closed_ = false;
 };
 

@@ -74,7 +74,11 @@ class JobQueue {
   virtual absl::StatusOr<std::vector<JobRecord>> ListJobs(const std::string& api_name) = 0;
   // Jobs of every API that are still running.
   virtual absl::StatusOr<std::vector<JobRecord>> ListActiveJobs() = 0;
-  virtual absl::Status UpdateJob(const JobRecord& job) = 0;
+  // Ends a job that is still in progress with a terminal `status` (compare-and-set: only from
+  // status_running or status_enqueuing). False when it had already ended: the first end wins, so
+  // a stopped job never turns timed_out later.
+  virtual absl::StatusOr<bool> EndJob(const std::string& id, const std::string& status,
+                                      int64_t end_time) = 0;
   virtual absl::Status DeleteJobs(const std::string& api_name) = 0;
 
   // The next batch for `worker`, or nothing when none is queued. Expired leases are taken back

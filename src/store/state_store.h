@@ -1,4 +1,5 @@
-// The operator's durable state: deployed APIs, their version history, and replicas.
+// The operator's durable state: deployed APIs, their version history, and (local provider) the
+// replica processes it runs.
 //
 // Implemented by SqliteStateStore (store/sqlite/) and by FakeStateStore in tests. Every method
 // is atomic (one transaction). Thread-safe.
@@ -11,6 +12,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "common/replica_state.h"
 
 namespace cortex::store {
 
@@ -33,11 +36,9 @@ struct ApiVersion {
   int64_t last_updated = 0;
 };
 
-// kStalled: not started because the machine lacks the compute it asks for.
-enum class ReplicaState { kStarting, kReady, kFailed, kOom, kStopping, kStalled };
-std::string_view ReplicaStateName(ReplicaState state);
-std::optional<ReplicaState> ParseReplicaState(std::string_view name);
+using cortex::ReplicaState;
 
+// The local provider's record of one replica process (backends/local/replica_controller.h).
 struct ReplicaRecord {
   std::string id;
   std::string api_name;
@@ -68,6 +69,10 @@ class StateStore {
                                                                int limit) = 0;  // newest first
 
   virtual absl::Status PutReplica(const ReplicaRecord& replica) = 0;
+  // Writes `replica` only if its stored state is still `expected` (compare-and-set); false when
+  // another writer changed it first, or it is gone.
+  virtual absl::StatusOr<bool> UpdateReplica(const ReplicaRecord& replica,
+                                             ReplicaState expected) = 0;
   virtual absl::Status DeleteReplica(const std::string& id) = 0;
   virtual absl::StatusOr<std::vector<ReplicaRecord>> ListReplicas() = 0;
 };

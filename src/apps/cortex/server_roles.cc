@@ -9,14 +9,24 @@
 #include <iostream>
 #include <thread>
 
+#include "backends/local/capacity.h"
 #include "backends/local/local_backend.h"
+#include "backends/local/process_runner.h"
+#include "common/clock.h"
+#include "common/json_fields.h"
+#include "config/api_config.h"
 #include "common/process.h"
 #include "common/util.h"
 #include "gateway/gateway.h"
-#include "net/http_client.h"
+#include "gateway/route_watcher.h"
+#include "operator/api_views.h"
 #include "operator/autoscaling.h"
-#include "operator/operator.h"
+#include "operator/deploy_service.h"
+#include "operator/job_service.h"
+#include "operator/job_supervisor.h"
+#include "operator/lease_service.h"
 #include "operator/operator_server.h"
+#include "operator/reconciler.h"
 #include "replica/front.h"
 #include "store/sqlite/sqlite_job_queue.h"
 #include "store/sqlite/sqlite_state_store.h"
@@ -56,34 +66,63 @@ int RunOperator(const OperatorRoleFlags& flags) {
     return 1;
   }
   auto store = store::SqliteStateStore::Open(flags.data_dir + "/state.db");
-  if (!store.ok()) {
-    std::cerr << "operator: " << store.status().message() << "\n";
-    return 1;
-  }
-  backends::LocalBackendOptions backend_options;
-  backend_options.data_dir = flags.data_dir;
-  backend_options.executable = SelfExecutable();
-  backend_options.runtime_dir = DefaultRuntimeDir();
-  backend_options.host = flags.host;
-  op::OperatorOptions options;
-  options.data_dir = flags.data_dir;
-  options.gateway_url = flags.gateway_url;
-  options.lb_url = flags.lb_url;
-  options.cluster_api_gateway = flags.api_gateway != "none";
-  options.default_python = flags.python;
-  op::Operator op(options, std::move(*store),
-                  std::make_unique<backends::LocalBackend>(backend_options));
   auto job_queue = store::SqliteJobQueue::Open(flags.data_dir + "/state.db");
-  if (!job_queue.ok()) {
-    std::cerr << "operator: " << job_queue.status().message() << "\n";
+  if (!store.ok() || !job_queue.ok()) {
+    std::cerr << "operator: " << (store.ok() ? job_queue.status() : store.status()).message()
+              << "\n";
     return 1;
   }
+  const Clock& clock = SystemClock();
+
+  // The local provider: replica and worker sets as child processes.
+  backends::local::ProcessRunnerOptions runner_options;
+  runner_options.data_dir = flags.data_dir;
+  runner_options.executable = SelfExecutable();
+  runner_options.runtime_dir = DefaultRuntimeDir();
+  runner_options.host = flags.host;
+  backends::local::ReplicaControllerOptions replica_options;
+  replica_options.data_dir = flags.data_dir;
+  replica_options.capacity = backends::local::DetectCapacity();
+  backends::local::LocalBackend backend(
+      replica_options, backends::local::WorkerControllerOptions{flags.data_dir}, **store,
+      **job_queue, std::make_unique<backends::local::ProcessRunner>(runner_options), clock);
+
+  // The control plane.
+  op::SpecCache specs;
+  op::BundleStore bundles(flags.data_dir);
+  op::ApiLogs logs(flags.data_dir);
+  op::ReconcilerOptions reconciler_options;
+  reconciler_options.gateway_url = flags.gateway_url;
+  reconciler_options.lb_url = flags.lb_url;
+  reconciler_options.default_python = flags.python;
+  op::Reconciler reconciler(reconciler_options, **store, specs, backend, logs, clock);
+  op::DeployOptions deploy_options;
+  deploy_options.cluster_api_gateway = flags.api_gateway != "none";
+  op::DeployService deploys(deploy_options, **store, specs, bundles, logs, reconciler, clock);
+  op::ApiViews views({flags.gateway_url, flags.lb_url}, **store, specs, reconciler, logs);
+
+  // Batch jobs.
   op::BatchOptions batch_options;
-  batch_options.data_dir = flags.data_dir;
   batch_options.operator_url = absl::StrCat("http://", flags.host, ":", flags.port);
   batch_options.token = token;
   batch_options.default_python = flags.python;
-  op.EnableBatchJobs(batch_options, std::move(*job_queue));
+  op::JobService jobs(batch_options, **job_queue, logs, clock);
+  op::LeaseService leases(**job_queue, logs, clock, batch_options.lease_ms);
+  op::JobSupervisor supervisor(batch_options, **job_queue, **store, specs, backend, logs, clock);
+  deploys.EnableBatchJobs(&jobs);
+  views.EnableBatchJobs(&jobs);
+  reconciler.AfterEachPass([&supervisor] { supervisor.Step(); });
+
+  op::Autoscaling autoscaling(
+      [&]() -> std::vector<op::AutoscaleTarget> {
+        auto apis = specs.List(**store);
+        if (!apis.ok()) return {};
+        return op::AutoscaleTargets(*apis, *reconciler.observed());
+      },
+      [&deploys](const std::string& api, const std::string& api_id, int from, int to) {
+        deploys.SetDesiredReplicas(api, api_id, from, to);
+      },
+      flags.autoscaler_tick_ms);
 
   asio::io_context io;
   std::atomic<bool> stop{false};
@@ -96,18 +135,18 @@ int RunOperator(const OperatorRoleFlags& flags) {
     stop_replicas = true;
     io.stop();
   };
-  op::Autoscaling autoscaling(op, flags.autoscaler_tick_ms);
   server_options.metrics_text = [&autoscaling] { return autoscaling.MetricsText(); };
-  auto server = op::OperatorServer::Create(io, server_options, op);
+  auto server = op::OperatorServer::Create(
+      io, server_options, {deploys, views, reconciler, bundles, **store, specs, &jobs, &leases});
   if (!server.ok()) {
     std::cerr << "operator: " << server.status().message() << "\n";
     return 1;
   }
-  op.OnRoutesChanged([s = server->get()] { s->NotifyRoutesChanged(); });
+  reconciler.OnRoutesChanged([s = server->get()] { s->NotifyRoutesChanged(); });
   (*server)->Start();
   Log("operator", absl::StrCat("listening on ", flags.host, ":", (*server)->port(), ", data in ",
                                flags.data_dir));
-  std::thread control_loop([&] { op.Run(stop); });
+  std::thread control_loop([&] { reconciler.Run(stop); });
   std::thread autoscaling_loop([&] { autoscaling.Run(stop); });
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](auto, int) { io.stop(); });
@@ -115,9 +154,10 @@ int RunOperator(const OperatorRoleFlags& flags) {
   stop = true;
   control_loop.join();
   autoscaling_loop.join();
+  (*server)->Stop();
   if (stop_replicas) {
     Log("operator", "stopping every replica (cluster down)");
-    op.StopAllReplicas();
+    reconciler.StopAll();
   }
   Log("operator", "stopped");
   return 0;
@@ -147,46 +187,16 @@ int RunGateway(const GatewayRoleFlags& flags) {
   Log("gateway",
       absl::StrCat("api gateway listening on ", flags.host, ":", (*gw)->port(), " (timeout ",
                    flags.timeout_ms, " ms), load balancer on ", flags.host, ":", (*gw)->lb_port()));
-
-  // Follows the operator's route table with long polls; keeps the last table when it is away.
   std::atomic<bool> stop{false};
-  std::thread watcher([&] {
-    int64_t version = -1;
-    bool reported_down = false;
-    while (!stop.load()) {
-      net::HttpCall call;
-      call.url = absl::StrCat(flags.operator_url, "/v1/routes?after=", version);
-      call.headers = {{"Authorization", "Bearer " + token}};
-      call.timeout_ms = 30'000;
-      call.connect_timeout_ms = 1000;
-      auto result = net::Fetch(call);
-      auto table =
-          result.ok() && result->status == 200
-              ? gateway::RouteTable::FromJson(nlohmann::json::parse(result->body, nullptr, false))
-              : absl::StatusOr<std::shared_ptr<const gateway::RouteTable>>(absl::UnavailableError(
-                    result.ok() ? result->body : std::string(result.status().message())));
-      if (!table.ok()) {
-        if (!reported_down) {
-          Log("gateway", absl::StrCat("cannot reach the operator (", table.status().message(),
-                                      "); serving with the last route table"));
-          reported_down = true;
-        }
-        for (int i = 0; i < 10 && !stop.load(); ++i)
-          std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        continue;
-      }
-      reported_down = false;
-      if ((*table)->version() != version) {
-        version = (*table)->version();
-        asio::post(io, [g = gw->get(), t = *table] { g->SetRoutes(t); });
-      }
-    }
+  gateway::RouteWatcher watcher(flags.operator_url, token, [&io, g = gw->get()](auto table) {
+    asio::post(io, [g, table] { g->SetRoutes(table); });
   });
+  std::thread watching([&] { watcher.Run(stop); });
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](auto, int) { io.stop(); });
   io.run();
   stop = true;
-  watcher.join();
+  watching.join();
   Log("gateway", "stopped");
   return 0;
 }
@@ -201,11 +211,17 @@ int RunReplica(const ReplicaRoleFlags& flags) {
   replica::FrontOptions options;
   options.replica_id = flags.id;
   options.spec_path = flags.spec;
-  options.spec = nlohmann::json::parse(*spec_text, nullptr, false);
-  if (options.spec.is_discarded() || !options.spec.contains("predictor")) {
-    std::cerr << "replica: " << flags.spec << " is not a valid replica spec\n";
+  nlohmann::json spec = nlohmann::json::parse(*spec_text, nullptr, false);
+  auto api = spec.is_object() ? config::ApiConfig::FromJson(spec)
+                              : absl::StatusOr<config::ApiConfig>(
+                                    absl::InvalidArgumentError("not a JSON object"));
+  if (!api.ok() || !api->predictor) {
+    std::cerr << "replica: " << flags.spec << " is not a valid replica spec"
+              << (api.ok() ? "" : ": " + std::string(api.status().message())) << "\n";
     return 1;
   }
+  options.api = std::move(*api);
+  options.project_dir = StringField(spec, "project_dir");
   options.host = flags.host;
   options.port = static_cast<uint16_t>(flags.port);
   options.port_file = flags.port_file;

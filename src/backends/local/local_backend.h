@@ -1,36 +1,39 @@
-// Replicas as child processes of the operator, each in its own process group, with their output
-// appended to <data>/logs/apis/<api>.log. Replicas survive an operator crash; a restarted
-// operator finds them again by process id and replica id (re-adoption). Control-loop thread only.
+// The local provider: replica sets and worker sets as child processes of the operator on this
+// machine (replica_controller.h, worker_controller.h over process_runner.h).
 #pragma once
 
-#include <string>
+#include <memory>
 
 #include "backends/backend.h"
+#include "backends/local/replica_controller.h"
+#include "backends/local/worker_controller.h"
 
-namespace cortex::backends {
-
-struct LocalBackendOptions {
-  std::string data_dir;     // logs/, run/ live under it
-  std::string executable;   // the cortex binary (runs `cortex replica`)
-  std::string runtime_dir;  // holds the cortex_runtime Python package
-  std::string host = "127.0.0.1";
-};
+namespace cortex::backends::local {
 
 class LocalBackend : public Backend {
  public:
-  explicit LocalBackend(LocalBackendOptions options);
-  absl::StatusOr<pid_t> StartReplica(const ReplicaLaunch& launch) override;
-  absl::StatusOr<pid_t> StartWorker(const WorkerLaunch& launch) override;
-  ReplicaProbe Probe(const store::ReplicaRecord& replica, int64_t mem_limit_bytes) override;
-  void StopReplica(const store::ReplicaRecord& replica, int grace_ms) override;
+  LocalBackend(ReplicaControllerOptions replica_options, WorkerControllerOptions worker_options,
+               store::StateStore& replica_records, store::JobQueue& worker_records,
+               std::unique_ptr<InstanceRunner> runner, const Clock& clock)
+      : runner_(std::move(runner)),
+        replicas_(std::move(replica_options), replica_records, *runner_, clock),
+        workers_(std::move(worker_options), worker_records, *runner_, clock) {}
 
-  std::string LogPath(const std::string& api_name) const;
-  std::string PortFile(const std::string& replica_id) const;
-  // Resident memory of every process in the process group `pgid`.
-  static int64_t GroupRssBytes(pid_t pgid);
+  std::vector<ReplicaSetStatus> SyncReplicaSets(const std::vector<ReplicaSetSpec>& sets) override {
+    return replicas_.Sync(sets);
+  }
+  std::vector<WorkerSetStatus> SyncWorkerSets(const std::vector<WorkerSetSpec>& sets) override {
+    return workers_.Sync(sets);
+  }
+  void StopAll() override {
+    replicas_.StopAll();
+    workers_.StopAll();
+  }
 
  private:
-  LocalBackendOptions options_;
+  std::unique_ptr<InstanceRunner> runner_;
+  ReplicaController replicas_;
+  WorkerController workers_;
 };
 
-}  // namespace cortex::backends
+}  // namespace cortex::backends::local

@@ -115,12 +115,15 @@ absl::StatusOr<std::vector<JobRecord>> SqliteJobQueue::ListActiveJobs() {
   return QueryJobs("WHERE status IN ('status_running', 'status_enqueuing') AND ?1 = ?1", "");
 }
 
-absl::Status SqliteJobQueue::UpdateJob(const JobRecord& job) {
+absl::StatusOr<bool> SqliteJobQueue::EndJob(const std::string& id, const std::string& status,
+                                            int64_t end_time) {
   std::lock_guard lock(mu_);
-  Statement put(db_, "UPDATE jobs SET status = ?, total_batches = ?, end_time = ? WHERE id = ?");
-  put.Bind(1, job.status).Bind(2, job.total_batches).Bind(3, job.end_time).Bind(4, job.id);
-  if (put.Step() != SQLITE_DONE) return put.Error("updating job " + job.id);
-  return absl::OkStatus();
+  Statement put(db_,
+                "UPDATE jobs SET status = ?, end_time = ? WHERE id = ? "
+                "AND status IN ('status_running', 'status_enqueuing')");
+  put.Bind(1, status).Bind(2, end_time).Bind(3, id);
+  if (put.Step() != SQLITE_DONE) return put.Error("ending job " + id);
+  return sqlite3_changes(db_) > 0;
 }
 
 absl::Status SqliteJobQueue::DeleteJobs(const std::string& api_name) {

@@ -21,7 +21,8 @@ class SqliteJobQueue : public JobQueue {
   absl::StatusOr<std::optional<JobRecord>> GetJob(const std::string& id) override;
   absl::StatusOr<std::vector<JobRecord>> ListJobs(const std::string& api_name) override;
   absl::StatusOr<std::vector<JobRecord>> ListActiveJobs() override;
-  absl::Status UpdateJob(const JobRecord& job) override;
+  absl::StatusOr<bool> EndJob(const std::string& id, const std::string& status,
+                              int64_t end_time) override;
   absl::Status DeleteJobs(const std::string& api_name) override;
   absl::StatusOr<std::optional<Lease>> LeaseBatch(const std::string& job_id,
                                                   const std::string& worker, int64_t now_ms,

@@ -144,5 +144,30 @@ TEST_F(SqliteJobQueueTest, JobsSurviveReopening) {
   queue_ = std::move(*reopened);
 }
 
+// A stopped job must stay stopped: a later timeout (or completion) on another thread that read
+// the job before the stop must not overwrite it (it used to: UpdateJob wrote unconditionally).
+TEST_F(SqliteJobQueueTest, TheFirstEndOfAJobWins) {
+  CreateJob("j", 1);
+  auto stopped = queue_->EndJob("j", "status_stopped", 100);
+  ASSERT_TRUE(stopped.ok()) << stopped.status();
+  EXPECT_TRUE(*stopped);
+  auto timed_out = queue_->EndJob("j", "status_timed_out", 200);
+  ASSERT_TRUE(timed_out.ok()) << timed_out.status();
+  EXPECT_FALSE(*timed_out);
+  auto job = queue_->GetJob("j");
+  ASSERT_TRUE(job.ok() && job->has_value());
+  EXPECT_EQ((*job)->status, "status_stopped");
+  EXPECT_EQ((*job)->end_time, 100);
+  auto active = queue_->ListActiveJobs();
+  ASSERT_TRUE(active.ok());
+  EXPECT_TRUE(active->empty());
+}
+
+TEST_F(SqliteJobQueueTest, EndingAnUnknownJobChangesNothing) {
+  auto ended = queue_->EndJob("missing", "status_stopped", 1);
+  ASSERT_TRUE(ended.ok());
+  EXPECT_FALSE(*ended);
+}
+
 }  // namespace
 }  // namespace cortex::store

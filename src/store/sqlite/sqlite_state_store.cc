@@ -32,32 +32,6 @@ constexpr const char* kApiColumns =
 
 }  // namespace
 
-std::string_view ReplicaStateName(ReplicaState state) {
-  switch (state) {
-    case ReplicaState::kStarting:
-      return "starting";
-    case ReplicaState::kReady:
-      return "ready";
-    case ReplicaState::kFailed:
-      return "failed";
-    case ReplicaState::kOom:
-      return "oom";
-    case ReplicaState::kStopping:
-      return "stopping";
-    case ReplicaState::kStalled:
-      return "stalled";
-  }
-  return "starting";
-}
-
-std::optional<ReplicaState> ParseReplicaState(std::string_view name) {
-  for (auto s : {ReplicaState::kStarting, ReplicaState::kReady, ReplicaState::kFailed,
-                 ReplicaState::kOom, ReplicaState::kStopping, ReplicaState::kStalled}) {
-    if (ReplicaStateName(s) == name) return s;
-  }
-  return std::nullopt;
-}
-
 absl::StatusOr<std::unique_ptr<SqliteStateStore>> SqliteStateStore::Open(const std::string& path) {
   auto db = internal::OpenDatabase(path, kSchema);
   if (!db.ok()) return db.status();
@@ -161,6 +135,22 @@ absl::Status SqliteStateStore::PutReplica(const ReplicaRecord& r) {
   put.Bind(12, int64_t{r.ever_ready ? 1 : 0});
   if (put.Step() != SQLITE_DONE) return put.Error("storing replica " + r.id);
   return absl::OkStatus();
+}
+
+absl::StatusOr<bool> SqliteStateStore::UpdateReplica(const ReplicaRecord& r,
+                                                     ReplicaState expected) {
+  std::lock_guard lock(mu_);
+  Statement put(db_, R"sql(UPDATE replicas SET api_name = ?, predictor_id = ?, deployment_id = ?,
+      pid = ?, port = ?, state = ?, restarts = ?, created_at = ?, state_since = ?,
+      next_start_at = ?, ever_ready = ? WHERE id = ? AND state = ?)sql");
+  put.Bind(1, r.api_name).Bind(2, r.predictor_id).Bind(3, r.deployment_id);
+  put.Bind(4, int64_t{r.pid}).Bind(5, int64_t{r.port});
+  put.Bind(6, std::string(ReplicaStateName(r.state))).Bind(7, int64_t{r.restarts});
+  put.Bind(8, r.created_at).Bind(9, r.state_since).Bind(10, r.next_start_at);
+  put.Bind(11, int64_t{r.ever_ready ? 1 : 0}).Bind(12, r.id);
+  put.Bind(13, std::string(ReplicaStateName(expected)));
+  if (put.Step() != SQLITE_DONE) return put.Error("updating replica " + r.id);
+  return sqlite3_changes(db_) > 0;
 }
 
 absl::Status SqliteStateStore::DeleteReplica(const std::string& id) {

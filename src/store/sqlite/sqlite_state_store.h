@@ -23,6 +23,7 @@ class SqliteStateStore : public StateStore {
   absl::Status DeleteApi(const std::string& name) override;
   absl::StatusOr<std::vector<ApiVersion>> ListVersions(const std::string& name, int limit) override;
   absl::Status PutReplica(const ReplicaRecord& replica) override;
+  absl::StatusOr<bool> UpdateReplica(const ReplicaRecord& replica, ReplicaState expected) override;
   absl::Status DeleteReplica(const std::string& id) override;
   absl::StatusOr<std::vector<ReplicaRecord>> ListReplicas() override;
 

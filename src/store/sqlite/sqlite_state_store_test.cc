@@ -85,5 +85,32 @@ TEST_F(SqliteStateStoreTest, DeletingAnApiLeavesReplicasForTheControlLoop) {
   EXPECT_TRUE((*store)->ListReplicas()->empty());
 }
 
+TEST_F(SqliteStateStoreTest, ReplicaTransitionsAreCompareAndSet) {
+  auto store = SqliteStateStore::Open(db());
+  ASSERT_TRUE(store.ok());
+  ReplicaRecord r;
+  r.id = "a-1";
+  r.api_name = "a";
+  r.state = ReplicaState::kStarting;
+  ASSERT_TRUE((*store)->PutReplica(r).ok());
+  ReplicaRecord ready = r;
+  ready.state = ReplicaState::kReady;
+  ready.port = 4000;
+  auto first = (*store)->UpdateReplica(ready, ReplicaState::kStarting);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_TRUE(*first);
+  // A writer that still believes the replica is starting loses.
+  ReplicaRecord failed = r;
+  failed.state = ReplicaState::kFailed;
+  auto second = (*store)->UpdateReplica(failed, ReplicaState::kStarting);
+  ASSERT_TRUE(second.ok());
+  EXPECT_FALSE(*second);
+  EXPECT_EQ((*store)->ListReplicas()->at(0).state, ReplicaState::kReady);
+  EXPECT_EQ((*store)->ListReplicas()->at(0).port, 4000);
+  ReplicaRecord gone = r;
+  gone.id = "missing";
+  EXPECT_FALSE(*(*store)->UpdateReplica(gone, ReplicaState::kStarting));
+}
+
 }  // namespace
 }  // namespace cortex::store

@@ -1,20 +1,20 @@
-// Pure decisions of the operator's control loop: which replicas to start, restart and stop for
-// one API, and the API's status from its replicas (spec §8). No I/O; thread-compatible.
+// Pure decisions of the local provider's replica controller: which replicas to start, restart and
+// stop for one replica set (scaling and rolling updates, as a Kubernetes Deployment would).
+// No I/O; thread-compatible.
 #pragma once
 
 #include <cstdint>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include "store/state_store.h"
+#include "common/replica_state.h"
 
-namespace cortex::op {
+namespace cortex::backends::local {
 
 struct ReplicaView {
   std::string id;
   bool updated = true;  // runs the API's current predictor_id and deployment_id
-  store::ReplicaState state = store::ReplicaState::kStarting;
+  ReplicaState state = ReplicaState::kStarting;
   int64_t next_start_at_ms = 0;
 };
 
@@ -43,17 +43,4 @@ ReplicaPlan PlanReplicas(int desired, const RolloutLimits& limits,
 // Back-off before restarting a replica that failed `restarts` times: 1 s doubling to 30 s.
 int64_t RestartBackoffMs(int restarts);
 
-struct ReplicaCounts {
-  int pending = 0, initializing = 0, ready = 0, err_image_pull = 0, terminating = 0, failed = 0,
-      killed = 0, killed_oom = 0, stalled = 0, unknown = 0;
-  int TotalFailed() const { return failed + err_image_pull + killed + killed_oom + stalled; }
-  void Add(store::ReplicaState state);
-  nlohmann::json ToJson() const;
-};
-
-// "status_live", "status_error", "status_oom", "status_stalled", "status_updating", ...
-std::string StatusCode(const ReplicaCounts& updated, int requested, int min_replicas);
-// The CLI text for a status code: "live", "error (out of memory)", "compute unavailable", ...
-std::string StatusText(const std::string& code);
-
-}  // namespace cortex::op
+}  // namespace cortex::backends::local

@@ -1,17 +1,20 @@
-#include "operator/capacity.h"
+#include "backends/local/capacity.h"
 
 #include <gtest/gtest.h>
 
-namespace cortex::op {
+namespace cortex::backends::local {
 namespace {
 
-TEST(Capacity, ParsesComputeSection) {
-  auto r =
-      Resources::FromCompute(nlohmann::json::parse(R"({"cpu": "1500m", "mem": "1Gi", "gpu": 1})"));
+TEST(Capacity, TakesTheTypedComputeSection) {
+  config::ComputeConfig compute;
+  compute.cpu_milli = 1500;
+  compute.mem_bytes = int64_t{1} << 30;
+  compute.gpu = 1;
+  auto r = Resources::FromCompute(compute);
   EXPECT_EQ(r.cpu_milli, 1500);
   EXPECT_EQ(r.mem_bytes, int64_t{1} << 30);
   EXPECT_EQ(r.gpu, 1);
-  auto defaults = Resources::FromCompute(nlohmann::json::parse(R"({"cpu": "200m", "mem": null})"));
+  auto defaults = Resources::FromCompute(config::ComputeConfig{});
   EXPECT_EQ(defaults.cpu_milli, 200);
   EXPECT_EQ(defaults.mem_bytes, 0);
 }
@@ -39,4 +42,4 @@ TEST(Capacity, HandsOutWholeFreeGpus) {
 }
 
 }  // namespace
-}  // namespace cortex::op
+}  // namespace cortex::backends::local

@@ -1,4 +1,4 @@
-#include "operator/capacity.h"
+#include "backends/local/capacity.h"
 
 #include <absl/strings/str_cat.h>
 #include <absl/strings/str_format.h>
@@ -8,37 +8,16 @@
 #include <fstream>
 #include <sstream>
 
-#include "config/api_config.h"
 
-namespace cortex::op {
-
-Resources& Resources::operator+=(const Resources& other) {
-  cpu_milli += other.cpu_milli;
-  mem_bytes += other.mem_bytes;
-  gpu += other.gpu;
-  return *this;
-}
-
-Resources Resources::FromCompute(const nlohmann::json& compute) {
-  Resources r;
-  if (!compute.is_object()) return r;
-  if (auto it = compute.find("cpu"); it != compute.end() && !it->is_null()) {
-    auto milli = config::ParseCpuMilli(it->is_string() ? it->get<std::string>() : it->dump());
-    if (milli.ok()) r.cpu_milli = *milli;
-  }
-  if (auto it = compute.find("mem"); it != compute.end() && !it->is_null()) {
-    auto bytes = config::ParseMemBytes(it->is_string() ? it->get<std::string>() : it->dump());
-    if (bytes.ok()) r.mem_bytes = *bytes;
-  }
-  if (auto it = compute.find("gpu"); it != compute.end() && it->is_number_integer()) {
-    r.gpu = it->get<int>();
-  }
-  return r;
-}
+namespace cortex::backends {
 
 std::string Resources::ToString() const {
   return absl::StrFormat("cpu %dm, mem %d MiB, gpu %d", cpu_milli, mem_bytes >> 20, gpu);
 }
+
+}  // namespace cortex::backends
+
+namespace cortex::backends::local {
 
 Resources DetectCapacity() {
   Resources total;
@@ -89,4 +68,4 @@ std::vector<int> PickGpus(const std::set<int>& in_use, int count, int total) {
   return picked;
 }
 
-}  // namespace cortex::op
+}  // namespace cortex::backends::local

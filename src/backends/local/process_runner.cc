@@ -1,4 +1,4 @@
-#include "backends/local/local_backend.h"
+#include "backends/local/process_runner.h"
 
 #include <absl/strings/numbers.h>
 #include <absl/strings/str_cat.h>
@@ -16,32 +16,32 @@
 #include "common/util.h"
 #include "net/http_client.h"
 
-namespace cortex::backends {
+namespace cortex::backends::local {
 namespace {
 
-// True when `pid` runs the replica `replica_id` (guards against a reused process id).
-bool RunsReplica(pid_t pid, const std::string& replica_id) {
+// True when `pid` runs the instance `id` (guards against a reused process id).
+bool RunsInstance(pid_t pid, const std::string& id) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/cmdline"), std::ios::binary);
   std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return cmdline.find(replica_id) != std::string::npos;
+  return cmdline.find(id) != std::string::npos;
 }
 
 }  // namespace
 
-LocalBackend::LocalBackend(LocalBackendOptions options) : options_(std::move(options)) {
+ProcessRunner::ProcessRunner(ProcessRunnerOptions options) : options_(std::move(options)) {
   std::filesystem::create_directories(std::filesystem::path(options_.data_dir) / "logs" / "apis");
   std::filesystem::create_directories(std::filesystem::path(options_.data_dir) / "run" / "sockets");
 }
 
-std::string LocalBackend::LogPath(const std::string& api_name) const {
+std::string ProcessRunner::LogPath(const std::string& api_name) const {
   return absl::StrCat(options_.data_dir, "/logs/apis/", api_name, ".log");
 }
 
-std::string LocalBackend::PortFile(const std::string& replica_id) const {
+std::string ProcessRunner::PortFile(const std::string& replica_id) const {
   return absl::StrCat(options_.data_dir, "/run/", replica_id, ".port");
 }
 
-absl::StatusOr<pid_t> LocalBackend::StartReplica(const ReplicaLaunch& launch) {
+absl::StatusOr<pid_t> ProcessRunner::StartReplica(const ReplicaLaunch& launch) {
   std::filesystem::remove(PortFile(launch.replica_id));
   SpawnOptions spawn;
   spawn.argv = {options_.executable,
@@ -69,7 +69,7 @@ absl::StatusOr<pid_t> LocalBackend::StartReplica(const ReplicaLaunch& launch) {
   return pid;
 }
 
-absl::StatusOr<pid_t> LocalBackend::StartWorker(const WorkerLaunch& launch) {
+absl::StatusOr<pid_t> ProcessRunner::StartWorker(const WorkerLaunch& launch) {
   SpawnOptions spawn;
   spawn.argv = {launch.python, "-u",
                 "-m",          "cortex_runtime.batch",
@@ -92,7 +92,7 @@ absl::StatusOr<pid_t> LocalBackend::StartWorker(const WorkerLaunch& launch) {
   return pid;
 }
 
-int64_t LocalBackend::GroupRssBytes(pid_t pgid) {
+int64_t ProcessRunner::GroupRssBytes(pid_t pgid) {
   static const int64_t kPageSize = ::sysconf(_SC_PAGESIZE);
   int64_t total = 0;
   std::error_code ec;
@@ -119,13 +119,13 @@ int64_t LocalBackend::GroupRssBytes(pid_t pgid) {
   return total;
 }
 
-ReplicaProbe LocalBackend::Probe(const store::ReplicaRecord& replica, int64_t mem_limit_bytes) {
-  ReplicaProbe probe;
-  if (replica.pid <= 0) return probe;
+InstanceProbe ProcessRunner::Probe(const std::string& id, pid_t pid, int64_t mem_limit_bytes) {
+  InstanceProbe probe;
+  if (pid <= 0) return probe;
   // Our child (started by this operator process): its exit status is known.
-  auto reaped = [&](ReplicaProbe& out) {
+  auto reaped = [&](InstanceProbe& out) {
     int status = 0;
-    if (::waitpid(replica.pid, &status, WNOHANG) != replica.pid) return false;
+    if (::waitpid(pid, &status, WNOHANG) != pid) return false;
     out.alive = false;
     out.exit_code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
     out.reason = WIFSIGNALED(status) ? absl::StrCat("was killed by signal ", WTERMSIG(status))
@@ -134,7 +134,7 @@ ReplicaProbe LocalBackend::Probe(const store::ReplicaRecord& replica, int64_t me
   };
   if (reaped(probe)) return probe;
   // Not our child (adopted after an operator restart) or still running.
-  probe.alive = ProcessAlive(replica.pid) && RunsReplica(replica.pid, replica.id);
+  probe.alive = ProcessAlive(pid) && RunsInstance(pid, id);
   if (!probe.alive) {
     // It may have exited between the two checks: then its status is there now.
     if (reaped(probe)) return probe;
@@ -143,9 +143,9 @@ ReplicaProbe LocalBackend::Probe(const store::ReplicaRecord& replica, int64_t me
     return probe;
   }
   if (mem_limit_bytes > 0) {
-    int64_t rss = GroupRssBytes(replica.pid);
+    int64_t rss = GroupRssBytes(pid);
     if (rss > mem_limit_bytes) {
-      StopGroup(replica.pid, 0);
+      StopGroup(pid, 0);
       probe.alive = false;
       probe.oom = true;
       probe.exit_code = 137;
@@ -154,7 +154,7 @@ ReplicaProbe LocalBackend::Probe(const store::ReplicaRecord& replica, int64_t me
       return probe;
     }
   }
-  auto port_text = ReadFile(PortFile(replica.id));
+  auto port_text = ReadFile(PortFile(id));
   uint32_t port = 0;
   if (port_text.ok() && absl::SimpleAtoi(*port_text, &port) && port > 0 && port < 65536) {
     probe.port = static_cast<uint16_t>(port);
@@ -168,12 +168,12 @@ ReplicaProbe LocalBackend::Probe(const store::ReplicaRecord& replica, int64_t me
   return probe;
 }
 
-void LocalBackend::StopReplica(const store::ReplicaRecord& replica, int grace_ms) {
-  if (replica.pid > 0 && (ProcessAlive(replica.pid) && RunsReplica(replica.pid, replica.id))) {
-    StopGroup(replica.pid, grace_ms);
+void ProcessRunner::Stop(const std::string& id, pid_t pid, int grace_ms) {
+  if (pid > 0 && (ProcessAlive(pid) && RunsInstance(pid, id))) {
+    StopGroup(pid, grace_ms);
   }
-  ::waitpid(replica.pid, nullptr, WNOHANG);
-  std::filesystem::remove(PortFile(replica.id));
+  ::waitpid(pid, nullptr, WNOHANG);
+  std::filesystem::remove(PortFile(id));
 }
 
-}  // namespace cortex::backends
+}  // namespace cortex::backends::local

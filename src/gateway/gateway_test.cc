@@ -1,0 +1,229 @@
+// The gateway's forwarding rules against real loopback sockets: fake replicas are small servers
+// started by the test (net::HttpServer, or a raw acceptor that misbehaves on purpose).
+#include "gateway/gateway.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+namespace cortex::gateway {
+namespace {
+
+namespace asio = net::asio;
+namespace beast = net::beast;
+namespace http = net::http;
+using net::tcp;
+
+// A replica that answers every request with 200 "ok" (optionally after a delay).
+struct FakeReplica {
+  std::unique_ptr<net::HttpServer> server;
+  int requests = 0;
+  int delay_ms = 0;
+
+  FakeReplica(asio::io_context& io, int delay = 0) : delay_ms(delay) {
+    auto created = net::HttpServer::Create(
+        io, {}, [this, &io](net::Request& request) -> asio::awaitable<net::Response> {
+          ++requests;
+          if (delay_ms > 0) {
+            asio::steady_timer timer(io, std::chrono::milliseconds(delay_ms));
+            co_await timer.async_wait(asio::use_awaitable);
+          }
+          co_return net::MakeResponse(request, http::status::ok, R"({"ok":true})");
+        });
+    EXPECT_TRUE(created.ok()) << created.status();
+    server = std::move(*created);
+    server->Start();
+  }
+  uint16_t port() const { return server->port(); }
+};
+
+// A replica that reads the request and closes the connection without answering.
+struct ClosingReplica {
+  tcp::acceptor acceptor;
+  int requests = 0;
+
+  explicit ClosingReplica(asio::io_context& io)
+      : acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
+    asio::co_spawn(io, Accept(), asio::detached);
+  }
+  asio::awaitable<void> Accept() {
+    for (;;) {
+      boost::system::error_code ec;
+      tcp::socket socket =
+          co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) co_return;
+      char buffer[4096];
+      size_t n = co_await socket.async_read_some(asio::buffer(buffer),
+                                                 asio::redirect_error(asio::use_awaitable, ec));
+      if (n > 0) ++requests;
+      socket.close();
+    }
+  }
+  uint16_t port() const { return acceptor.local_endpoint().port(); }
+};
+
+// A port with nothing listening on it (bound, then closed).
+uint16_t DeadPort(asio::io_context& io) {
+  tcp::acceptor probe(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  return probe.local_endpoint().port();
+}
+
+struct ClientResult {
+  net::Response response;
+  bool closed_after = false;  // Connection: close sent: the gateway closed the connection after
+};
+
+class GatewayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    GatewayOptions options;
+    options.api_gateway_timeout_ms = 300;
+    auto gw = Gateway::Create(io_, options);
+    ASSERT_TRUE(gw.ok()) << gw.status();
+    gateway_ = std::move(*gw);
+    gateway_->Start();
+  }
+
+  void Route(std::vector<ReplicaRoute> replicas, const std::string& metrics_key = "p1-d1") {
+    ApiRoute api;
+    api.name = "a";
+    api.endpoint = "/a";
+    api.metrics_key = metrics_key;
+    api.replicas = std::move(replicas);
+    auto table = RouteTable::Build(++version_, {api});
+    ASSERT_TRUE(table.ok()) << table.status();
+    gateway_->SetRoutes(*table);
+  }
+
+  // Sends one request to the API gateway listener and reads the answer (and whether the
+  // connection is closed after it), running the io_context until done.
+  ClientResult Send(http::verb method, const std::string& target, bool keep_alive = true) {
+    ClientResult out;
+    bool done = false;
+    asio::co_spawn(
+        io_,
+        [&]() -> asio::awaitable<void> {
+          beast::tcp_stream stream(io_);
+          stream.expires_after(std::chrono::seconds(3));
+          co_await stream.async_connect(
+              tcp::endpoint(asio::ip::make_address("127.0.0.1"), gateway_->port()),
+              asio::use_awaitable);
+          net::Request request{method, target, 11};
+          request.set(http::field::host, "127.0.0.1");
+          request.keep_alive(keep_alive);
+          request.body() = R"({"x":1})";
+          request.prepare_payload();
+          co_await http::async_write(stream, request, asio::use_awaitable);
+          beast::flat_buffer buffer;
+          co_await http::async_read(stream, buffer, out.response, asio::use_awaitable);
+          if (!keep_alive) {  // the gateway must close: the next read ends (or times out)
+            stream.expires_after(std::chrono::seconds(2));
+            char byte;
+            boost::system::error_code ec;
+            co_await stream.async_read_some(asio::buffer(&byte, 1),
+                                            asio::redirect_error(asio::use_awaitable, ec));
+            out.closed_after = ec == asio::error::eof;
+          }
+          done = true;
+        },
+        [&](std::exception_ptr e) {
+          done = true;
+          if (e) ADD_FAILURE() << "client failed";
+        });
+    io_.restart();
+    while (!done) io_.run_one();
+    return out;
+  }
+
+  nlohmann::json Stats() {
+    ClientResult result = Send(http::verb::get, "/_cortex/stats", false);
+    return nlohmann::json::parse(result.response.body());
+  }
+
+  asio::io_context io_;
+  std::unique_ptr<Gateway> gateway_;
+  int64_t version_ = 0;
+};
+
+TEST_F(GatewayTest, ForwardsToTheReplicaAndKeepsTheClientConnectionAlive) {
+  FakeReplica replica(io_);
+  Route({{"r1", "127.0.0.1", replica.port()}});
+  ClientResult result = Send(http::verb::post, "/a");
+  EXPECT_EQ(result.response.result_int(), 200);
+  EXPECT_EQ(result.response.body(), R"({"ok":true})");
+  EXPECT_TRUE(result.response.keep_alive());
+  EXPECT_EQ(replica.requests, 1);
+}
+
+// The gateway used to set keep-alive on the caller's own request before forwarding it, so a
+// client's "Connection: close" was lost and its connection stayed open.
+TEST_F(GatewayTest, HonoursConnectionCloseOnForwardedRequests) {
+  FakeReplica replica(io_);
+  Route({{"r1", "127.0.0.1", replica.port()}});
+  ClientResult result = Send(http::verb::post, "/a", /*keep_alive=*/false);
+  EXPECT_EQ(result.response.result_int(), 200);
+  EXPECT_FALSE(result.response.keep_alive());
+  EXPECT_TRUE(result.closed_after);
+}
+
+// Cortex keys request metrics by deployment: after a redeploy (a new metrics key) the counts
+// start from zero; they used to survive `cortex delete` and a redeploy under the same name.
+TEST_F(GatewayTest, RequestMetricsStartAfreshWithANewDeployment) {
+  FakeReplica replica(io_);
+  Route({{"r1", "127.0.0.1", replica.port()}}, "p1-d1");
+  for (int i = 0; i < 3; ++i) Send(http::verb::post, "/a");
+  nlohmann::json stats = Stats();
+  ASSERT_TRUE(stats.contains("a"));
+  EXPECT_EQ(stats["a"]["code_2xx"], 3);
+  EXPECT_EQ(stats["a"]["metrics_key"], "p1-d1");
+
+  Route({{"r1", "127.0.0.1", replica.port()}}, "p1-d2");
+  EXPECT_FALSE(Stats().contains("a"));
+  Send(http::verb::post, "/a");
+  EXPECT_EQ(Stats()["a"]["code_2xx"], 1);
+
+  // Deleted: the API leaves the route table and its counts go with it.
+  auto empty = RouteTable::Build(++version_, {});
+  gateway_->SetRoutes(*empty);
+  EXPECT_FALSE(Stats().contains("a"));
+}
+
+TEST_F(GatewayTest, AnUnreachableReplicaIsSkippedOnce) {
+  FakeReplica replica(io_);
+  Route({{"dead", "127.0.0.1", DeadPort(io_)}, {"r1", "127.0.0.1", replica.port()}});
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(Send(http::verb::post, "/a").response.result_int(), 200);
+  }
+  EXPECT_EQ(replica.requests, 4);
+}
+
+// A replica that received the request and closed without answering may have run it: the
+// request is never sent to a second replica.
+TEST_F(GatewayTest, ARequestAReplicaReceivedIsNeverResent) {
+  ClosingReplica first(io_), second(io_);
+  Route({{"r1", "127.0.0.1", first.port()}, {"r2", "127.0.0.1", second.port()}});
+  ClientResult result = Send(http::verb::post, "/a");
+  EXPECT_EQ(result.response.result_int(), 502);
+  EXPECT_EQ(first.requests + second.requests, 1);
+}
+
+TEST_F(GatewayTest, TheApiGatewayTimeoutAnswers504WithoutResending) {
+  FakeReplica slow(io_, /*delay=*/1500), other(io_);
+  Route({{"slow", "127.0.0.1", slow.port()}});
+  ClientResult result = Send(http::verb::post, "/a");
+  EXPECT_EQ(result.response.result_int(), 504);
+  EXPECT_EQ(slow.requests, 1);
+  EXPECT_EQ(other.requests, 0);
+}
+
+TEST_F(GatewayTest, NoReadyReplicaIs503AndAnUnknownEndpoint404) {
+  Route({});
+  EXPECT_EQ(Send(http::verb::post, "/a").response.result_int(), 503);
+  EXPECT_EQ(Send(http::verb::post, "/nope").response.result_int(), 404);
+}
+
+}  // namespace
+}  // namespace cortex::gateway

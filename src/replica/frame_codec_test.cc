@@ -1,0 +1,84 @@
+#include "replica/frame_codec.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+namespace cortex::replica {
+namespace {
+
+using nlohmann::json;
+
+// A response frame as a worker writes it.
+std::pair<std::array<unsigned char, 8>, std::string> Frame(const std::string& header,
+                                                           const std::string& body) {
+  std::array<unsigned char, 8> lengths{};
+  uint32_t total = 4 + header.size() + body.size(), h = header.size();
+  for (int i = 0; i < 4; ++i) {
+    lengths[i] = static_cast<unsigned char>(total >> (24 - 8 * i));
+    lengths[4 + i] = static_cast<unsigned char>(h >> (24 - 8 * i));
+  }
+  return {lengths, header + body};
+}
+
+TEST(FrameCodec, EncodesTheRequestHead) {
+  RequestHead head{"POST", "/predict?a=1&b=2", {{"Content-Type", "application/json"}}};
+  std::string prefix = EncodeRequestPrefix(head, 5);
+  ASSERT_GE(prefix.size(), 8u);
+  auto u32 = [&](size_t at) {
+    return (uint32_t(uint8_t(prefix[at])) << 24) | (uint32_t(uint8_t(prefix[at + 1])) << 16) |
+           (uint32_t(uint8_t(prefix[at + 2])) << 8) | uint32_t(uint8_t(prefix[at + 3]));
+  };
+  uint32_t header_length = u32(4);
+  EXPECT_EQ(u32(0), 4 + header_length + 5);
+  json header = json::parse(prefix.substr(8));
+  EXPECT_EQ(header["method"], "POST");
+  EXPECT_EQ(header["path"], "/predict");
+  EXPECT_EQ(header["query"], "a=1&b=2");
+  EXPECT_EQ(header["headers"][0][0], "content-type");  // lower-cased
+}
+
+TEST(FrameCodec, InvalidUtf8InHeadersIsReplacedNotThrown) {
+  RequestHead head{"POST", "/predict", {{"X-Bad", "\xff\xfe"}}};
+  EXPECT_NO_THROW(EncodeRequestPrefix(head, 0));
+}
+
+TEST(FrameCodec, DecodesAResponse) {
+  auto [lengths, rest] = Frame(
+      R"({"status": 201, "content_type": "text/plain", "headers": [["x-a", "1"]], "monitor": "setosa"})",
+      "hello");
+  unsigned char raw[8];
+  std::memcpy(raw, lengths.data(), 8);
+  ASSERT_EQ(*FrameRestLength(raw), rest.size());
+  auto response = DecodeResponse(raw, rest);
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status, 201);
+  EXPECT_EQ(response->content_type, "text/plain");
+  ASSERT_EQ(response->headers.size(), 1u);
+  EXPECT_EQ(response->monitor, "setosa");
+  EXPECT_EQ(response->body, "hello");
+}
+
+TEST(FrameCodec, MalformedResponsesAreErrors) {
+  for (const std::string header :
+       {std::string("not json"), std::string("[1]"), std::string(R"({"status": "ok"})"),
+        std::string(R"({"status": 99})"), std::string(R"({"status": 200, "headers": [[1, 2]]})")}) {
+    auto [lengths, rest] = Frame(header, "");
+    unsigned char raw[8];
+    std::memcpy(raw, lengths.data(), 8);
+    auto response = DecodeResponse(raw, rest);
+    if (header.find("headers") != std::string::npos) {
+      ASSERT_TRUE(response.ok());  // a bad header pair is dropped, the response stands
+      EXPECT_TRUE(response->headers.empty());
+    } else {
+      EXPECT_FALSE(response.ok()) << header;
+    }
+  }
+  unsigned char short_frame[8] = {0, 0, 0, 2, 0, 0, 0, 0};
+  EXPECT_FALSE(FrameRestLength(short_frame).ok());
+  unsigned char long_header[8] = {0, 0, 0, 5, 0, 0, 0, 9};
+  EXPECT_FALSE(DecodeResponse(long_header, "x").ok());
+}
+
+}  // namespace
+}  // namespace cortex::replica

@@ -1,0 +1,81 @@
+#include "replica/front_metrics.h"
+
+#include <absl/strings/str_format.h>
+
+#include <algorithm>
+
+namespace cortex::replica {
+
+void FrontMetrics::Response(unsigned status, double seconds) {
+  if (status < 300) {
+    ++responses_2xx_;
+  } else if (status < 500) {
+    ++responses_4xx_;
+  } else {
+    ++responses_5xx_;
+  }
+  latency_.Observe(seconds);
+}
+
+void FrontMetrics::Monitored(const nlohmann::json& value) {
+  constexpr size_t kMaxClasses = 1000;  // a runaway label space must not grow without bound
+  if (value.is_string()) {
+    const std::string& label = value.get_ref<const std::string&>();
+    if (class_counts_.size() < kMaxClasses || class_counts_.count(label) > 0) {
+      ++class_counts_[label];
+    }
+  } else if (value.is_number()) {
+    double v = value.get<double>();
+    regression_min_ = regression_count_ == 0 ? v : std::min(regression_min_, v);
+    regression_max_ = regression_count_ == 0 ? v : std::max(regression_max_, v);
+    regression_sum_ += v;
+    ++regression_count_;
+  }
+}
+
+nlohmann::json FrontMetrics::Stats(int64_t in_flight, int64_t queued, int64_t running) const {
+  nlohmann::json stats = {{"replica_id", replica_id_},
+                          {"in_flight", in_flight},
+                          {"queued", queued},
+                          {"running", running},
+                          {"code_2xx", responses_2xx_},
+                          {"code_4xx", responses_4xx_},
+                          {"code_5xx", responses_5xx_},
+                          {"rejected", rejected_},
+                          {"class_distribution", class_counts_}};
+  if (regression_count_ > 0) {
+    stats["regression_stats"] = {{"min", regression_min_},
+                                 {"max", regression_max_},
+                                 {"sum", regression_sum_},
+                                 {"sample_count", regression_count_}};
+  }
+  return stats;
+}
+
+std::string FrontMetrics::Prometheus(int64_t in_flight, int64_t queued) const {
+  std::string labels = absl::StrFormat(R"(api="%s",replica="%s")", api_, replica_id_);
+  std::string text;
+  absl::StrAppendFormat(&text,
+                        "# TYPE cortex_replica_in_flight gauge\ncortex_replica_in_flight{%s} %d\n",
+                        labels, in_flight);
+  absl::StrAppendFormat(&text, "# TYPE cortex_replica_queued gauge\ncortex_replica_queued{%s} %d\n",
+                        labels, queued);
+  absl::StrAppendFormat(&text, "# TYPE cortex_replica_requests_total counter\n");
+  absl::StrAppendFormat(&text, "cortex_replica_requests_total{%s,code=\"2XX\"} %d\n", labels,
+                        responses_2xx_);
+  absl::StrAppendFormat(&text, "cortex_replica_requests_total{%s,code=\"4XX\"} %d\n", labels,
+                        responses_4xx_);
+  absl::StrAppendFormat(&text, "cortex_replica_requests_total{%s,code=\"5XX\"} %d\n", labels,
+                        responses_5xx_);
+  absl::StrAppendFormat(&text,
+                        "# TYPE cortex_replica_rejected_total counter\n"
+                        "cortex_replica_rejected_total{%s} %d\n",
+                        labels, rejected_);
+  text += "# TYPE cortex_replica_request_duration_seconds histogram\n";
+  text += latency_.Prometheus("cortex_replica_request_duration_seconds", labels);
+  text += "# TYPE cortex_replica_queue_time_seconds histogram\n";
+  text += queue_time_.Prometheus("cortex_replica_queue_time_seconds", labels);
+  return text;
+}
+
+}  // namespace cortex::replica

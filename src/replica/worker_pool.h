@@ -1,0 +1,68 @@
+// The worker processes of one replica and their slots: P processes started through the runtime
+// port, each connecting T times to its own Unix socket (one connection per slot). Slots join the
+// replica's SlotQueue as they connect and leave it when their process dies; a process that dies
+// after it was ready is restarted with back-off, one that dies before fails the replica. Their
+// output lines are prefixed with the replica and process. Single-threaded (the front's
+// io_context).
+#pragma once
+
+#include <absl/status/status.h>
+#include <sys/types.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "net/asio.h"
+#include "replica/runtime.h"
+#include "replica/slot_queue.h"
+
+namespace cortex::replica {
+
+class WorkerPool {
+ public:
+  using Socket = net::asio::local::stream_protocol::socket;
+
+  WorkerPool(net::asio::io_context& io, std::string replica_id, std::string socket_dir,
+             int processes, int threads, std::unique_ptr<Runtime> runtime, SlotQueue& queue);
+  ~WorkerPool();
+
+  // Binds the sockets and starts every process. `on_failed` runs when a process dies before
+  // it was ready (the predictor could not start).
+  absl::Status Start(std::function<void()> on_failed);
+  // SIGTERM to every process; closes the sockets and slots.
+  void Stop();
+
+  // Every process has connected all its slots at least once.
+  bool Ready() const;
+  Socket& socket(int slot);
+  int process_of(int slot) const;
+  // A slot whose connection failed mid-request: closed; it rejoins only with a new connection.
+  void CloseSlot(int slot);
+
+ private:
+  struct Slot;
+  struct Worker;
+
+  absl::Status Spawn(Worker& worker);
+  net::asio::awaitable<void> AcceptSlots(Worker& worker);
+  net::asio::awaitable<void> PumpOutput(Worker& worker, int fd);
+  net::asio::awaitable<void> WatchChildren();
+  void OnExit(Worker& worker, int wait_status);
+
+  net::asio::io_context& io_;
+  const std::string replica_id_;
+  const std::string socket_dir_;
+  const int processes_;
+  const int threads_;
+  std::unique_ptr<Runtime> runtime_;
+  SlotQueue& queue_;
+  std::function<void()> on_failed_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::unique_ptr<Slot>> slots_;  // index = slot id (never reused)
+  net::asio::signal_set child_signals_;
+  bool stopping_ = false;
+};
+
+}  // namespace cortex::replica
