@@ -9,7 +9,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PACKAGES=(
   build-essential cmake pkg-config ninja-build
   libboost-dev libboost-system-dev
-  libabsl-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
+  libabsl-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
   libsqlite3-dev libarchive-dev libcurl4-openssl-dev
   libgtest-dev libgmock-dev
   python3 python3-pytest python3-requests
