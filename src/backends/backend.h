@@ -56,7 +56,7 @@ struct ReplicaStatus {
 
 struct ReplicaSetStatus {
   std::string api_name;
-  std::string predictor_id;   // the version the replicas' `updated` refers to
+  std::string predictor_id;  // the version the replicas' `updated` refers to
   std::string deployment_id;
   std::vector<ReplicaStatus> replicas;
   std::vector<std::string> events;  // what the provider did or saw in this call, for the API's log
@@ -65,7 +65,7 @@ struct ReplicaSetStatus {
 struct WorkerSetSpec {
   std::string job_id;
   std::string api_name;
-  int running = 1;  // workers that should be running now (never more are started)
+  int running = 1;       // workers that should be running now (never more are started)
   int max_failures = 0;  // no new worker once this many have failed (0: no limit)
   std::shared_ptr<const config::ApiConfig> api;
   std::string project_dir;
@@ -85,8 +85,8 @@ struct WorkerExit {
 struct WorkerSetStatus {
   std::string job_id;
   int running = 0;
-  int succeeded = 0;  // exited 0, over the set's life
-  int failed = 0;     // exited otherwise, over the set's life
+  int succeeded = 0;                // exited 0, over the set's life
+  int failed = 0;                   // exited otherwise, over the set's life
   std::vector<WorkerExit> exits;    // the exits seen in this call (each is reported once)
   std::vector<std::string> events;  // e.g. "started worker X", for the job's log
 };
@@ -95,7 +95,8 @@ class Backend {
  public:
   virtual ~Backend() = default;
   // Makes the replica sets match `sets` and reports the replicas of each (in `sets` order).
-  virtual std::vector<ReplicaSetStatus> SyncReplicaSets(const std::vector<ReplicaSetSpec>& sets) = 0;
+  virtual std::vector<ReplicaSetStatus> SyncReplicaSets(
+      const std::vector<ReplicaSetSpec>& sets) = 0;
   // The same for batch workers: a set absent from `sets` has its workers stopped (those found
   // dead are still reported once) and is forgotten.
   virtual std::vector<WorkerSetStatus> SyncWorkerSets(const std::vector<WorkerSetSpec>& sets) = 0;

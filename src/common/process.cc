@@ -149,4 +149,10 @@ std::string SelfExecutable() {
   return ec ? std::string("cortex") : path.string();
 }
 
+std::map<std::string, std::string> PythonRuntimeEnv(const std::string& runtime_dir) {
+  const char* existing = std::getenv("PYTHONPATH");
+  return {{"PYTHONPATH", existing && *existing ? runtime_dir + ":" + existing : runtime_dir},
+          {"PYTHONUNBUFFERED", "1"}};
+}
+
 }  // namespace cortex

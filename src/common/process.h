@@ -36,6 +36,10 @@ void SignalGroup(pid_t pgid, int signal);
 // whole group. Reaps the leader when it is our child.
 void StopGroup(pid_t pgid, int grace_ms);
 
+// What a process of our Python runtime needs in its environment: `runtime_dir` first on
+// PYTHONPATH (before the caller's own entries) and unbuffered output.
+std::map<std::string, std::string> PythonRuntimeEnv(const std::string& runtime_dir);
+
 // Path of the running executable.
 std::string SelfExecutable();
 

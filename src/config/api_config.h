@@ -51,7 +51,7 @@ struct NetworkingConfig {
 
 struct ComputeConfig {
   int64_t cpu_milli = kDefaultCpuMilli;  // "200m"
-  std::optional<int64_t> mem_bytes;  // null by default
+  std::optional<int64_t> mem_bytes;      // null by default
   int gpu = 0;
   int inf = 0;
 };

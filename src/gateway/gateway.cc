@@ -158,12 +158,9 @@ asio::awaitable<net::Response> Gateway::Handle(net::Request& request, Listener l
   if (path == "/_cortex/stats") {
     nlohmann::json out = nlohmann::json::object();
     for (const auto& [name, s] : stats_) {
-      out[name] = {{"metrics_key", s.metrics_key},
-                   {"code_2xx", s.code_2xx},
-                   {"code_4xx", s.code_4xx},
-                   {"code_5xx", s.code_5xx},
-                   {"count", s.latency.count()},
-                   {"latency_sum_s", s.latency.sum()}};
+      out[name] = {{"metrics_key", s.metrics_key}, {"code_2xx", s.code_2xx},
+                   {"code_4xx", s.code_4xx},       {"code_5xx", s.code_5xx},
+                   {"count", s.latency.count()},   {"latency_sum_s", s.latency.sum()}};
     }
     co_return net::MakeResponse(request, http::status::ok, out.dump());
   }
@@ -293,7 +290,10 @@ asio::awaitable<absl::StatusOr<net::Response>> Gateway::Exchange(Upstream& upstr
 
 void Gateway::Record(const ApiRoute& api, unsigned status, double seconds) {
   ApiStats& s = stats_[api.name];
-  if (s.metrics_key != api.metrics_key) s = ApiStats{api.metrics_key};
+  if (s.metrics_key != api.metrics_key) {
+    s = ApiStats();
+    s.metrics_key = api.metrics_key;
+  }
   if (status < 300) {
     ++s.code_2xx;
   } else if (status < 500) {

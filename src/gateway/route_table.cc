@@ -7,7 +7,7 @@
 namespace cortex::gateway {
 
 absl::StatusOr<std::shared_ptr<const RouteTable>> RouteTable::Build(int64_t version,
-                                                                   std::vector<ApiRoute> apis) {
+                                                                    std::vector<ApiRoute> apis) {
   auto table = std::make_shared<RouteTable>();
   table->version_ = version;
   for (ApiRoute& route : apis) {

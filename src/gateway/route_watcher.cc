@@ -20,11 +20,10 @@ void RouteWatcher::Run(const std::atomic<bool>& stop) {
     call.timeout_ms = 30'000;
     call.connect_timeout_ms = 1000;
     auto result = net::Fetch(call);
-    auto table =
-        result.ok() && result->status == 200
-            ? RouteTable::FromJson(nlohmann::json::parse(result->body, nullptr, false))
-            : absl::StatusOr<std::shared_ptr<const RouteTable>>(absl::UnavailableError(
-                  result.ok() ? result->body : std::string(result.status().message())));
+    auto table = result.ok() && result->status == 200
+                     ? RouteTable::FromJson(nlohmann::json::parse(result->body, nullptr, false))
+                     : absl::StatusOr<std::shared_ptr<const RouteTable>>(absl::UnavailableError(
+                           result.ok() ? result->body : std::string(result.status().message())));
     if (!table.ok()) {
       if (!reported_down) {
         std::cout << "[gateway] cannot reach the operator (" << table.status().message()

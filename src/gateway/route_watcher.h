@@ -16,7 +16,9 @@ class RouteWatcher {
  public:
   using Apply = std::function<void(std::shared_ptr<const RouteTable>)>;
   RouteWatcher(std::string operator_url, std::string token, Apply apply)
-      : operator_url_(std::move(operator_url)), token_(std::move(token)), apply_(std::move(apply)) {}
+      : operator_url_(std::move(operator_url)),
+        token_(std::move(token)),
+        apply_(std::move(apply)) {}
 
   void Run(const std::atomic<bool>& stop);
 

@@ -6,12 +6,12 @@
 #include <utility>  // must precede asio: boost/asio/awaitable.hpp uses std::exchange
 // clang-format on
 
+#include <absl/status/status.h>
+
 #include <boost/asio.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-
-#include <absl/status/status.h>
 
 namespace cortex::net {
 

@@ -120,9 +120,10 @@ asio::awaitable<void> HttpServer::Serve(tcp::socket socket) {
       response = co_await handler_(request);
     } catch (const std::exception& e) {
       // A handler bug must cost one request, not the server; its text stays in our log.
-      std::cerr << "internal error serving " << request.method_string() << " "
-                << request.target() << ": " << e.what() << std::endl;
-      response = StatusResponse(request, absl::InternalError("internal error (see the server log)"));
+      std::cerr << "internal error serving " << request.method_string() << " " << request.target()
+                << ": " << e.what() << std::endl;
+      response =
+          StatusResponse(request, absl::InternalError("internal error (see the server log)"));
     }
     stream.expires_after(std::chrono::seconds(options_.idle_timeout_s));
     co_await http::async_write(stream, response,

@@ -27,9 +27,9 @@ template <typename Handler>
 class Router {
  public:
   struct Match {
-    const Handler* handler = nullptr;    // null: no route for this method and path
-    PathParams params;                   // the captures, by name
-    std::vector<std::string> allowed;    // when only other methods match: those methods
+    const Handler* handler = nullptr;  // null: no route for this method and path
+    PathParams params;                 // the captures, by name
+    std::vector<std::string> allowed;  // when only other methods match: those methods
   };
 
   Router& Add(std::string method, std::string_view pattern, Handler handler) {

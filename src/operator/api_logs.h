@@ -24,8 +24,8 @@ class ApiLogs {
   // Bytes of `path` from `offset` (negative: that many from the end; past the end: from 0, the
   // file was truncated), at most `max_bytes`, and the offset to ask for next.
   static absl::StatusOr<std::pair<std::string, int64_t>> ReadChunk(const std::string& path,
-                                                                    int64_t offset,
-                                                                    int64_t max_bytes);
+                                                                   int64_t offset,
+                                                                   int64_t max_bytes);
 
  private:
   const std::string data_dir_;

@@ -1,7 +1,7 @@
 #include "operator/api_spec.h"
 
-#include <iostream>
 #include <algorithm>
+#include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "common/status.h"
@@ -64,7 +64,7 @@ absl::StatusOr<std::vector<ApiSpecPtr>> SpecCache::List(store::StateStore& store
 }
 
 absl::StatusOr<std::optional<ApiSpecPtr>> SpecCache::Find(store::StateStore& store,
-                                                         const std::string& name) {
+                                                          const std::string& name) {
   ASSIGN_OR_RETURN(std::optional<store::ApiRecord> record, store.GetApi(name));
   if (!record) return std::optional<ApiSpecPtr>();
   ASSIGN_OR_RETURN(ApiSpecPtr spec, Decode(*record));

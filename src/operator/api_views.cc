@@ -100,12 +100,12 @@ json ApiViews::Describe(const ApiSpec& api, const Observed& observed, const json
   if (auto it = gateway_stats.find(api.name());
       it != gateway_stats.end() && StringField(*it, "metrics_key") == api.metrics_key()) {
     int64_t count = IntField(*it, "count");
-    network = {{"code_2xx", IntField(*it, "code_2xx")},
-               {"code_4xx", IntField(*it, "code_4xx")},
-               {"code_5xx", IntField(*it, "code_5xx")},
-               {"total", count},
-               {"latency", count > 0 ? json(NumberField(*it, "latency_sum_s") / count * 1000)
-                                     : json()}};
+    network = {
+        {"code_2xx", IntField(*it, "code_2xx")},
+        {"code_4xx", IntField(*it, "code_4xx")},
+        {"code_5xx", IntField(*it, "code_5xx")},
+        {"total", count},
+        {"latency", count > 0 ? json(NumberField(*it, "latency_sum_s") / count * 1000) : json()}};
   }
   json spec = api.config->ToJson();
   spec["id"] = record.api_id;

@@ -22,8 +22,8 @@ constexpr int64_t kKeepSeconds = 3600;  // longer than any sensible window
 // Samples after `since_ms` from one replica front, or nothing when it does not answer.
 json FetchSamples(const backends::Endpoint& front, int64_t since_ms) {
   net::HttpCall call;
-  call.url = absl::StrCat("http://", front.host, ":", front.port, "/_cortex/in_flight?since=",
-                          since_ms);
+  call.url =
+      absl::StrCat("http://", front.host, ":", front.port, "/_cortex/in_flight?since=", since_ms);
   call.timeout_ms = 500;
   call.connect_timeout_ms = 200;
   auto result = net::Fetch(call);

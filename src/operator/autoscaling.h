@@ -5,13 +5,13 @@
 // Thread-safe: Run() is the loop's thread; MetricsText() may be called from any thread.
 #pragma once
 
+#include <absl/synchronization/mutex.h>
+
 #include <atomic>
 #include <cstdint>
-#include <map>
-#include <absl/synchronization/mutex.h>
-#include <string>
-
 #include <functional>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "autoscaler/policy.h"

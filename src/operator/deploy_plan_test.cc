@@ -87,7 +87,9 @@ TEST(DecideDeploy, SplittersUseTheirOwnWords) {
 
 TEST(IsUpdating, CountsOnlyUpToDateReplicas) {
   backends::ReplicaSetStatus set;
-  set.replicas.push_back(backends::ReplicaStatus{"r1"});
+  backends::ReplicaStatus replica;
+  replica.id = "r1";
+  set.replicas.push_back(replica);
   backends::ReplicaStatus& r = set.replicas[0];
   r.state = ReplicaState::kStarting;
   EXPECT_TRUE(IsUpdating(1, &set));

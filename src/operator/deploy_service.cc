@@ -19,7 +19,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using store::ApiRecord;
 
-
 DeployService::DeployService(DeployOptions options, store::StateStore& store, SpecCache& specs,
                              BundleStore& bundles, const ApiLogs& logs,
                              const Reconciler& reconciler, const Clock& clock)
@@ -99,9 +98,9 @@ absl::StatusOr<json> DeployService::DeployLocked(const json& request) {
     for (const auto& other : deployed) {
       if (other->name() != api.name &&
           other->config->networking.endpoint == api.networking.endpoint) {
-        return absl::InvalidArgumentError(absl::StrCat(prefix, ": networking: endpoint: endpoint ",
-                                                       api.networking.endpoint,
-                                                       " is already being used by ", other->name()));
+        return absl::InvalidArgumentError(
+            absl::StrCat(prefix, ": networking: endpoint: endpoint ", api.networking.endpoint,
+                         " is already being used by ", other->name()));
       }
     }
   }
@@ -139,7 +138,8 @@ absl::StatusOr<json> DeployService::DeployLocked(const json& request) {
     record.last_updated = now;
     record.desired_replicas =
         api.kind == config::Kind::kRealtimeAPI
-            ? DesiredReplicas(api.autoscaling, existing_record ? existing_record->desired_replicas : 0)
+            ? DesiredReplicas(api.autoscaling,
+                              existing_record ? existing_record->desired_replicas : 0)
             : 0;
     record.spec_json = EncodeSpec(api, project_dir);
     RETURN_IF_ERROR(store_.PutApi(record));
@@ -161,7 +161,8 @@ absl::StatusOr<json> DeployService::Patch(const json& request) {
     ASSIGN_OR_RETURN(std::optional<ApiRecord> existing, store_.GetApi(api.name));
     if (!existing) {
       return absl::NotFoundError(absl::StrCat(
-          api.name, " is not deployed; `cortex patch` updates deployed apis (use `cortex deploy`)"));
+          api.name,
+          " is not deployed; `cortex patch` updates deployed apis (use `cortex deploy`)"));
     }
     if (!project_id.empty() && existing->project_id != project_id) {
       return absl::InvalidArgumentError(
@@ -179,8 +180,9 @@ absl::StatusOr<json> DeployService::Refresh(const std::string& name, bool force)
   ASSIGN_OR_RETURN(std::optional<ApiSpecPtr> api, specs_.Find(store_, name));
   if (!api) return absl::NotFoundError(absl::StrCat(name, " is not deployed"));
   if ((*api)->kind() != config::Kind::kRealtimeAPI) {
-    return absl::InvalidArgumentError(absl::StrCat("refresh is only supported for RealtimeAPI kind, and ",
-                                                   name, " is a ", (*api)->record.kind));
+    return absl::InvalidArgumentError(
+        absl::StrCat("refresh is only supported for RealtimeAPI kind, and ", name, " is a ",
+                     (*api)->record.kind));
   }
   if (Updating(**api) && !force) {
     return absl::FailedPreconditionError(
@@ -221,8 +223,8 @@ absl::StatusOr<json> DeployService::Delete(const std::string& name) {
   return json{{"message", absl::StrCat("deleting ", name)}};
 }
 
-void DeployService::SetDesiredReplicas(const std::string& name, const std::string& api_id,
-                                       int from, int to) {
+void DeployService::SetDesiredReplicas(const std::string& name, const std::string& api_id, int from,
+                                       int to) {
   absl::MutexLock lock(&mu_);
   auto api = store_.GetApi(name);
   if (!api.ok() || !api->has_value() || (*api)->api_id != api_id) return;

@@ -8,8 +8,8 @@
 namespace cortex::op {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::ControlPlaneTest;
+using ::testing::HasSubstr;
 using testing::kIris;
 
 using DeployServiceTest = ControlPlaneTest;
@@ -64,8 +64,7 @@ TEST_F(DeployServiceTest, RefusesAnEndpointAnotherApiUses) {
   networking: {endpoint: /iris}
 )");
   EXPECT_EQ(clash.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(clash.status().message(),
-              HasSubstr("endpoint /iris is already being used by iris"));
+  EXPECT_THAT(clash.status().message(), HasSubstr("endpoint /iris is already being used by iris"));
 }
 
 TEST_F(DeployServiceTest, RefusesBatchApisWithoutBatchJobsAndModelsForNow) {
@@ -90,7 +89,8 @@ TEST_F(DeployServiceTest, AnApiASplitterUsesCannotBeDeleted) {
   kind: TrafficSplitter
   apis:
     - {name: iris, weight: 100}
-)").ok());
+)")
+                  .ok());
   auto refused = deploys_->Delete("iris");
   EXPECT_THAT(refused.status().message(),
               HasSubstr("used by the following TrafficSplitter(s): split"));

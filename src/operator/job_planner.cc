@@ -19,7 +19,7 @@ using nlohmann::json;
 
 namespace {
 
-constexpr size_t kMaxItemBytes = 256 * 1024;         // per item and per batch (spec §11)
+constexpr size_t kMaxItemBytes = 256 * 1024;  // per item and per batch (spec §11)
 
 absl::StatusOr<int> PositiveInt(const json& object, const char* key, const std::string& where) {
   auto it = object.find(key);

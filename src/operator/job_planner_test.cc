@@ -6,8 +6,8 @@
 namespace cortex::op {
 namespace {
 
-using ::testing::HasSubstr;
 using nlohmann::json;
+using ::testing::HasSubstr;
 
 TEST(PlanJob, ChunksAnItemList) {
   auto plan = PlanJob(json::parse(R"({"workers": 2, "item_list": {"items": [1, 2, 3, 4, 5],
@@ -23,12 +23,16 @@ TEST(PlanJob, RefusesWhatCortexRefuses) {
   } cases[] = {
       {R"([])", "must be a JSON object"},
       {R"({"item_list": {"items": [1], "batch_size": 1}})", "workers: must be specified"},
-      {R"({"workers": 0, "item_list": {"items": [1], "batch_size": 1}})", "workers: must be an integer >= 1"},
+      {R"({"workers": 0, "item_list": {"items": [1], "batch_size": 1}})",
+       "workers: must be an integer >= 1"},
       {R"({"workers": 1})", "exactly one of the following fields"},
-      {R"({"workers": 1, "extra": 1, "item_list": {"items": [1], "batch_size": 1}})", "key \"extra\" is not supported"},
+      {R"({"workers": 1, "extra": 1, "item_list": {"items": [1], "batch_size": 1}})",
+       "key \"extra\" is not supported"},
       {R"({"workers": 1, "item_list": {"items": [], "batch_size": 1}})", "at least one item"},
-      {R"({"workers": 1, "item_list": {"items": [1], "batch_size": 1, "size": 2}})", "item_list: key \"size\""},
-      {R"({"workers": 1, "file_path_lister": {"s3_paths": ["relative/path"], "batch_size": 1}})", "must be an absolute local path"},
+      {R"({"workers": 1, "item_list": {"items": [1], "batch_size": 1, "size": 2}})",
+       "item_list: key \"size\""},
+      {R"({"workers": 1, "file_path_lister": {"s3_paths": ["relative/path"], "batch_size": 1}})",
+       "must be an absolute local path"},
   };
   for (const auto& c : cases) {
     auto plan = PlanJob(json::parse(c.body));

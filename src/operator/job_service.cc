@@ -22,8 +22,8 @@ JobService::JobService(BatchOptions options, store::JobQueue& queue, const ApiLo
                        const Clock& clock)
     : options_(std::move(options)), queue_(queue), logs_(logs), clock_(clock) {}
 
-absl::StatusOr<json> JobService::Submit(const ApiSpec& api, const std::string& body,
-                                       bool dry_run, std::string* dry_run_text) {
+absl::StatusOr<json> JobService::Submit(const ApiSpec& api, const std::string& body, bool dry_run,
+                                        std::string* dry_run_text) {
   if (body.size() > kMaxSubmissionBytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("the job submission is ", body.size(), " bytes; the limit is 10 MiB"));
@@ -77,8 +77,9 @@ absl::StatusOr<json> JobService::Submit(const ApiSpec& api, const std::string& b
   if (spec["config"].is_null()) spec["config"] = json::object();
   job.spec_json = spec.dump();
   RETURN_IF_ERROR(queue_.CreateJob(job, plan.batches));
-  logs_.AppendJob(job.api_name, job.id, absl::StrCat("job ", job.id, " submitted: ", job.total_batches, " batches, ",
-                           job.workers, " worker(s)"));
+  logs_.AppendJob(job.api_name, job.id,
+                  absl::StrCat("job ", job.id, " submitted: ", job.total_batches, " batches, ",
+                               job.workers, " worker(s)"));
   return spec;
 }
 
@@ -121,7 +122,7 @@ json JobService::JobStatus(const JobRecord& job) {
 }
 
 absl::StatusOr<json> JobService::Describe(const ApiSpec& api, const std::string& job_id,
-                                         const std::string& endpoint) {
+                                          const std::string& endpoint) {
   ASSIGN_OR_RETURN(std::optional<JobRecord> job, queue_.GetJob(job_id));
   if (!job || job->api_name != api.name()) {
     return absl::NotFoundError(absl::StrCat("job ", job_id, " was not found for ", api.name()));

@@ -27,8 +27,7 @@ struct BatchOptions {
 
 class JobService {
  public:
-  JobService(BatchOptions options, store::JobQueue& queue, const ApiLogs& logs,
-             const Clock& clock);
+  JobService(BatchOptions options, store::JobQueue& queue, const ApiLogs& logs, const Clock& clock);
 
   // POST <endpoint>[?dryRun=true]: returns the job spec (or, dry run, the text to send back).
   absl::StatusOr<nlohmann::json> Submit(const ApiSpec& api, const std::string& body, bool dry_run,

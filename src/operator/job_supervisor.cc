@@ -11,9 +11,9 @@ namespace cortex::op {
 
 using nlohmann::json;
 
-JobSupervisor::JobSupervisor(BatchOptions options, store::JobQueue& queue,
-                             store::StateStore& store, SpecCache& specs,
-                             backends::Backend& backend, const ApiLogs& logs, const Clock& clock)
+JobSupervisor::JobSupervisor(BatchOptions options, store::JobQueue& queue, store::StateStore& store,
+                             SpecCache& specs, backends::Backend& backend, const ApiLogs& logs,
+                             const Clock& clock)
     : options_(std::move(options)),
       queue_(queue),
       store_(store),
@@ -30,9 +30,9 @@ void JobSupervisor::Step() {
     if (job.timeout_s > 0 && clock_.NowSeconds() - job.start_time > job.timeout_s) {
       auto ended = queue_.EndJob(job.id, "status_timed_out", clock_.NowSeconds());
       if (ended.ok() && *ended) {
-        logs_.AppendJob(job.api_name, job.id,
-                        absl::StrCat("job timed out after ", job.timeout_s,
-                                     " s; stopping its workers"));
+        logs_.AppendJob(
+            job.api_name, job.id,
+            absl::StrCat("job timed out after ", job.timeout_s, " s; stopping its workers"));
       }
       continue;
     }
@@ -44,8 +44,7 @@ void JobSupervisor::Step() {
     set.job_id = job.id;
     set.api_name = job.api_name;
     // Workers are needed while batches remain, or one to run on_job_complete.
-    set.running =
-        remaining > 0 ? static_cast<int>(std::min<int64_t>(job.workers, remaining)) : 1;
+    set.running = remaining > 0 ? static_cast<int>(std::min<int64_t>(job.workers, remaining)) : 1;
     set.max_failures = kMaxFailuresPerWorker * job.workers;
     const ApiSpec& spec = ***api;
     set.api = spec.config;

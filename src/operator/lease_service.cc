@@ -22,7 +22,7 @@ LeaseService::LeaseService(store::JobQueue& queue, const ApiLogs& logs, const Cl
     : queue_(queue), logs_(logs), clock_(clock), lease_ms_(lease_ms) {}
 
 absl::StatusOr<json> LeaseService::Call(const std::string& job_id, const std::string& action,
-                                           const json& body) {
+                                        const json& body) {
   std::string worker = StringField(body, "worker");
   if (worker.empty()) return absl::InvalidArgumentError("worker must be given");
   ASSIGN_OR_RETURN(std::optional<JobRecord> job, queue_.GetJob(job_id));
@@ -66,8 +66,9 @@ absl::StatusOr<json> LeaseService::Call(const std::string& job_id, const std::st
     job->status = counts.dead > 0 ? "status_completed_with_failures" : "status_succeeded";
     ASSIGN_OR_RETURN(bool ended, queue_.EndJob(job_id, job->status, clock_.NowSeconds()));
     if (!ended) return json{{"ok", true}};  // stopped or timed out meanwhile: that stands
-    logs_.AppendJob(job->api_name, job_id, absl::StrCat("job ", JobStatusText(job->status), ": ", counts.succeeded,
-                              " batches succeeded, ", counts.dead, " failed"));
+    logs_.AppendJob(job->api_name, job_id,
+                    absl::StrCat("job ", JobStatusText(job->status), ": ", counts.succeeded,
+                                 " batches succeeded, ", counts.dead, " failed"));
     return json{{"ok", true}};
   }
   return absl::NotFoundError(absl::StrCat("unknown worker action ", action));

@@ -108,16 +108,17 @@ asio::awaitable<net::Response> OperatorServer::Handle(net::Request& request) {
   if (match.handler == nullptr) {
     if (!match.allowed.empty()) {
       net::Response response = net::StatusResponse(
-          request, WithHttpStatus(absl::InvalidArgumentError(absl::StrCat(
-                                      "method ", std::string(request.method_string()),
-                                      " is not allowed on ", path)),
+          request, WithHttpStatus(absl::InvalidArgumentError(
+                                      absl::StrCat("method ", std::string(request.method_string()),
+                                                   " is not allowed on ", path)),
                                   405));
       response.set(http::field::allow, absl::StrJoin(match.allowed, ", "));
       co_return response;
     }
     co_return net::StatusResponse(
-        request, absl::NotFoundError(absl::StrCat("no such operator endpoint: ",
-                                                  std::string(request.method_string()), " ", path)));
+        request,
+        absl::NotFoundError(absl::StrCat(
+            "no such operator endpoint: ", std::string(request.method_string()), " ", path)));
   }
   Endpoint endpoint = *match.handler;
   if (!IsOpen(endpoint) &&
@@ -130,7 +131,10 @@ asio::awaitable<net::Response> OperatorServer::Handle(net::Request& request) {
     case Endpoint::kHealth:
       // The pid lets `cortex cluster up` tell its own operator from another one on the port.
       co_return net::MakeResponse(request, http::status::ok,
-                                  json{{"status", "ok"}, {"pid", ::getpid()}}.dump());
+                                  json{{"status", "ok"},
+                                       {"pid", ::getpid()},
+                                       {"reconcile_passes", plane_.reconciler.passes()}}
+                                      .dump());
     case Endpoint::kInfo:
       co_return net::MakeResponse(request, http::status::ok,
                                   json{{"version", "0.24.0"}, {"status", "ok"}}.dump());
@@ -190,7 +194,8 @@ net::Response OperatorServer::Blocking(Endpoint endpoint, net::Request& request,
       return JsonResponse(request, body.ok() ? plane_.deploys.Patch(*body) : body.status());
     }
     case Endpoint::kRefresh:
-      return JsonResponse(request, plane_.deploys.Refresh(api, QueryParam(target, "force") == "true"));
+      return JsonResponse(request,
+                          plane_.deploys.Refresh(api, QueryParam(target, "force") == "true"));
     case Endpoint::kListApis:
       return JsonResponse(request, plane_.views.List());
     case Endpoint::kGetApi:
@@ -232,22 +237,23 @@ net::Response OperatorServer::BatchJobs(net::Request& request, const std::string
   }
   auto api = plane_.specs.Find(plane_.store, name);
   if (!api.ok()) return net::StatusResponse(request, api.status());
-  if (!*api) return net::StatusResponse(request, absl::NotFoundError(absl::StrCat(name, " is not deployed")));
+  if (!*api)
+    return net::StatusResponse(request,
+                               absl::NotFoundError(absl::StrCat(name, " is not deployed")));
   const ApiSpec& spec = ***api;
   if (spec.kind() != config::Kind::kBatchAPI) {
     return net::StatusResponse(
-        request,
-        absl::InvalidArgumentError(absl::StrCat(
-            "this operation is only allowed for BatchAPI kind and is not supported for ", name,
-            " of kind ", spec.record.kind)));
+        request, absl::InvalidArgumentError(absl::StrCat(
+                     "this operation is only allowed for BatchAPI kind and is not supported for ",
+                     name, " of kind ", spec.record.kind)));
   }
   std::string_view target = request.target();
   std::string job_id = path_job.empty() ? QueryParam(target, "jobID") : path_job;
   switch (request.method()) {
     case http::verb::post: {
       std::string text;
-      auto result = plane_.jobs->Submit(spec, request.body(), QueryParam(target, "dryRun") == "true",
-                                        &text);
+      auto result =
+          plane_.jobs->Submit(spec, request.body(), QueryParam(target, "dryRun") == "true", &text);
       if (result.ok() && !text.empty()) {
         return net::MakeResponse(request, http::status::ok, text, "text/plain");
       }
@@ -255,10 +261,10 @@ net::Response OperatorServer::BatchJobs(net::Request& request, const std::string
     }
     case http::verb::get:
       if (job_id.empty()) return JsonResponse(request, plane_.jobs->List(name));
-      return JsonResponse(
-          request, plane_.jobs->Describe(spec, job_id,
-                                         EndpointUrl(*spec.config, plane_.views.options().gateway_url,
-                                                     plane_.views.options().lb_url)));
+      return JsonResponse(request, plane_.jobs->Describe(
+                                       spec, job_id,
+                                       EndpointUrl(*spec.config, plane_.views.options().gateway_url,
+                                                   plane_.views.options().lb_url)));
     case http::verb::delete_:
       if (job_id.empty()) {
         return net::StatusResponse(request, absl::InvalidArgumentError("jobID must be given"));

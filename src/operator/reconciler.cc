@@ -89,6 +89,7 @@ void Reconciler::Step() {
   }
   Publish(*apis, *observed);
   if (after_pass_) after_pass_();
+  ++passes_;
 }
 
 void Reconciler::Publish(const std::vector<ApiSpecPtr>& apis, const Observed& observed) {

@@ -61,6 +61,8 @@ class Reconciler {
   std::shared_ptr<const Observed> observed() const;
   std::shared_ptr<const gateway::RouteTable> routes() const;
   int64_t routes_version() const { return routes_version_.load(); }
+  // Passes completed since the start (tests wait for passes instead of sleeping).
+  int64_t passes() const { return passes_.load(); }
 
  private:
   backends::ReplicaSetSpec SetFor(const ApiSpec& api) const;
@@ -80,6 +82,7 @@ class Reconciler {
   std::shared_ptr<const Observed> observed_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const gateway::RouteTable> routes_ ABSL_GUARDED_BY(mu_);
   std::atomic<int64_t> routes_version_{0};
+  std::atomic<int64_t> passes_{0};
 };
 
 }  // namespace cortex::op

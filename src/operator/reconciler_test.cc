@@ -9,8 +9,8 @@
 namespace cortex::op {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::ControlPlaneTest;
+using ::testing::HasSubstr;
 using testing::kIris;
 
 using ReconcilerTest = ControlPlaneTest;

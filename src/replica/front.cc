@@ -104,7 +104,8 @@ asio::awaitable<net::Response> Front::Handle(net::Request& request) {
       response.prepare_payload();
     } else {
       co_return net::StatusResponse(
-          request, WithHttpStatus(absl::InvalidArgumentError("use POST to make a prediction"), 405));
+          request,
+          WithHttpStatus(absl::InvalidArgumentError("use POST to make a prediction"), 405));
     }
     response.set(http::field::access_control_allow_origin, "*");
     co_return response;
@@ -148,8 +149,7 @@ asio::awaitable<net::Response> Front::Predict(net::Request& request) {
   metrics_.Queued(SecondsSince(started));
   net::Response response;
   if (slot < 0) {
-    response =
-        net::StatusResponse(request, absl::UnavailableError("replica is shutting down"));
+    response = net::StatusResponse(request, absl::UnavailableError("replica is shutting down"));
   } else {
     ++running_;
     absl::StatusOr<WorkerResponse> result = co_await Exchange(slot, request);
@@ -189,7 +189,8 @@ asio::awaitable<absl::StatusOr<WorkerResponse>> Front::Exchange(int slot, net::R
                               asio::redirect_error(asio::use_awaitable, ec));
   }
   absl::StatusOr<uint32_t> rest_length =
-      ec ? absl::StatusOr<uint32_t>(absl::UnavailableError(ec.message())) : FrameRestLength(lengths);
+      ec ? absl::StatusOr<uint32_t>(absl::UnavailableError(ec.message()))
+         : FrameRestLength(lengths);
   std::string rest;
   if (rest_length.ok()) {
     rest.resize(*rest_length);

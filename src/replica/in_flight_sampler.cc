@@ -7,7 +7,8 @@ constexpr size_t kKeep = 600;
 }  // namespace
 
 void InFlightSampler::Accumulate(Clock::time_point now) {
-  integral_ += static_cast<double>(in_flight_) * std::chrono::duration<double>(now - since_).count();
+  integral_ +=
+      static_cast<double>(in_flight_) * std::chrono::duration<double>(now - since_).count();
   since_ = now;
 }
 

@@ -35,9 +35,9 @@ class InFlightSampler {
   void Accumulate(Clock::time_point now);
 
   int64_t in_flight_ = 0;
-  double integral_ = 0;        // request-seconds since the current second began
-  Clock::time_point since_;    // of the last accumulation
-  Clock::time_point window_;   // when the current second began
+  double integral_ = 0;       // request-seconds since the current second began
+  Clock::time_point since_;   // of the last accumulation
+  Clock::time_point window_;  // when the current second began
   std::deque<std::pair<int64_t, double>> samples_;
 };
 

@@ -2,7 +2,7 @@
 
 #include <absl/strings/str_cat.h>
 
-#include <cstdlib>
+#include "common/process.h"
 
 namespace cortex::replica {
 namespace {
@@ -26,11 +26,7 @@ class PythonRuntime : public Runtime {
                     std::to_string(process_index),
                     "--spec",
                     options_.spec_path};
-    const char* existing = std::getenv("PYTHONPATH");
-    command.env["PYTHONPATH"] = existing && *existing
-                                    ? absl::StrCat(options_.runtime_dir, ":", existing)
-                                    : options_.runtime_dir;
-    command.env["PYTHONUNBUFFERED"] = "1";
+    command.env = PythonRuntimeEnv(options_.runtime_dir);
     command.env_remove = {"PYTHONHOME"};
     // `python -m` puts its working directory on sys.path: make it the project, not wherever
     // the cluster happened to be started.

@@ -36,7 +36,7 @@ class SlotQueue {
 
  private:
   std::deque<Waiter> waiters_;
-  std::vector<int> free_;  // LIFO: the most recently used slot is the warmest
+  std::vector<int> free_;            // LIFO: the most recently used slot is the warmest
   std::unordered_set<int> members_;  // added and not removed: free or in use
   bool closed_ = false;
 };

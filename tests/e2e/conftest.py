@@ -312,6 +312,18 @@ class Cluster:
     def wait_until(self, predicate, timeout, interval=0.1, message="condition"):
         return wait_until(predicate, timeout, interval=interval, message=message)
 
+    def reconcile_passes(self):
+        r = self.http.get(f"http://127.0.0.1:{self.operator_port}/healthz", timeout=5)
+        return r.json()["reconcile_passes"]
+
+    def wait_reconcile_passes(self, n=3, timeout=30):
+        """Waits until the operator's control loop has made `n` whole passes from now (a pass
+        in progress does not count): for tests that check that nothing happens, instead of a
+        fixed sleep."""
+        start = self.reconcile_passes()
+        self.wait_until(lambda: self.reconcile_passes() >= start + n + 1, timeout, interval=0.05,
+                        message=f"{n} reconcile passes")
+
     def post(self, endpoint, payload=None, timeout=30, **kwargs):
         if payload is not None:
             kwargs["json"] = payload

@@ -264,11 +264,14 @@ def test_autoscaling_only_redeploy_keeps_replicas_predictor_change_replaces_them
     with open(os.path.join(project, "cortex.yaml"), "w") as f:
         f.write(files["cortex.yaml"])
     out = c.deploy_ok(project)
+    ticks = len(re.findall(rf"{name} autoscaler tick: avg_in_flight", operator_log(c)))
     assert f"updating {name} (RealtimeAPI)" in out, out
     info = c.get_api(name)
     assert info["status"]["api_id"] != api_id
     assert info["spec"]["autoscaling"]["max_replicas"] == 5, info["spec"]["autoscaling"]
-    time.sleep(3)  # several reconcile passes and autoscaler ticks
+    c.wait_reconcile_passes(5)
+    c.wait_until(lambda: len(re.findall(rf"{name} autoscaler tick: avg_in_flight", operator_log(c)))
+                 >= ticks + 2, 15, interval=0.2, message="two more autoscaler ticks")
     info = c.get_api(name)
     assert counts(info) == (2, 2, 2), info["replicas"]
     assert replica_ids(info) == before, (before, info["replicas"])

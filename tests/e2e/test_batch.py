@@ -304,7 +304,7 @@ def test_item_list_job_config_merge_and_on_job_complete_once(module_cluster, bap
     assert len(completions) == 1, completions
     assert completions[0][1]["batch_files"] == 11, completions
     wait_workers_gone(module_cluster, job_id)
-    time.sleep(0.5)  # nothing runs it a second time later
+    module_cluster.wait_reconcile_passes(3)  # nothing runs it a second time later
     assert len(bapi.completions(job_id)) == 1
 
     # Both GET forms: ?jobID= and <endpoint>/<job_id>.
@@ -665,7 +665,7 @@ def test_running_job_progress_then_cli_delete_stops_it(module_cluster, bapi):
     assert status["end_time"] is not None, status
     wait_workers_gone(c, job_id)
     done = len(bapi.batch_attempts(job_id))
-    time.sleep(0.6)
+    c.wait_reconcile_passes(3)
     assert len(bapi.batch_attempts(job_id)) == done, "batches ran after the job was stopped"
     assert bapi.completions(job_id) == []
     assert "stopped" in c.cli_ok("get", "bt", job_id)

@@ -445,7 +445,7 @@ def test_nonexistent_interpreter_puts_the_api_in_error(module_cluster):
     assert c.get_api(name)["spec"]["predictor"]["python"] == missing
     c.wait_until(lambda: missing in c.api_log(name), 10,
                  message="the missing interpreter's path in cortex logs")
-    time.sleep(0.5)
+    c.wait_reconcile_passes(2)
     assert c.status_code(name) != "status_live"
     rc, _, err = c.cli("delete", name, "-f")
     assert rc == 0, err

@@ -14,9 +14,9 @@
 #include "backends/local/process_runner.h"
 #include "common/clock.h"
 #include "common/json_fields.h"
-#include "config/api_config.h"
 #include "common/process.h"
 #include "common/util.h"
+#include "config/api_config.h"
 #include "gateway/gateway.h"
 #include "gateway/route_watcher.h"
 #include "operator/api_views.h"
@@ -212,9 +212,10 @@ int RunReplica(const ReplicaRoleFlags& flags) {
   options.replica_id = flags.id;
   options.spec_path = flags.spec;
   nlohmann::json spec = nlohmann::json::parse(*spec_text, nullptr, false);
-  auto api = spec.is_object() ? config::ApiConfig::FromJson(spec)
-                              : absl::StatusOr<config::ApiConfig>(
-                                    absl::InvalidArgumentError("not a JSON object"));
+  auto api =
+      spec.is_object()
+          ? config::ApiConfig::FromJson(spec)
+          : absl::StatusOr<config::ApiConfig>(absl::InvalidArgumentError("not a JSON object"));
   if (!api.ok() || !api->predictor) {
     std::cerr << "replica: " << flags.spec << " is not a valid replica spec"
               << (api.ok() ? "" : ": " + std::string(api.status().message())) << "\n";

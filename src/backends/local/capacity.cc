@@ -8,7 +8,6 @@
 #include <fstream>
 #include <sstream>
 
-
 namespace cortex::backends {
 
 std::string Resources::ToString() const {

@@ -77,12 +77,8 @@ absl::StatusOr<pid_t> ProcessRunner::StartWorker(const WorkerLaunch& launch) {
                 "--operator",  launch.operator_url,
                 "--job",       launch.job_id,
                 "--worker",    launch.worker_id};
-  spawn.env = launch.env;
-  const char* existing = std::getenv("PYTHONPATH");
-  spawn.env["PYTHONPATH"] = existing && *existing
-                                ? absl::StrCat(options_.runtime_dir, ":", existing)
-                                : options_.runtime_dir;
-  spawn.env["PYTHONUNBUFFERED"] = "1";
+  spawn.env = PythonRuntimeEnv(options_.runtime_dir);
+  for (const auto& [key, value] : launch.env) spawn.env[key] = value;
   spawn.env_remove = {"PYTHONHOME"};
   spawn.working_dir = launch.working_dir;
   spawn.output_path = launch.log_path;

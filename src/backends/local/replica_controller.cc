@@ -22,7 +22,9 @@ bool IsUpdated(const ReplicaRecord& r, const ReplicaSetSpec& set) {
   return r.predictor_id == set.predictor_id && r.deployment_id == set.deployment_id;
 }
 
-int64_t MemLimit(const ReplicaSetSpec& set) { return set.api ? set.api->compute.mem_bytes.value_or(0) : 0; }
+int64_t MemLimit(const ReplicaSetSpec& set) {
+  return set.api ? set.api->compute.mem_bytes.value_or(0) : 0;
+}
 
 Resources Request(const ReplicaSetSpec& set) {
   return set.api ? Resources::FromCompute(set.api->compute) : Resources{};
@@ -67,8 +69,7 @@ std::vector<ReplicaSetStatus> ReplicaController::Sync(const std::vector<ReplicaS
   std::vector<ReplicaRecord> to_stop;
   for (auto& r : *listed) {
     auto set = by_name.find(r.api_name);
-    if (set == by_name.end() ||
-        (r.state == ReplicaState::kStopping && r.next_start_at <= now_ms)) {
+    if (set == by_name.end() || (r.state == ReplicaState::kStopping && r.next_start_at <= now_ms)) {
       to_stop.push_back(r);
       continue;
     }
@@ -140,12 +141,12 @@ void ReplicaController::Act(const ReplicaSetSpec& set, Records& records, const S
                             int64_t now_ms, std::vector<std::string>& events) {
   std::vector<ReplicaView> views;
   for (const auto& [id, r] : records) {
-    if (r.api_name == set.api_name) views.push_back({id, IsUpdated(r, set), r.state, r.next_start_at});
+    if (r.api_name == set.api_name)
+      views.push_back({id, IsUpdated(r, set), r.state, r.next_start_at});
   }
   const config::UpdateStrategyConfig strategy =
       set.api ? set.api->update_strategy : config::UpdateStrategyConfig{};
-  RolloutLimits limits =
-      ResolveRollout(strategy.max_surge, strategy.max_unavailable, set.replicas);
+  RolloutLimits limits = ResolveRollout(strategy.max_surge, strategy.max_unavailable, set.replicas);
   ReplicaPlan plan = PlanReplicas(set.replicas, limits, views, now_ms);
   for (const auto& id : plan.stop) {
     // Unpublish first; stop once the gateways have had time to take the new routes (a request
@@ -211,9 +212,9 @@ void ReplicaController::Start(ReplicaRecord& replica, const ReplicaSetSpec& set,
   }
   if (shortfall) {
     if (replica.state != ReplicaState::kStalled) {
-      events.push_back(absl::StrCat("replica ", replica.id,
-                                    " cannot start: compute unavailable (", *shortfall,
-                                    "; this machine has ", options_.capacity.ToString(), ")"));
+      events.push_back(absl::StrCat("replica ", replica.id, " cannot start: compute unavailable (",
+                                    *shortfall, "; this machine has ", options_.capacity.ToString(),
+                                    ")"));
     }
     replica.state = ReplicaState::kStalled;
     replica.state_since = now_ms / 1000;

@@ -20,8 +20,8 @@
 namespace cortex::backends::local {
 
 struct ReplicaControllerOptions {
-  std::string data_dir;  // run/<replica>.json: the spec each replica reads
-  Resources capacity;    // what this machine has
+  std::string data_dir;           // run/<replica>.json: the spec each replica reads
+  Resources capacity;             // what this machine has
   int64_t drain_delay_ms = 1500;  // out of the route table this long before being stopped
   int stop_grace_ms = 10'000;     // then killed
 };

@@ -10,6 +10,7 @@
 
 #include "backends/local/testing/fake_runner.h"
 #include "common/testing/fake_clock.h"
+#include "common/testing/temp_dir.h"
 #include "store/testing/fake_state_store.h"
 
 namespace cortex::backends::local {
@@ -19,14 +20,7 @@ using ::testing::HasSubstr;
 
 class ReplicaControllerTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("cortex-rc-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    Restart();
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void SetUp() override { Restart(); }
 
   // A new controller over the same records and processes: an operator restart.
   void Restart(Resources capacity = {4000, int64_t{8} << 30, 0}) {
@@ -66,7 +60,7 @@ class ReplicaControllerTest : public ::testing::Test {
     for (const auto& id : runner_.Alive()) runner_.MakeReady(id);
   }
 
-  std::filesystem::path dir_;
+  cortex::testing::TempDir dir_{"cortex-rc"};
   store::testing::FakeStateStore store_;
   testing::FakeRunner runner_;
   cortex::testing::FakeClock clock_;

@@ -5,7 +5,6 @@
 
 namespace cortex::backends::local {
 
-
 int64_t RestartBackoffMs(int restarts) {
   int64_t ms = 1000;
   for (int i = 1; i < restarts && ms < 30'000; ++i) ms *= 2;

@@ -5,7 +5,6 @@
 namespace cortex::backends::local {
 namespace {
 
-
 constexpr RolloutLimits kSurgeAll{100, 0};
 
 ReplicaView R(std::string id, bool updated, ReplicaState state, int64_t next_start = 0) {

@@ -32,7 +32,11 @@ std::vector<WorkerSetStatus> WorkerController::Sync(const std::vector<WorkerSetS
     if (by_job.count(w.job_id) == 0) {
       // The job ended or was deleted: its workers go (a death is still worth reporting).
       if (w.state == "running" && !probe.alive && probe.exit_code != 0) {
-        if (gone.empty() || gone.back().job_id != w.job_id) gone.push_back({w.job_id});
+        if (gone.empty() || gone.back().job_id != w.job_id) {
+          WorkerSetStatus dead;
+          dead.job_id = w.job_id;
+          gone.push_back(std::move(dead));
+        }
         gone.back().exits.push_back({w.id, probe.exit_code, probe.reason});
       }
       if (probe.alive) runner_.Stop(w.id, w.pid, options_.stop_grace_ms);

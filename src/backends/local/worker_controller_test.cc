@@ -10,6 +10,7 @@
 
 #include "backends/local/testing/fake_runner.h"
 #include "common/testing/fake_clock.h"
+#include "common/testing/temp_dir.h"
 #include "store/sqlite/sqlite_job_queue.h"
 
 namespace cortex::backends::local {
@@ -18,10 +19,6 @@ namespace {
 class WorkerControllerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("cortex-wc-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_ / "run");
     auto queue = store::SqliteJobQueue::Open((dir_ / "state.db").string());
     ASSERT_TRUE(queue.ok()) << queue.status();
@@ -32,7 +29,6 @@ class WorkerControllerTest : public ::testing::Test {
   void TearDown() override {
     controller_.reset();
     queue_.reset();
-    std::filesystem::remove_all(dir_);
   }
   static WorkerSetSpec Set(int running) {
     WorkerSetSpec set;
@@ -45,7 +41,7 @@ class WorkerControllerTest : public ::testing::Test {
     return set;
   }
 
-  std::filesystem::path dir_;
+  cortex::testing::TempDir dir_{"cortex-wc"};
   std::unique_ptr<store::SqliteJobQueue> queue_;
   testing::FakeRunner runner_;
   cortex::testing::FakeClock clock_;

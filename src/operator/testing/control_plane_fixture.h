@@ -13,6 +13,7 @@
 #include "backends/testing/fake_backend.h"
 #include "bundle/bundle.h"
 #include "common/testing/fake_clock.h"
+#include "common/testing/temp_dir.h"
 #include "common/util.h"
 #include "operator/api_views.h"
 #include "operator/deploy_service.h"
@@ -24,10 +25,6 @@ namespace cortex::op::testing {
 class ControlPlaneTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("cortex-cp-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_ / "project");
     std::ofstream(dir_ / "project" / "predictor.py") << "class PythonPredictor: pass\n";
     bundles_ = std::make_unique<BundleStore>((dir_ / "data").string());
@@ -35,14 +32,12 @@ class ControlPlaneTest : public ::testing::Test {
     ReconcilerOptions options;
     options.lb_url = "http://127.0.0.1:8889";
     options.gateway_url = "http://127.0.0.1:8888";
-    reconciler_ =
-        std::make_unique<Reconciler>(options, store_, specs_, backend_, *logs_, clock_);
+    reconciler_ = std::make_unique<Reconciler>(options, store_, specs_, backend_, *logs_, clock_);
     deploys_ = std::make_unique<DeployService>(DeployOptions{}, store_, specs_, *bundles_, *logs_,
                                                *reconciler_, clock_);
     views_ = std::make_unique<ApiViews>(ViewOptions{"", "http://127.0.0.1:8889"}, store_, specs_,
                                         *reconciler_, *logs_);
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   // Uploads the project and deploys `yaml`; returns the per-API results.
   absl::StatusOr<nlohmann::json> Deploy(const std::string& yaml, bool force = false) {
@@ -52,16 +47,17 @@ class ControlPlaneTest : public ::testing::Test {
     if (!bytes.ok()) return bytes.status();
     std::string id = Sha256Hex(*bytes);
     if (absl::Status st = bundles_->Put(id, *bytes); !st.ok()) return st;
-    return deploys_->Deploy(
-        {{"config", yaml}, {"config_file_name", "cortex.yaml"}, {"project_id", id},
-         {"force", force}});
+    return deploys_->Deploy({{"config", yaml},
+                             {"config_file_name", "cortex.yaml"},
+                             {"project_id", id},
+                             {"force", force}});
   }
   std::string LogOf(const std::string& api) {
     auto text = ReadFile(logs_->ApiLogPath(api));
     return text.ok() ? *text : "";
   }
 
-  std::filesystem::path dir_;
+  cortex::testing::TempDir dir_{"cortex-cp"};
   store::testing::FakeStateStore store_;
   backends::testing::FakeBackend backend_;
   cortex::testing::FakeClock clock_;

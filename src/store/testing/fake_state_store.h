@@ -54,8 +54,7 @@ class FakeStateStore : public StateStore {
     replicas_[replica.id] = replica;
     return absl::OkStatus();
   }
-  absl::StatusOr<bool> UpdateReplica(const ReplicaRecord& replica,
-                                     ReplicaState expected) override {
+  absl::StatusOr<bool> UpdateReplica(const ReplicaRecord& replica, ReplicaState expected) override {
     absl::MutexLock lock(&mu_);
     auto it = replicas_.find(replica.id);
     if (it == replicas_.end() || it->second.state != expected) return false;

@@ -25,7 +25,8 @@ class FakeRunner : public InstanceRunner {
   };
 
   absl::StatusOr<pid_t> StartReplica(const ReplicaLaunch& launch) override {
-    if (fail_starts) return absl::UnavailableError("starting replica " + launch.replica_id + ": no");
+    if (fail_starts)
+      return absl::UnavailableError("starting replica " + launch.replica_id + ": no");
     replica_launches.push_back(launch);
     return Add(launch.replica_id);
   }
@@ -49,9 +50,9 @@ class FakeRunner : public InstanceRunner {
     probe.port = i.alive ? i.port : 0;
     probe.exit_code = i.exit_code;
     probe.oom = i.oom;
-    probe.reason = i.alive  ? ""
-                   : i.oom  ? "used too much memory and was killed"
-                            : absl::StrCat("exited with status ", i.exit_code);
+    probe.reason = i.alive ? ""
+                   : i.oom ? "used too much memory and was killed"
+                           : absl::StrCat("exited with status ", i.exit_code);
     return probe;
   }
   void Stop(const std::string& id, pid_t, int) override {
