@@ -5,7 +5,8 @@ A frozen replica answers no probe: an operator that probes on the thread that se
 API makes every call wait for the probe's timeout. For each binary given (a baseline and a
 candidate, in this one invocation), this starts a local cluster in a temp dir, deploys a no-op
 API with one replica, then measures GET /healthz, GET /v1/apis and GET /v1/apis/<api> (N calls
-each, sequential) first with the replica running, then with it frozen. Prints a markdown table
+each, spaced out so they sample every phase of the control loop) first with the replica running,
+then with it frozen. Prints a markdown table
 with the medians and the candidate/baseline ratios.
 
   /usr/bin/python3 bench/operator_responsiveness.py --baseline OLD_CORTEX --candidate build/src/apps/cortex
@@ -19,6 +20,7 @@ import socket
 import statistics
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -86,25 +88,46 @@ class Cluster:
         self.cli("cluster", "down", "-y", timeout=60)
 
 
-def measure(cluster, n):
+def measure(cluster, n, spacing_s):
+    """Median and worst of `n` calls per endpoint, one every `spacing_s` (calls made back to back
+    would all land in the same gap between two control-loop passes)."""
     out = {}
     for path in ("/healthz", "/v1/apis", "/v1/apis/frozen"):
-        times = [cluster.call(path)[0] for _ in range(n)]
-        out[path] = statistics.median(times)
+        times = []
+        for _ in range(n):
+            times.append(cluster.call(path)[0])
+            time.sleep(spacing_s)
+        out[path] = (statistics.median(times), max(times))
+    # /healthz while another client keeps listing APIs: shows whether a waiting handler holds
+    # up the thread that serves everyone else.
+    stop = threading.Event()
+
+    def lister():
+        while not stop.is_set():
+            cluster.call("/v1/apis")
+    other = threading.Thread(target=lister, daemon=True)
+    other.start()
+    times = []
+    for _ in range(n):
+        times.append(cluster.call("/healthz")[0])
+        time.sleep(spacing_s)
+    stop.set()
+    other.join(timeout=30)
+    out["/healthz (while another client lists)"] = (statistics.median(times), max(times))
     return out
 
 
-def run(binary, n):
+def run(binary, n, spacing_s):
     root = tempfile.mkdtemp(prefix="cortex-resp-")
     cluster = Cluster(binary, root)
     try:
         cluster.up()
         pid = cluster.deploy()
-        running = measure(cluster, n)
+        running = measure(cluster, n, spacing_s)
         os.kill(pid, signal.SIGSTOP)
         try:
             time.sleep(1.5)  # a few control-loop passes against the frozen replica
-            frozen = measure(cluster, n)
+            frozen = measure(cluster, n, spacing_s)
         finally:
             os.kill(pid, signal.SIGCONT)
         return running, frozen
@@ -118,18 +141,20 @@ def main():
     parser.add_argument("--baseline", required=True, help="the cortex binary to compare against")
     parser.add_argument("--candidate", default="build/src/apps/cortex")
     parser.add_argument("-n", type=int, default=20, help="calls per endpoint and state")
+    parser.add_argument("--spacing", type=float, default=0.13, help="seconds between calls")
     args = parser.parse_args()
-    results = {name: run(binary, args.n)
+    results = {name: run(binary, args.n, args.spacing)
                for name, binary in (("baseline", args.baseline), ("candidate", args.candidate))}
-    print(f"Operator latency (median of {args.n} sequential calls), one replica running / "
-          "frozen by SIGSTOP\n")
-    print("| call | replica | baseline ms | candidate ms | candidate / baseline |")
+    print(f"Operator latency over {args.n} calls per row, {args.spacing} s apart, with the API's "
+          "one replica running or frozen by SIGSTOP (median / worst, ms)\n")
+    print("| call | replica | baseline | candidate | candidate / baseline (median) |")
     print("|---|---|---|---|---|")
     for state, index in (("running", 0), ("frozen", 1)):
         for path in results["baseline"][index]:
-            b = results["baseline"][index][path] * 1000
-            c = results["candidate"][index][path] * 1000
-            print(f"| GET {path} | {state} | {b:.2f} | {c:.2f} | {c / b:.3f} |")
+            b_med, b_max = (x * 1000 for x in results["baseline"][index][path])
+            c_med, c_max = (x * 1000 for x in results["candidate"][index][path])
+            print(f"| GET {path} | {state} | {b_med:.2f} / {b_max:.1f} | {c_med:.2f} / "
+                  f"{c_max:.1f} | {c_med / b_med:.3f} |")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 
+#include "common/status.h"
+
 namespace cortex::gateway {
 
 namespace asio = net::asio;
@@ -126,10 +128,10 @@ asio::awaitable<net::Response> Gateway::Handle(net::Request& request, Listener l
       const SplitTarget& chosen = api->targets[PickWeighted(weights, rng_)];
       destination = routes->FindByName(chosen.api);
       if (destination == nullptr || destination->is_splitter()) {
-        co_return net::MakeError(
-            request, http::status::service_unavailable,
-            absl::StrCat("no healthy upstream: api ", chosen.api, " of traffic splitter ",
-                         api->name, " is not deployed"));
+        co_return net::StatusResponse(
+            request, absl::UnavailableError(absl::StrCat("no healthy upstream: api ", chosen.api,
+                                                         " of traffic splitter ", api->name,
+                                                         " is not deployed")));
       }
     }
     int timeout_ms = listener == Listener::kApiGateway ? options_.api_gateway_timeout_ms : 0;
@@ -165,8 +167,9 @@ asio::awaitable<net::Response> Gateway::Handle(net::Request& request, Listener l
     co_return net::MakeResponse(request, http::status::ok, out.dump());
   }
   if (path == "/metrics" || path == "/_cortex/metrics") co_return Metrics(request);
-  co_return net::MakeError(request, http::status::not_found,
-                           absl::StrCat("no api is deployed at endpoint ", std::string(path)));
+  co_return net::StatusResponse(
+      request,
+      absl::NotFoundError(absl::StrCat("no api is deployed at endpoint ", std::string(path))));
 }
 
 asio::awaitable<net::Response> Gateway::Forward(const ApiRoute& api,
@@ -205,28 +208,31 @@ asio::awaitable<net::Response> Gateway::Forward(const ApiRoute& api,
     }
     if (result.status().code() == absl::StatusCode::kDeadlineExceeded) {
       // The replica has the request: never send it twice. Its late answer is dropped.
-      co_return net::MakeError(
-          request, http::status::gateway_timeout,
-          absl::StrCat("api ", api_name, " did not answer within ", timeout_ms / 1000.0,
+      co_return net::StatusResponse(
+          request, absl::DeadlineExceededError(absl::StrCat(
+                       "api ", api_name, " did not answer within ", timeout_ms / 1000.0,
                        " s (the API gateway's request timeout); long requests can use the load "
-                       "balancer endpoint, which has no timeout"));
+                       "balancer endpoint, which has no timeout")));
     }
     if (result.status().code() == absl::StatusCode::kAborted) {
-      co_return net::MakeError(request, http::status::bad_gateway,
-                               absl::StrCat("api ", api_name,
-                                            ": the replica closed the connection "
-                                            "without answering"));
+      co_return net::StatusResponse(
+          request, WithHttpStatus(absl::UnavailableError(absl::StrCat(
+                                      "api ", api_name,
+                                      ": the replica closed the connection without answering")),
+                                  502));
     }
     // The replica could not be reached (the request was not sent): try another one once.
     candidates.erase(candidates.begin() + static_cast<long>(pick));
   }
   if (upstreams.empty()) {
-    co_return net::MakeError(
-        request, http::status::service_unavailable,
-        absl::StrCat("no healthy upstream: api ", api_name, " has no ready replicas"));
+    co_return net::StatusResponse(
+        request, absl::UnavailableError(absl::StrCat("no healthy upstream: api ", api_name,
+                                                     " has no ready replicas")));
   }
-  co_return net::MakeError(request, http::status::bad_gateway,
-                           absl::StrCat("api ", api_name, ": replica could not be reached"));
+  co_return net::StatusResponse(
+      request, WithHttpStatus(absl::UnavailableError(
+                                  absl::StrCat("api ", api_name, ": replica could not be reached")),
+                              502));
 }
 
 asio::awaitable<absl::StatusOr<net::Response>> Gateway::Exchange(Upstream& upstream,

@@ -93,8 +93,11 @@ asio::awaitable<void> HttpServer::Serve(tcp::socket socket) {
       if (read_ec == http::error::body_limit) {
         Request head;
         head.version(11);
-        Response too_large = MakeError(head, http::status::payload_too_large,
-                                       "request body is larger than the limit");
+        Response too_large =
+            StatusResponse(head, WithHttpStatus(absl::ResourceExhaustedError(absl::StrCat(
+                                                    "request body is larger than the limit (",
+                                                    options_.body_limit, " bytes)")),
+                                                413));
         too_large.keep_alive(false);
         stream.expires_after(std::chrono::seconds(10));
         co_await http::async_write(stream, too_large,
@@ -104,7 +107,8 @@ asio::awaitable<void> HttpServer::Serve(tcp::socket socket) {
                  read_ec != asio::error::operation_aborted) {
         Request head;
         head.version(11);
-        Response bad = MakeError(head, http::status::bad_request, read_ec.message());
+        Response bad = StatusResponse(
+            head, absl::InvalidArgumentError(absl::StrCat("bad request: ", read_ec.message())));
         bad.keep_alive(false);
         stream.expires_after(std::chrono::seconds(10));
         co_await http::async_write(stream, bad,

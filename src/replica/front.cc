@@ -42,7 +42,11 @@ absl::StatusOr<std::unique_ptr<Front>> Front::Create(asio::io_context& io, Front
   runtime_options.runtime_dir = options.runtime_dir;
   runtime_options.spec_path = options.spec_path;
   runtime_options.project_dir = options.project_dir;
-  ASSIGN_OR_RETURN(std::unique_ptr<Runtime> runtime, RuntimeFor(options.api, runtime_options));
+  if (!options.api.predictor) {
+    return absl::InvalidArgumentError(absl::StrCat(options.api.name, " has no predictor to run"));
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<Runtime> runtime,
+                   options.runtime_for(options.api, runtime_options));
   std::unique_ptr<Front> front(new Front(io, std::move(options), std::move(runtime)));
   net::HttpServerOptions server_options;
   server_options.host = front->options_.host;

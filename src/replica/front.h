@@ -12,6 +12,7 @@
 #include <absl/status/statusor.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -22,6 +23,7 @@
 #include "replica/frame_codec.h"
 #include "replica/front_metrics.h"
 #include "replica/in_flight_sampler.h"
+#include "replica/runtime.h"
 #include "replica/slot_queue.h"
 #include "replica/worker_pool.h"
 
@@ -38,6 +40,10 @@ struct FrontOptions {
   std::string python = "/usr/bin/python3";
   std::string runtime_dir;  // holds the cortex_runtime package
   std::string socket_dir;   // where the per-worker Unix sockets go
+  // Chooses the runtime (tests give their own).
+  std::function<absl::StatusOr<std::unique_ptr<Runtime>>(const config::ApiConfig&,
+                                                         const RuntimeOptions&)>
+      runtime_for = RuntimeFor;
 };
 
 class Front {

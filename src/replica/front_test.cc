@@ -1,0 +1,204 @@
+// The replica front against a fake runtime: a small Python program that speaks the slot
+// protocol (docs/worker-protocol.md) and does what each request's body says (sleep, exit).
+#include "replica/front.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <fstream>
+
+#include "common/testing/temp_dir.h"
+
+namespace cortex::replica {
+namespace {
+
+namespace asio = net::asio;
+namespace beast = net::beast;
+namespace http = net::http;
+using net::tcp;
+
+constexpr const char* kFakeWorker = R"PY(
+import json, os, socket, struct, sys, threading, time
+path, slots = sys.argv[1], int(sys.argv[2])
+
+def read_exactly(conn, n):
+    data = b""
+    while len(data) < n:
+        chunk = conn.recv(n - len(data))
+        if not chunk:
+            raise EOFError
+        data += chunk
+    return data
+
+def serve(conn):
+    while True:
+        total, header_length = struct.unpack(">II", read_exactly(conn, 8))
+        rest = read_exactly(conn, total - 4)
+        order = json.loads(rest[header_length:] or b"{}")
+        time.sleep(order.get("sleep", 0))
+        if order.get("exit"):
+            os._exit(3)
+        header = json.dumps({"status": 200, "content_type": "text/plain"}).encode()
+        body = f"pid {os.getpid()}".encode()
+        conn.sendall(struct.pack(">II", 4 + len(header) + len(body), len(header)) + header + body)
+
+conns = []
+for _ in range(slots):
+    c = socket.socket(socket.AF_UNIX)
+    c.connect(path)
+    conns.append(c)
+threads = [threading.Thread(target=serve, args=(c,), daemon=True) for c in conns]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+)PY";
+
+class FakeRuntime : public Runtime {
+ public:
+  explicit FakeRuntime(std::string script) : script_(std::move(script)) {}
+  std::string name() const override { return "fake"; }
+  RuntimeCommand Command(const std::string& socket_path, int slots, int) const override {
+    return {{"/usr/bin/python3", script_, socket_path, std::to_string(slots)}, {}, {}, ""};
+  }
+
+ private:
+  std::string script_;
+};
+
+class FrontTest : public ::testing::Test {
+ protected:
+  void Start(int processes, int threads, int max_concurrency) {
+    std::ofstream(dir_ / "worker.py") << kFakeWorker;
+    FrontOptions options;
+    options.replica_id = "r1";
+    options.api.name = "a";
+    options.api.predictor = config::PredictorConfig{};
+    options.api.predictor->type = "python";
+    options.api.predictor->processes_per_replica = processes;
+    options.api.predictor->threads_per_process = threads;
+    options.api.autoscaling.max_replica_concurrency = max_concurrency;
+    options.socket_dir = (dir_ / "sockets").string();
+    std::string script = (dir_ / "worker.py").string();
+    options.runtime_for = [script](
+                              const config::ApiConfig&,
+                              const RuntimeOptions&) -> absl::StatusOr<std::unique_ptr<Runtime>> {
+      return std::make_unique<FakeRuntime>(script);
+    };
+    auto front = Front::Create(io_, options);
+    ASSERT_TRUE(front.ok()) << front.status();
+    front_ = std::move(*front);
+    ASSERT_TRUE(front_->Start().ok());
+    for (int i = 0; i < 200 && Send(http::verb::get, "/_cortex/ready").result_int() != 200; ++i) {
+      Wait(std::chrono::milliseconds(25));
+    }
+    ASSERT_EQ(Send(http::verb::get, "/_cortex/ready").result_int(), 200);
+  }
+  void TearDown() override {
+    if (!front_) return;
+    bool done = false;
+    asio::co_spawn(
+        io_, [&]() -> asio::awaitable<void> { co_await front_->Shutdown(1000); },
+        [&](std::exception_ptr) { done = true; });
+    Run([&] { return done; });
+  }
+
+  asio::awaitable<net::Response> Request(http::verb method, std::string target, std::string body) {
+    beast::tcp_stream stream(io_);
+    stream.expires_after(std::chrono::seconds(10));
+    co_await stream.async_connect(
+        tcp::endpoint(asio::ip::make_address("127.0.0.1"), front_->port()), asio::use_awaitable);
+    net::Request request{method, target, 11};
+    request.set(http::field::host, "127.0.0.1");
+    request.body() = std::move(body);
+    request.prepare_payload();
+    co_await http::async_write(stream, request, asio::use_awaitable);
+    beast::flat_buffer buffer;
+    net::Response response;
+    co_await http::async_read(stream, buffer, response, asio::use_awaitable);
+    co_return response;
+  }
+  // Several requests at once; their responses in the order given.
+  std::vector<net::Response> SendAll(const std::vector<std::string>& bodies) {
+    std::vector<net::Response> responses(bodies.size());
+    size_t done = 0;
+    for (size_t i = 0; i < bodies.size(); ++i) {
+      asio::co_spawn(
+          io_,
+          [this, &responses, &bodies, i]() -> asio::awaitable<void> {
+            responses[i] = co_await Request(http::verb::post, "/predict", bodies[i]);
+          },
+          [&](std::exception_ptr e) {
+            ++done;
+            if (e) ADD_FAILURE() << "request failed";
+          });
+      Wait(std::chrono::milliseconds(30));  // they arrive in this order
+    }
+    Run([&] { return done == bodies.size(); });
+    return responses;
+  }
+  net::Response Send(http::verb method, const std::string& target, const std::string& body = "") {
+    net::Response response;
+    bool done = false;
+    asio::co_spawn(
+        io_, [&]() -> asio::awaitable<void> { response = co_await Request(method, target, body); },
+        [&](std::exception_ptr e) {
+          done = true;
+          if (e) ADD_FAILURE() << "request failed";
+        });
+    Run([&] { return done; });
+    return response;
+  }
+  void Wait(std::chrono::milliseconds ms) {
+    bool done = false;
+    asio::steady_timer timer(io_, ms);
+    timer.async_wait([&](auto) { done = true; });
+    Run([&] { return done; });
+  }
+  template <typename Done>
+  void Run(Done done) {
+    io_.restart();
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      io_.run_one_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_TRUE(done()) << "timed out";
+  }
+
+  cortex::testing::TempDir dir_{"cortex-front"};
+  asio::io_context io_;
+  std::unique_ptr<Front> front_;
+};
+
+TEST_F(FrontTest, AdmitsUpToMaxReplicaConcurrencyThenAnswers503WithRetryAfter) {
+  Start(/*processes=*/1, /*threads=*/1, /*max_concurrency=*/2);
+  auto responses = SendAll({R"({"sleep": 0.4})", R"({"sleep": 0.1})", "{}"});
+  EXPECT_EQ(responses[0].result_int(), 200);
+  EXPECT_EQ(responses[1].result_int(), 200);  // queued behind the first
+  EXPECT_EQ(responses[2].result_int(), 503);
+  EXPECT_EQ(responses[2][http::field::retry_after], "1");
+  EXPECT_NE(responses[2].body().find("max_replica_concurrency is 2"), std::string::npos);
+  EXPECT_EQ(Send(http::verb::post, "/predict", "{}").result_int(), 200);  // room again
+}
+
+TEST_F(FrontTest, AWorkerThatDiesMidRequestCostsThatRequestAndItsSlotIsNotReused) {
+  Start(/*processes=*/1, /*threads=*/1, /*max_concurrency=*/8);
+  std::string before = Send(http::verb::post, "/predict", "{}").body();
+  net::Response died = Send(http::verb::post, "/predict", R"({"exit": true})");
+  EXPECT_EQ(died.result_int(), 502);
+  EXPECT_NE(died.body().find("exited while handling the request"), std::string::npos);
+  // The next request waits for the restarted worker's slot instead of the dead one.
+  net::Response after = Send(http::verb::post, "/predict", "{}");
+  EXPECT_EQ(after.result_int(), 200);
+  EXPECT_NE(after.body(), before);  // another process
+}
+
+TEST_F(FrontTest, OnlyPostPredicts) {
+  Start(1, 1, 8);
+  EXPECT_EQ(Send(http::verb::get, "/predict").result_int(), 200);
+  EXPECT_EQ(Send(http::verb::put, "/predict").result_int(), 405);
+  EXPECT_EQ(Send(http::verb::get, "/nope").result_int(), 404);
+}
+
+}  // namespace
+}  // namespace cortex::replica
