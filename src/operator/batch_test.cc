@@ -1,5 +1,5 @@
-// Batch jobs against fakes: the lease protocol and the supervisor, over the SQLite job queue in
-// a temporary directory, the in-memory state store, the fake backend and a fake clock.
+// Batch jobs against fakes: the lease protocol and the supervisor, over the in-memory job queue
+// and state store, the fake backend and a fake clock.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@
 #include "common/util.h"
 #include "operator/job_supervisor.h"
 #include "operator/lease_service.h"
-#include "store/sqlite/sqlite_job_queue.h"
+#include "store/testing/fake_job_queue.h"
 #include "store/testing/fake_state_store.h"
 
 namespace cortex::op {
@@ -21,9 +21,6 @@ using ::testing::HasSubstr;
 class BatchTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto queue = store::SqliteJobQueue::Open((dir_ / "state.db").string());
-    ASSERT_TRUE(queue.ok()) << queue.status();
-    queue_ = std::move(*queue);
     logs_ = std::make_unique<ApiLogs>(dir_.string());
     config::ApiConfig api;
     api.name = "b";
@@ -67,7 +64,7 @@ class BatchTest : public ::testing::Test {
   }
 
   cortex::testing::TempDir dir_{"cortex-batch"};
-  std::unique_ptr<store::SqliteJobQueue> queue_;
+  std::unique_ptr<store::JobQueue> queue_ = std::make_unique<store::testing::FakeJobQueue>();
   store::testing::FakeStateStore store_;
   SpecCache specs_;
   backends::testing::FakeBackend backend_;

@@ -183,7 +183,8 @@ absl::StatusOr<JobPlan> PlanJob(const json& submission) {
   if (!submission.is_object()) {
     return absl::InvalidArgumentError("the job submission must be a JSON object");
   }
-  for (const auto& [key, value] : submission.items()) {
+  for (const auto& item : submission.items()) {
+    const std::string& key = item.key();
     static const char* kKeys[] = {"workers",          "config",          "item_list",
                                   "file_path_lister", "delimited_files", "timeout"};
     if (std::none_of(std::begin(kKeys), std::end(kKeys), [&](const char* k) { return key == k; })) {
@@ -207,7 +208,8 @@ absl::StatusOr<JobPlan> PlanJob(const json& submission) {
                        std::initializer_list<const char*> allowed) -> absl::Status {
     if (!section.is_object())
       return absl::InvalidArgumentError(absl::StrCat(name, ": must be a map"));
-    for (const auto& [key, value] : section.items()) {
+    for (const auto& item : section.items()) {
+      const std::string& key = item.key();
       if (std::none_of(allowed.begin(), allowed.end(), [&](const char* k) { return key == k; })) {
         return absl::InvalidArgumentError(
             absl::StrCat(name, ": key \"", key, "\" is not supported"));
