@@ -1,6 +1,8 @@
 #include "replica/frame_codec.h"
 
 #include <absl/strings/ascii.h>
+#include <absl/strings/escaping.h>
+#include <absl/strings/str_cat.h>
 
 namespace cortex::replica {
 namespace {
@@ -66,9 +68,17 @@ absl::StatusOr<WorkerResponse> DecodeResponse(const unsigned char (&lengths)[kFr
   }
   if (auto it = header.find("headers"); it != header.end() && it->is_array()) {
     for (const auto& pair : *it) {
-      if (pair.is_array() && pair.size() == 2 && pair[0].is_string() && pair[1].is_string()) {
-        response.headers.emplace_back(pair[0].get<std::string>(), pair[1].get<std::string>());
+      if (!pair.is_array() || pair.size() != 2 || !pair[0].is_string() || !pair[1].is_string()) {
+        continue;
       }
+      std::string name = pair[0].get<std::string>(), value = pair[1].get<std::string>();
+      // A CR or LF would let a predictor write headers (or a whole response) of its own.
+      if (name.empty() || name.find_first_of("\r\n:") != std::string::npos ||
+          value.find_first_of("\r\n") != std::string::npos) {
+        return absl::DataLossError(
+            absl::StrCat("worker response header ", absl::CEscape(name), " holds a line break"));
+      }
+      response.headers.emplace_back(std::move(name), std::move(value));
     }
   }
   if (auto it = header.find("monitor"); it != header.end()) response.monitor = *it;

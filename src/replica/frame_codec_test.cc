@@ -74,6 +74,14 @@ TEST(FrameCodec, MalformedResponsesAreErrors) {
       EXPECT_FALSE(response.ok()) << header;
     }
   }
+  // A header with a line break would split the HTTP response: the whole response is refused.
+  for (const std::string header : {std::string(R"({"headers": [["x-a", "1\r\nSet-Cookie: a=b"]]})"),
+                                   std::string(R"({"headers": [["x-a\r\nSet-Cookie", "b"]]})")}) {
+    auto [lengths, rest] = Frame(header, "");
+    unsigned char raw[8];
+    std::memcpy(raw, lengths.data(), 8);
+    EXPECT_FALSE(DecodeResponse(raw, rest).ok()) << header;
+  }
   unsigned char short_frame[8] = {0, 0, 0, 2, 0, 0, 0, 0};
   EXPECT_FALSE(FrameRestLength(short_frame).ok());
   unsigned char long_header[8] = {0, 0, 0, 5, 0, 0, 0, 9};

@@ -934,7 +934,9 @@ def test_operator_sigkill_mid_job_loses_nothing(cluster_factory):
     assert len(completions) == 1, completions
     assert completions[0][1]["batch_files"] >= 60
     wait_workers_gone(c, job_id, timeout=30)
-    assert not [p for p in workers_before if pid_alive(p)]
+    # An exiting process shows an empty command line before it turns zombie: wait for the exit.
+    c.wait_until(lambda: not [p for p in workers_before if pid_alive(p)], 15, interval=0.1,
+                 message="the workers from before the crash to exit")
 
 
 def test_operator_and_worker_sigkill_mid_job_loses_nothing(cluster_factory):
