@@ -60,7 +60,7 @@ TEST(FrameCodec, DecodesAResponse) {
 }
 
 TEST(FrameCodec, MalformedResponsesAreErrors) {
-  for (const std::string header :
+  for (const std::string& header :
        {std::string("not json"), std::string("[1]"), std::string(R"({"status": "ok"})"),
         std::string(R"({"status": 99})"), std::string(R"({"status": 200, "headers": [[1, 2]]})")}) {
     auto [lengths, rest] = Frame(header, "");
@@ -75,7 +75,7 @@ TEST(FrameCodec, MalformedResponsesAreErrors) {
     }
   }
   // A header with a line break would split the HTTP response: the whole response is refused.
-  for (const std::string header : {std::string(R"({"headers": [["x-a", "1\r\nSet-Cookie: a=b"]]})"),
+  for (const std::string& header : {std::string(R"({"headers": [["x-a", "1\r\nSet-Cookie: a=b"]]})"),
                                    std::string(R"({"headers": [["x-a\r\nSet-Cookie", "b"]]})")}) {
     auto [lengths, rest] = Frame(header, "");
     unsigned char raw[8];
