@@ -201,6 +201,9 @@ class RequestHandler:
                         payload = _loads(body)
                     except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
                         return HDR_JSON_400, _error_body(str(e)), None
+                    except RecursionError:  # '[' * 1000: deeper than Python can parse
+                        return HDR_JSON_400, _error_body(
+                            "the JSON payload is nested too deeply"), None
                 elif ct.startswith("multipart/form") or ct.startswith(
                         "application/x-www-form-urlencoded"):
                     try:

@@ -52,6 +52,14 @@ def test_bad_json_is_400(start_worker):
     assert w.request(json_body={"ok": 1}).json() == {"payload": {"ok": 1}}
 
 
+def test_json_nested_deeper_than_python_can_parse_is_400_and_the_worker_lives(start_worker):
+    w = start_worker(ECHO)
+    r = w.request(body=b"[" * 100000 + b"]" * 100000)
+    assert r.status == 400
+    assert "nested too deeply" in r.json()["error"]
+    assert w.request(json_body={"ok": 1}).json() == {"payload": {"ok": 1}}
+
+
 def test_other_content_types_give_bytes(start_worker):
     w = start_worker("""
         class PythonPredictor:

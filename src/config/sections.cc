@@ -55,6 +55,12 @@ absl::StatusOr<std::string> ReadEndpoint(const YAML::Node& node) {
   std::string normalized = endpoint[0] == '/' ? endpoint : absl::StrCat("/", endpoint);
   if (normalized.back() == '/') normalized.pop_back();
   if (normalized.empty()) return NodeError(node, "cannot be \"/\"");
+  // The gateway's own endpoints (health, stats, metrics) live under /_cortex.
+  if (normalized == "/_cortex" || absl::StartsWith(normalized, "/_cortex/")) {
+    return NodeError(node, absl::StrCat(Quote(normalized),
+                                        " is reserved for the platform's own endpoints "
+                                        "(/_cortex/...); choose another endpoint"));
+  }
   return normalized;
 }
 
