@@ -4,10 +4,12 @@
 #include <absl/strings/str_cat.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <filesystem>
 #include <sstream>
 
 #include "common/glob.h"
+#include "common/network_json.h"
 #include "common/status.h"
 #include "common/util.h"
 #include "s3/s3_client.h"
@@ -26,10 +28,19 @@ absl::StatusOr<int> PositiveInt(const json& object, const char* key, const std::
   if (it == object.end()) {
     return absl::InvalidArgumentError(absl::StrCat(where, key, ": must be specified"));
   }
-  if (!it->is_number_integer() || it->get<int64_t>() < 1) {
+  bool too_small = !it->is_number_integer() ||
+                   (!it->is_number_unsigned() && it->get<int64_t>() < 1) ||
+                   (it->is_number_unsigned() && it->get<uint64_t>() < 1);
+  if (too_small) {
     return absl::InvalidArgumentError(absl::StrCat(where, key, ": must be an integer >= 1"));
   }
-  return it->get<int>();
+  // Positive integers parse as unsigned; anything past int's range was stored truncated.
+  if (it->is_number_unsigned() ? it->get<uint64_t>() > uint64_t{INT32_MAX}
+                               : it->get<int64_t>() > INT32_MAX) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, key, ": must be at most ", INT32_MAX, " (got ", it->dump(), ")"));
+  }
+  return static_cast<int>(it->get<int64_t>());
 }
 
 // Groups JSON values into JSON-array batches of `size`, each within the message limit.
@@ -149,6 +160,10 @@ absl::Status ReadJsonValues(const std::string& shown_path, std::vector<std::stri
   int64_t index = 0;
   while (std::getline(in, line)) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    if (JsonNestingDepth(line) > kMaxJsonDepth) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          shown_path, ": item ", index, " is nested more than ", kMaxJsonDepth, " levels deep"));
+    }
     json value = json::parse(line, nullptr, false);
     if (value.is_discarded()) {
       return absl::InvalidArgumentError(

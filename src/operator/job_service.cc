@@ -3,6 +3,7 @@
 #include <absl/strings/str_cat.h>
 
 #include "common/job_status.h"
+#include "common/network_json.h"
 #include "common/status.h"
 #include "common/util.h"
 #include "operator/job_planner.h"
@@ -28,10 +29,7 @@ absl::StatusOr<json> JobService::Submit(const ApiSpec& api, const std::string& b
     return absl::InvalidArgumentError(
         absl::StrCat("the job submission is ", body.size(), " bytes; the limit is 10 MiB"));
   }
-  json submission = json::parse(body, nullptr, false);
-  if (submission.is_discarded()) {
-    return absl::InvalidArgumentError("the job submission is not valid JSON");
-  }
+  ASSIGN_OR_RETURN(json submission, ParseNetworkJson(body, "the job submission"));
   ASSIGN_OR_RETURN(JobPlan plan, PlanJob(submission));
   int64_t timeout_s = 0;
   if (auto t = submission.find("timeout"); t != submission.end() && !t->is_null()) {

@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "common/json_fields.h"
+#include "common/network_json.h"
 #include "common/status.h"
 #include "net/offload.h"
 
@@ -39,7 +40,7 @@ net::Response JsonResponse(const net::Request& request, const absl::StatusOr<jso
 }
 
 absl::StatusOr<json> JsonBody(const net::Request& request, const std::string& what) {
-  json body = json::parse(request.body(), nullptr, false);
+  ASSIGN_OR_RETURN(json body, ParseNetworkJson(request.body(), what));
   if (!body.is_object()) {
     return absl::InvalidArgumentError(absl::StrCat(what, ": body must be a JSON object"));
   }
