@@ -271,7 +271,9 @@ absl::Status WriteEntry(archive* a, const fs::path& root, const SizedFile& sourc
 
 absl::Status WriteFileFromArchive(archive* a, const fs::path& target, const std::string& name,
                                   bool executable, const BundleLimits& limits, uint64_t* total) {
-  Fd fd(::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  // The process's umask decides who else may read it (the operator's is 077: its owner only).
+  Fd fd(::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+               executable ? 0777 : 0666));
   if (fd.get() < 0) {
     if (errno == EEXIST) {
       return absl::InvalidArgumentError(absl::StrCat(name, ": duplicate entry in bundle"));
@@ -299,9 +301,6 @@ absl::Status WriteFileFromArchive(archive* a, const fs::path& target, const std:
       if (w < 0) return ErrnoError(absl::StrCat("writing ", target.string()), errno);
       off += w;
     }
-  }
-  if (::fchmod(fd.get(), executable ? 0755 : 0644) != 0) {
-    return ErrnoError(absl::StrCat("setting the mode of ", target.string()), errno);
   }
   if (::close(fd.Release()) != 0) {
     return ErrnoError(absl::StrCat("writing ", target.string()), errno);

@@ -98,6 +98,9 @@ bool WaitHealthy(const std::string& url, pid_t pid, int seconds) {
 
 int ClusterUp(const ClusterFlags& flags) {
   fs::create_directories(ClusterDir() / "logs");
+  std::error_code ignored;  // state, tokens and logs: the owner's only (also when made earlier)
+  fs::permissions(ConfigDir(), fs::perms::owner_all, fs::perm_options::replace, ignored);
+  fs::permissions(ClusterDir(), fs::perms::owner_all, fs::perm_options::replace, ignored);
   std::string operator_url = absl::StrCat("http://", flags.host, ":", flags.operator_port);
   std::string gateway_url = absl::StrCat("http://", flags.host, ":", flags.gateway_port);
   std::string lb_url;  // the load balancer listener: fixed, or kept from the last start

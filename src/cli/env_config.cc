@@ -74,6 +74,10 @@ absl::Status SaveCliConfig(const CliConfig& config) {
   }
   out << YAML::EndSeq << YAML::EndMap;
   std::filesystem::create_directories(ConfigDir());
+  // Tokens live here: a directory an earlier version made 0755 is closed to other users too.
+  std::error_code ignored;
+  std::filesystem::permissions(ConfigDir(), std::filesystem::perms::owner_all,
+                               std::filesystem::perm_options::replace, ignored);
   return WriteFileAtomic(ConfigDir() + "/cli.yaml", std::string(out.c_str()) + "\n");
 }
 

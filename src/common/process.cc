@@ -1,9 +1,11 @@
 #include "common/process.h"
 
 #include <absl/strings/str_cat.h>
+#include <absl/strings/str_format.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -85,6 +87,7 @@ absl::StatusOr<pid_t> Spawn(const SpawnOptions& options) {
     // bound (and unanswered) after the parent dies. Keep only the exec-status pipe.
     if (exec_pipe[1] > 3) ::close_range(3, exec_pipe[1] - 1, 0);
     ::close_range(exec_pipe[1] + 1, ~0U, 0);
+    if (options.umask) ::umask(*options.umask);
     if (!options.working_dir.empty() && ::chdir(options.working_dir.c_str()) != 0) {
       int err = errno;
       (void)!::write(exec_pipe[1], &err, sizeof(err));
@@ -153,6 +156,22 @@ std::map<std::string, std::string> PythonRuntimeEnv(const std::string& runtime_d
   const char* existing = std::getenv("PYTHONPATH");
   return {{"PYTHONPATH", existing && *existing ? runtime_dir + ":" + existing : runtime_dir},
           {"PYTHONUNBUFFERED", "1"}};
+}
+
+void UsePrivateUmask() {
+  mode_t user = ::umask(077);
+  if (const char* kept = std::getenv("CORTEX_USER_UMASK"); kept == nullptr || *kept == '\0') {
+    ::setenv("CORTEX_USER_UMASK", absl::StrFormat("%03o", user).c_str(), 1);
+  }
+}
+
+mode_t UserUmask() {
+  const char* kept = std::getenv("CORTEX_USER_UMASK");
+  if (kept == nullptr || *kept == '\0') return 022;
+  char* end = nullptr;
+  long value = std::strtol(kept, &end, 8);
+  return end != nullptr && *end == '\0' && value >= 0 && value <= 0777 ? static_cast<mode_t>(value)
+                                                                       : 022;
 }
 
 }  // namespace cortex

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,7 @@ struct SpawnOptions {
   int output_fd = -1;                      // or: stdout+stderr go to this descriptor
   enum class Group { kInherit, kNewGroup, kNewSession } group = Group::kNewGroup;
   bool die_with_parent = false;  // PR_SET_PDEATHSIG(SIGKILL)
+  std::optional<mode_t> umask;   // the child's file-mode mask (default: inherit)
 };
 
 absl::StatusOr<pid_t> Spawn(const SpawnOptions& options);
@@ -39,6 +41,13 @@ void StopGroup(pid_t pgid, int grace_ms);
 // What a process of our Python runtime needs in its environment: `runtime_dir` first on
 // PYTHONPATH (before the caller's own entries) and unbuffered output.
 std::map<std::string, std::string> PythonRuntimeEnv(const std::string& runtime_dir);
+
+// Makes the files this process (and the platform processes it starts) creates private to its
+// user: umask 077. The user's own umask is kept in $CORTEX_USER_UMASK by the first process of a
+// chain, so that the predictor processes started later get it back (UserUmask()).
+void UsePrivateUmask();
+// The umask the user started the platform with (022 when unknown).
+mode_t UserUmask();
 
 // Path of the running executable.
 std::string SelfExecutable();

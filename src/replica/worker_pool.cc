@@ -93,6 +93,7 @@ absl::Status WorkerPool::Spawn(Worker& worker) {
   spawn.output_fd = pipe_fds[1];
   spawn.group = SpawnOptions::Group::kInherit;  // one process group per replica
   spawn.die_with_parent = true;
+  spawn.umask = UserUmask();  // the predictor writes files as the user would
   auto pid = cortex::Spawn(spawn);
   ::close(pipe_fds[1]);
   if (!pid.ok()) {

@@ -5,6 +5,7 @@
 
 #include "apps/cortex/server_roles.h"
 #include "cli/commands.h"
+#include "common/process.h"
 
 namespace {
 
@@ -17,6 +18,8 @@ int EnvInt(const char* name, int fallback) {
 
 int main(int argc, char** argv) {
   using namespace cortex;
+  // The config directory holds tokens, state and logs: nothing we write is for other users.
+  UsePrivateUmask();
   CLI::App app{"cortex: deploy machine-learning models as autoscaled HTTP APIs", "cortex"};
   app.require_subcommand(1);
   int code = 0;

@@ -82,6 +82,7 @@ absl::StatusOr<pid_t> ProcessRunner::StartWorker(const WorkerLaunch& launch) {
   spawn.env_remove = {"PYTHONHOME"};
   spawn.working_dir = launch.working_dir;
   spawn.output_path = launch.log_path;
+  spawn.umask = UserUmask();  // the predictor writes files as the user would
   spawn.group = SpawnOptions::Group::kNewGroup;
   auto pid = Spawn(spawn);
   if (!pid.ok()) return Annotate(pid.status(), absl::StrCat("starting worker ", launch.worker_id));
