@@ -120,13 +120,23 @@ json JobService::JobStatus(const JobRecord& job) {
 }
 
 absl::StatusOr<json> JobService::Describe(const ApiSpec& api, const std::string& job_id,
-                                          const std::string& endpoint) {
+                                          const std::string& endpoint, bool redact_secrets) {
   ASSIGN_OR_RETURN(std::optional<JobRecord> job, queue_.GetJob(job_id));
   if (!job || job->api_name != api.name()) {
     return absl::NotFoundError(absl::StrCat("job ", job_id, " was not found for ", api.name()));
   }
+  json api_spec = api.config->ToJson();
+  if (redact_secrets && api_spec.contains("predictor")) {
+    // Anyone who can reach the endpoint may ask for a job: environment values and the
+    // predictor's config (passwords, keys) are for the cluster's owner only.
+    for (const char* section : {"env", "config"}) {
+      json& values = api_spec["predictor"][section];
+      if (!values.is_object()) continue;
+      for (auto& [key, value] : values.items()) value = "<redacted>";
+    }
+  }
   return json{{"job_status", JobStatus(*job)},
-              {"api_spec", api.config->ToJson()},
+              {"api_spec", std::move(api_spec)},
               {"endpoint", absl::StrCat(endpoint, "/", job_id)}};
 }
 

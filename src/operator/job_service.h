@@ -32,9 +32,11 @@ class JobService {
   // POST <endpoint>[?dryRun=true]: returns the job spec (or, dry run, the text to send back).
   absl::StatusOr<nlohmann::json> Submit(const ApiSpec& api, const std::string& body, bool dry_run,
                                         std::string* dry_run_text);
-  // GET <endpoint>/<job_id>: the job with the API's spec.
+  // GET <endpoint>/<job_id>: the job with the API's spec. `redact_secrets` (a caller without the
+  // operator token): the values of predictor.env and predictor.config read "<redacted>".
   absl::StatusOr<nlohmann::json> Describe(const ApiSpec& api, const std::string& job_id,
-                                          const std::string& endpoint);
+                                          const std::string& endpoint,
+                                          bool redact_secrets = false);
   // The API's jobs, newest first (without api_spec).
   absl::StatusOr<nlohmann::json> List(const std::string& api_name);
   absl::StatusOr<nlohmann::json> Stop(const std::string& api_name, const std::string& job_id);

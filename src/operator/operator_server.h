@@ -65,8 +65,12 @@ class OperatorServer {
   net::asio::awaitable<net::Response> Handle(net::Request& request);
   net::asio::awaitable<net::Response> WatchRoutes(net::Request& request, int64_t after);
   // The handlers that may wait (on the pool).
-  net::Response Blocking(Endpoint endpoint, net::Request& request, const net::PathParams& params);
-  net::Response BatchJobs(net::Request& request, const std::string& api, const std::string& job);
+  net::Response Blocking(Endpoint endpoint, net::Request& request, const net::PathParams& params,
+                         bool authorized);
+  // `authorized`: the caller sent the operator token (a job listing needs it; without it a job's
+  // API spec leaves out predictor.env and predictor.config).
+  net::Response BatchJobs(net::Request& request, const std::string& api, const std::string& job,
+                          bool authorized);
 
   net::asio::io_context& io_;
   OperatorServerOptions options_;

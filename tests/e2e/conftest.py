@@ -312,6 +312,11 @@ class Cluster:
     def wait_until(self, predicate, timeout, interval=0.1, message="condition"):
         return wait_until(predicate, timeout, interval=interval, message=message)
 
+    def token(self):
+        """The operator token `cluster up` wrote."""
+        with open(os.path.join(self.cluster_dir, "operator.token")) as f:
+            return f.read().strip()
+
     def reconcile_passes(self):
         r = self.http.get(f"http://127.0.0.1:{self.operator_port}/healthz", timeout=5)
         return r.json()["reconcile_passes"]

@@ -137,7 +137,9 @@ class BatchApi:
         return self.job(job_id)["job_status"]
 
     def jobs(self):
-        r = self.c.http.get(self.url, timeout=30)
+        """Every job of the API: the listing is for the cluster's owner (the operator token)."""
+        r = self.c.http.get(self.url, timeout=30,
+                            headers={"Authorization": f"Bearer {self.c.token()}"})
         assert r.status_code == 200, r.text
         return r.json()
 
@@ -227,7 +229,7 @@ def deploy_batch_api(c, name, config=None):
     c.deploy_ok({"cortex.yaml": batch_yaml(name, out_dir, config), "predictor.py": PREDICTOR})
     api = BatchApi(c, name, out_dir)
     # The gateway learns the route a moment after the operator: wait for it.
-    c.wait_until(lambda: c.http.get(api.url, timeout=5).status_code == 200, 15, interval=0.05,
+    c.wait_until(lambda: c.http.get(api.url, timeout=5).status_code == 401, 15, interval=0.05,
                  message=f"the gateway to route /{name}")
     return api
 
@@ -981,3 +983,35 @@ def test_cluster_down_stops_running_job_workers(cluster_factory):
     assert rc == 0, (out, err)
     c.wait_until(lambda: not [p for p in pids if pid_alive(p)], 10, interval=0.1,
                  message="`cortex cluster down` to stop the job's workers")
+
+
+def test_job_listing_needs_the_token_and_job_status_hides_the_apis_secrets(cluster):
+    """Job requests through the API's endpoint need no token (as in Cortex), so what they
+    return must not carry the API's secrets; listing every job is for the cluster's owner."""
+    c = cluster
+    out_dir = os.path.join(c.root, "out", "secretive")
+    os.makedirs(out_dir, exist_ok=True)
+    yaml_text = batch_yaml("secretive", out_dir, {"db_password": "hunter2"}) + \
+        "    env:\n      API_KEY: sk-live-123\n"
+    c.deploy_ok({"cortex.yaml": yaml_text, "predictor.py": PREDICTOR})
+    api = BatchApi(c, "secretive", out_dir)
+    c.wait_until(lambda: c.http.get(api.url, timeout=5).status_code in (200, 401), 15,
+                 interval=0.05, message="the gateway to route /secretive")
+    job_id = api.submit_ok({"workers": 1, "item_list": {"items": [1], "batch_size": 1}})["job_id"]
+
+    r = c.http.get(api.url, timeout=30)
+    assert r.status_code == 401, r.text
+    assert "operator token" in r.json()["error"], r.text
+    assert job_id in [j["job_id"] for j in api.jobs()]  # with the token
+
+    r = c.http.get(api.url, params={"jobID": job_id}, timeout=30)
+    assert r.status_code == 200, r.text
+    assert "hunter2" not in r.text and "sk-live-123" not in r.text, r.text
+    predictor = r.json()["api_spec"]["predictor"]
+    assert predictor["env"] == {"API_KEY": "<redacted>"}, predictor
+    assert predictor["config"]["db_password"] == "<redacted>", predictor
+
+    # The owner's CLI still sees the whole spec.
+    rc, out, err = c.cli("get", "secretive", job_id, "-o", "json")
+    assert rc == 0, err
+    assert "sk-live-123" in out, out
