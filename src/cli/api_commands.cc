@@ -1,4 +1,5 @@
 // cortex deploy | get | logs | delete | predict | version.
+#include <absl/strings/numbers.h>
 #include <absl/strings/str_cat.h>
 #include <absl/strings/str_format.h>
 #include <signal.h>
@@ -189,8 +190,13 @@ int Logs(const std::string& api, const std::string& job, bool follow, const Comm
     if (!result.ok()) return Fail(result.status());
     std::cout << result->body << std::flush;
     auto next = result->headers.find("x-cortex-next-offset");
-    if (next != result->headers.end()) offset = std::stoll(next->second);
-    if (!follow) break;
+    if (next == result->headers.end() || !absl::SimpleAtoi(next->second, &offset)) {
+      return Fail(absl::DataLossError("the operator's answer has no X-Cortex-Next-Offset"));
+    }
+    // The operator sends at most 1 MiB at a time: without --follow, read up to the end that was
+    // there (a shorter chunk), not just the first MiB.
+    constexpr size_t kChunkBytes = 1 << 20;
+    if (!follow && result->body.size() < kChunkBytes) break;
     if (result->body.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
   return 0;

@@ -238,3 +238,26 @@ def test_get_requests_are_not_counted_in_network_stats(cluster):
     delta = {k: after[k] - before[k] for k in ("code_2xx", "code_4xx", "code_5xx", "total")}
     assert delta == {"code_2xx": 1, "code_4xx": 0, "code_5xx": 0, "total": 1}, (before, after)
     print(json.dumps(after))
+
+
+def test_logs_no_follow_prints_the_whole_log_not_its_first_mebibyte(cluster):
+    """The operator sends a log 1 MiB at a time; `cortex logs --no-follow` printed only the first
+    chunk, silently."""
+    c = cluster
+    predictor = (
+        "import sys\n\n\n"
+        "class PythonPredictor:\n"
+        "    def __init__(self, config):\n"
+        "        for i in range(3000):\n"
+        "            print(f'line {i:05d} ' + 'x' * 500)\n"
+        "        print('the last line of the constructor')\n"
+        "        sys.stdout.flush()\n\n"
+        "    def predict(self, payload):\n"
+        "        return {'ok': True}\n")
+    c.deploy_ok({"cortex.yaml": api_yaml("chatty"), "predictor.py": predictor})
+    c.wait_live("chatty")
+    c.wait_until(lambda: "the last line of the constructor" in c.api_log("chatty"), 20,
+                 interval=0.2, message="the constructor's output in the log")
+    out = c.api_log("chatty")
+    assert len(out) > 1.5 * (1 << 20), len(out)
+    assert "line 00000 " in out and "line 02999 " in out
