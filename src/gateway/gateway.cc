@@ -105,6 +105,22 @@ asio::awaitable<net::Response> Gateway::Handle(net::Request& request, Listener l
   std::string_view target = request.target();
   std::string_view path = target.substr(0, target.find('?'));
   std::shared_ptr<const RouteTable> routes = routes_;  // this request's snapshot
+  // The gateway's own endpoints come first: no API can shadow them (/_cortex is reserved).
+  if (path == "/_cortex/healthz") {
+    co_return net::MakeResponse(
+        request, http::status::ok,
+        nlohmann::json{{"routes_version", routes->version()}, {"pid", ::getpid()}}.dump());
+  }
+  if (path == "/_cortex/stats") {
+    nlohmann::json out = nlohmann::json::object();
+    for (const auto& [name, s] : stats_) {
+      out[name] = {{"metrics_key", s.metrics_key}, {"code_2xx", s.code_2xx},
+                   {"code_4xx", s.code_4xx},       {"code_5xx", s.code_5xx},
+                   {"count", s.latency.count()},   {"latency_sum_s", s.latency.sum()}};
+    }
+    co_return net::MakeResponse(request, http::status::ok, out.dump());
+  }
+  if (path == "/_cortex/metrics") co_return Metrics(request);
   const ApiRoute* api = routes->Find(path);
   std::string job_suffix;  // BatchAPI: "<endpoint>/<job_id>" addresses one job
   if (api == nullptr) {
@@ -152,21 +168,7 @@ asio::awaitable<net::Response> Gateway::Handle(net::Request& request, Listener l
     }
     co_return response;
   }
-  if (path == "/_cortex/healthz") {
-    co_return net::MakeResponse(
-        request, http::status::ok,
-        nlohmann::json{{"routes_version", routes->version()}, {"pid", ::getpid()}}.dump());
-  }
-  if (path == "/_cortex/stats") {
-    nlohmann::json out = nlohmann::json::object();
-    for (const auto& [name, s] : stats_) {
-      out[name] = {{"metrics_key", s.metrics_key}, {"code_2xx", s.code_2xx},
-                   {"code_4xx", s.code_4xx},       {"code_5xx", s.code_5xx},
-                   {"count", s.latency.count()},   {"latency_sum_s", s.latency.sum()}};
-    }
-    co_return net::MakeResponse(request, http::status::ok, out.dump());
-  }
-  if (path == "/metrics" || path == "/_cortex/metrics") co_return Metrics(request);
+  if (path == "/metrics") co_return Metrics(request);
   co_return net::StatusResponse(
       request,
       absl::NotFoundError(absl::StrCat("no api is deployed at endpoint ", std::string(path))));

@@ -219,6 +219,23 @@ TEST_F(GatewayTest, TheApiGatewayTimeoutAnswers504WithoutResending) {
   EXPECT_EQ(other.requests, 0);
 }
 
+// An API at /_cortex/healthz (accepted by older versions) took the gateway's health check: then
+// `cluster info` said the gateway was down and `cluster up` killed the healthy gateway.
+TEST_F(GatewayTest, ItsOwnEndpointsCannotBeShadowedByAnApi) {
+  FakeReplica replica(io_);
+  ApiRoute api;
+  api.name = "squatter";
+  api.endpoint = "/_cortex/healthz";
+  api.replicas = {{"r1", "127.0.0.1", replica.port()}};
+  auto table = RouteTable::Build(++version_, {api});
+  ASSERT_TRUE(table.ok());
+  gateway_->SetRoutes(*table);
+  ClientResult health = Send(http::verb::get, "/_cortex/healthz", false);
+  EXPECT_EQ(health.response.result_int(), 200);
+  EXPECT_TRUE(nlohmann::json::parse(health.response.body()).contains("routes_version"));
+  EXPECT_EQ(replica.requests, 0);
+}
+
 TEST_F(GatewayTest, NoReadyReplicaIs503AndAnUnknownEndpoint404) {
   Route({});
   EXPECT_EQ(Send(http::verb::post, "/a").response.result_int(), 503);
