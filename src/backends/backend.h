@@ -29,7 +29,6 @@ namespace cortex::backends {
 struct Endpoint {
   std::string host;
   uint16_t port = 0;
-  bool operator==(const Endpoint&) const = default;
 };
 
 struct ReplicaSetSpec {

@@ -20,11 +20,13 @@ struct ReplicaRoute {
   std::string id;
   std::string host;
   uint16_t port = 0;
+  bool operator==(const ReplicaRoute&) const = default;
 };
 
 struct SplitTarget {
   std::string api;  // a RealtimeAPI's name
   int weight = 0;   // percent; a splitter's weights add up to 100
+  bool operator==(const SplitTarget&) const = default;
 };
 
 struct ApiRoute {
@@ -38,6 +40,7 @@ struct ApiRoute {
   std::vector<SplitTarget> targets;    // TrafficSplitter: where its requests go
   bool batch = false;                  // BatchAPI: job requests go to the operator
   bool is_splitter() const { return !targets.empty(); }
+  bool operator==(const ApiRoute&) const = default;
 };
 
 class RouteTable {

@@ -86,6 +86,10 @@ autoscaler::Settings AutoscalerSettings(const config::AutoscalingConfig& a) {
   return s;
 }
 
+std::string PythonFor(const config::ApiConfig& api, const std::string& fallback) {
+  return api.predictor && api.predictor->python ? *api.predictor->python : fallback;
+}
+
 std::string EndpointUrl(const config::ApiConfig& api, const std::string& gateway_url,
                         const std::string& lb_url) {
   return (api.networking.api_gateway == "none" ? lb_url : gateway_url) + api.networking.endpoint;

@@ -54,6 +54,9 @@ class SpecCache {
 // The autoscaler's settings from the API's autoscaling section.
 autoscaler::Settings AutoscalerSettings(const config::AutoscalingConfig& autoscaling);
 
+// The interpreter of the API's Python runtime: predictor.python, else `fallback`.
+std::string PythonFor(const config::ApiConfig& api, const std::string& fallback);
+
 // Where users call the API: the API gateway listener, or the load balancer for
 // `api_gateway: none`.
 std::string EndpointUrl(const config::ApiConfig& api, const std::string& gateway_url,

@@ -43,8 +43,6 @@ class JobService {
   // The API is being deleted: its jobs stop and are forgotten (the supervisor stops workers).
   absl::Status DeleteApi(const std::string& api_name);
 
-  const BatchOptions& options() const { return options_; }
-
  private:
   nlohmann::json JobStatus(const store::JobRecord& job);
 

@@ -50,9 +50,7 @@ void JobSupervisor::Step() {
     set.api = spec.config;
     set.project_dir = spec.project_dir;
     set.job_spec = json::parse(job.spec_json, nullptr, false);
-    set.python = spec.config->predictor && spec.config->predictor->python
-                     ? *spec.config->predictor->python
-                     : options_.default_python;
+    set.python = PythonFor(*spec.config, options_.default_python);
     set.operator_url = options_.operator_url;
     set.log_path = logs_.JobLogPath(job.api_name, job.id);
     set.env["CORTEX_OPERATOR_TOKEN"] = options_.token;

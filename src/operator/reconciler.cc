@@ -52,9 +52,7 @@ backends::ReplicaSetSpec Reconciler::SetFor(const ApiSpec& api) const {
   set.replicas = api.record.desired_replicas;
   set.api = api.config;
   set.project_dir = api.project_dir;
-  set.python = api.config->predictor && api.config->predictor->python
-                   ? *api.config->predictor->python
-                   : options_.default_python;
+  set.python = PythonFor(*api.config, options_.default_python);
   // Chaining: a predictor calls another API at $CORTEX_LOAD_BALANCER_URL/<endpoint>.
   set.env["CORTEX_LOAD_BALANCER_URL"] = options_.lb_url;
   set.env["CORTEX_API_GATEWAY_URL"] = options_.gateway_url;
@@ -112,17 +110,16 @@ void Reconciler::Publish(const std::vector<ApiSpecPtr>& apis, const Observed& ob
     }
     routes.push_back(std::move(route));
   }
-  auto table = gateway::RouteTable::Build(0, routes);
-  if (!table.ok()) {
-    std::cerr << "reconcile: " << table.status() << std::endl;
-    return;
-  }
   {
     absl::MutexLock lock(&mu_);
-    if ((*table)->ToJson()["apis"] == routes_->ToJson()["apis"]) return;
+    if (routes == routes_->apis()) return;
     int64_t version = std::max(clock_.NowMs(), routes_version_.load() + 1);
-    auto versioned = gateway::RouteTable::Build(version, std::move(routes));
-    routes_ = *versioned;
+    auto table = gateway::RouteTable::Build(version, std::move(routes));
+    if (!table.ok()) {
+      std::cerr << "reconcile: " << table.status() << std::endl;
+      return;
+    }
+    routes_ = *table;
     routes_version_ = version;
   }
   if (on_routes_changed_) on_routes_changed_();

@@ -167,3 +167,21 @@ def test_cli_without_cluster_points_to_cluster_up(cluster_factory):
 
     rc, out, err = never_started.cli("version")
     assert rc == 0 and "0.24" in out, (out, err)
+
+
+def test_operator_routes_by_path_segments(cluster):
+    """API names that begin with "jobs" are API names (the operator matched "/jobs" as a
+    substring and answered 500), and a known path with another method is a 405."""
+    c = cluster
+    base = f"http://127.0.0.1:{c.operator_port}"
+    auth = {"Authorization": f"Bearer {c.token()}"}
+    for method, path, name in (("GET", "/v1/apis/jobs", "jobs"),
+                               ("DELETE", "/v1/apis/jobs-classifier", "jobs-classifier"),
+                               ("POST", "/v1/apis/jobsfoo/refresh", "jobsfoo")):
+        r = c.http.request(method, base + path, headers=auth, timeout=10)
+        assert r.status_code == 404, (method, path, r.status_code, r.text)
+        assert r.json() == {"error": f"{name} is not deployed"}, r.text
+    r = c.http.put(base + "/v1/apis/iris", headers=auth, timeout=10)
+    assert r.status_code == 405, r.text
+    assert set(r.headers["Allow"].split(", ")) == {"GET", "DELETE"}, r.headers
+    assert c.http.get(base + "/v1/apis/iris", timeout=10).status_code == 401  # no token

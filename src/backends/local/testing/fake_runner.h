@@ -35,7 +35,6 @@ class FakeRunner : public InstanceRunner {
     return Add(launch.worker_id);
   }
   InstanceProbe Probe(const std::string& id, pid_t pid, int64_t mem_limit_bytes) override {
-    ++probes;
     last_mem_limit = mem_limit_bytes;
     InstanceProbe probe;
     auto it = instances.find(id);
@@ -83,7 +82,6 @@ class FakeRunner : public InstanceRunner {
   std::vector<ReplicaLaunch> replica_launches;
   std::vector<WorkerLaunch> worker_launches;
   std::vector<std::string> stopped;
-  int probes = 0;
   int64_t last_mem_limit = 0;
   bool fail_starts = false;
 
