@@ -16,6 +16,7 @@
 #include "cli/env_config.h"
 #include "common/process.h"
 #include "common/util.h"
+#include "config/cluster_config.h"
 #include "net/http_client.h"
 
 namespace cortex::cli {
@@ -97,6 +98,17 @@ bool WaitHealthy(const std::string& url, pid_t pid, int seconds) {
 }  // namespace
 
 int ClusterUp(const ClusterFlags& flags) {
+  std::optional<config::ClusterConfig> cluster_config;
+  if (!flags.config_file.empty()) {  // checked before anything starts
+    auto text = ReadFile(flags.config_file);
+    if (!text.ok()) return Fail(text.status());
+    auto parsed = config::ClusterConfig::FromYaml(*text);
+    if (!parsed.ok()) {
+      return Fail(absl::InvalidArgumentError(
+          absl::StrCat(flags.config_file, ": ", parsed.status().message())));
+    }
+    cluster_config = std::move(*parsed);
+  }
   fs::create_directories(ClusterDir() / "logs");
   std::error_code ignored;  // state, tokens and logs: the owner's only (also when made earlier)
   fs::permissions(ConfigDir(), fs::perms::owner_all, fs::perm_options::replace, ignored);
@@ -111,6 +123,13 @@ int ClusterUp(const ClusterFlags& flags) {
   }
   auto token = ReadFile(token_file);
   if (!token.ok()) return Fail(token.status());
+  fs::path config_path = ClusterDir() / "cluster-config.json";
+  if (cluster_config) {
+    if (absl::Status st = WriteFileAtomic(config_path, cluster_config->ToJson().dump(2));
+        !st.ok()) {
+      return Fail(st);
+    }
+  }
 
   // A daemon of this cluster that is still healthy is kept (so a gateway that outlived its
   // operator goes on serving); anything else is cleared and started again.
@@ -135,6 +154,10 @@ int ClusterUp(const ClusterFlags& flags) {
     if (op_pid != 0 && gw_pid != 0) {
       std::cout << "the local cluster is already running (operator " << operator_url << ", gateway "
                 << gateway_url << ")\n";
+      if (cluster_config) {
+        std::cout << "the new cluster configuration applies from the next start (`cortex cluster "
+                     "down`, then `cortex cluster up`)\n";
+      }
       return 0;
     }
   }
@@ -169,9 +192,10 @@ int ClusterUp(const ClusterFlags& flags) {
   }
   if (gw_pid == 0) {
     auto started = StartDaemon(
-        "gateway", {"--host", flags.host, "--port", std::to_string(flags.gateway_port), "--lb-port",
-                    lb_port, "--timeout-ms", std::to_string(flags.gateway_timeout_ms),
-                    "--operator-url", operator_url, "--token-file", token_file.string()});
+        "gateway",
+        {"--host", flags.host, "--port", std::to_string(flags.gateway_port), "--lb-port", lb_port,
+         "--timeout-ms", std::to_string(flags.gateway_timeout_ms), "--operator-url", operator_url,
+         "--token-file", token_file.string(), "--cluster-config", config_path.string()});
     if (!started.ok()) return Fail(started.status());
     gw_pid = *started;
     if (!WaitHealthy(gateway_url + "/_cortex/healthz", gw_pid, flags.wait_s)) {

@@ -24,6 +24,7 @@ struct ClusterFlags {
   std::string python = "/usr/bin/python3";
   int wait_s = 60;
   int autoscaler_tick_ms = 10'000;
+  std::string config_file;  // cluster.yaml: limits and allowed local paths (docs/security.md)
 };
 
 int ClusterUp(const ClusterFlags& flags);

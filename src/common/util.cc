@@ -106,4 +106,14 @@ std::string FormatAge(int64_t seconds) {
   return absl::StrCat(seconds / 86400, "d", (seconds % 86400) / 3600, "h");
 }
 
+std::string FormatBytes(uint64_t bytes) {
+  static const char* kUnits[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+  size_t unit = 0;
+  while (unit + 1 < std::size(kUnits) && bytes >= 1024 && bytes % 1024 == 0) {
+    bytes /= 1024;
+    ++unit;
+  }
+  return absl::StrCat(bytes, " ", kUnits[unit]);
+}
+
 }  // namespace cortex

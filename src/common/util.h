@@ -30,4 +30,7 @@ std::string DecreasingHexId();
 // "45s", "3m12s", "2h5m", "3d4h" (spec §14).
 std::string FormatAge(int64_t seconds);
 
+// A size for people: "10 MiB", "64 KiB", "1000 bytes" (exact: a unit only when it divides).
+std::string FormatBytes(uint64_t bytes);
+
 }  // namespace cortex

@@ -108,3 +108,17 @@ TEST(Glob, StarStaysInASegmentDoubleStarCrosses) {
 
 }  // namespace
 }  // namespace cortex
+
+namespace cortex {
+namespace {
+
+TEST(Util, FormatBytesUsesTheLargestExactUnit) {
+  EXPECT_EQ(FormatBytes(10 << 20), "10 MiB");
+  EXPECT_EQ(FormatBytes(64 << 10), "64 KiB");
+  EXPECT_EQ(FormatBytes(1000), "1000 bytes");
+  EXPECT_EQ(FormatBytes((10 << 20) + 1), "10485761 bytes");
+  EXPECT_EQ(FormatBytes(0), "0 bytes");
+}
+
+}  // namespace
+}  // namespace cortex

@@ -96,7 +96,8 @@ absl::Status ParsePredictorKind(const YamlMap& map, const ParseContext& ctx, Api
   if (!realtime) return absl::OkStatus();
   CONFIG_ASSIGN_OR_RETURN(
       api.autoscaling,
-      Section("autoscaling", internal::ParseAutoscaling(map.Find("autoscaling"), *api.predictor)));
+      Section("autoscaling", internal::ParseAutoscaling(map.Find("autoscaling"), *api.predictor,
+                                                        ctx.options.max_replicas)));
   CONFIG_ASSIGN_OR_RETURN(
       api.update_strategy,
       Section("update_strategy", internal::ParseUpdateStrategy(map.Find("update_strategy"))));
@@ -212,6 +213,11 @@ std::optional<Kind> ParseKind(std::string_view name) {
 
 absl::StatusOr<std::vector<ApiConfig>> ParseApiConfigs(std::string_view yaml_text,
                                                        const ParseOptions& options) {
+  if (yaml_text.size() > options.max_config_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        options.file_name, ": is ", yaml_text.size(), " bytes, more than this cluster takes (",
+        options.max_config_bytes, " bytes, limits: config)"));
+  }
   absl::StatusOr<std::vector<ApiConfig>> apis;
   try {
     apis = ParseAll(absl::string_view(yaml_text.data(), yaml_text.size()), options);

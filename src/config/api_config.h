@@ -109,6 +109,9 @@ struct ParseOptions {
   // Cluster-wide api_gateway setting: when false ("none"), api_gateway defaults to "none" and
   // "public" is an error.
   bool cluster_api_gateway = true;
+  // The cluster's limits (config::ClusterLimits): replicas per API and the size of the file.
+  int max_replicas = 1000;
+  uint64_t max_config_bytes = 1ull << 20;
   // Project file checks (paths relative to the project root). Null means "do not check".
   std::function<bool(const std::string&)> file_exists;
   std::function<bool(const std::string&)> dir_exists;

@@ -407,6 +407,14 @@ const Case kCases[] = {
      "autoscaling: max_replicas: must be greater than or equal to 1"},
     {"InitReplicasZero", Realtime("", ", autoscaling: {init_replicas: 0}"),
      "autoscaling: init_replicas: must be greater than or equal to 1"},
+    // The cluster's limit (1000 by default): a million replicas hung the operator.
+    {"MinReplicasOverTheClusterLimit",
+     Realtime("", ", autoscaling: {min_replicas: 1000000, max_replicas: 1000000}"),
+     "autoscaling: min_replicas: must be less than or equal to 1000 (the most replicas this "
+     "cluster runs per api, limits: replicas_per_api)"},
+    {"MaxReplicasOverTheClusterLimit", Realtime("", ", autoscaling: {max_replicas: 1001}"),
+     "autoscaling: max_replicas: must be less than or equal to 1000"},
+    {"MaxReplicasAtTheClusterLimit", Realtime("", ", autoscaling: {max_replicas: 1000}"), ""},
     {"MinAboveMax", Realtime("", ", autoscaling: {min_replicas: 5, max_replicas: 3}"),
      "a (RealtimeAPI): autoscaling: min_replicas cannot be greater than max_replicas (5 > 3)"},
     {"InitAboveMax", Realtime("", ", autoscaling: {init_replicas: 10, max_replicas: 5}"),
@@ -956,6 +964,18 @@ TEST(Duration, FormatsLikeGo) {
     EXPECT_EQ(FormatDuration(seconds), text);
     EXPECT_EQ(ParseDurationSeconds(text).value_or(-12345), seconds) << text;
   }
+}
+
+TEST(ParseApiConfigs, AFileOverTheClusterLimitIsNotParsed) {
+  ParseOptions options;
+  options.max_config_bytes = 1024;
+  std::string yaml = Realtime() + "\n#" + std::string(2000, 'x') + "\n";
+  auto apis = ParseApiConfigs(yaml, options);
+  EXPECT_THAT(std::string(apis.status().message()),
+              HasSubstr("cortex.yaml: is " + std::to_string(yaml.size()) +
+                        " bytes, more than this cluster takes (1024 bytes, limits: config)"));
+  options.max_config_bytes = yaml.size();
+  EXPECT_TRUE(ParseApiConfigs(yaml, options).ok());
 }
 
 }  // namespace

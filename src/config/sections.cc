@@ -206,7 +206,8 @@ absl::StatusOr<NetworkingConfig> ParseNetworking(const std::optional<YAML::Node>
 }
 
 absl::StatusOr<AutoscalingConfig> ParseAutoscaling(const std::optional<YAML::Node>& node,
-                                                   const PredictorConfig& predictor) {
+                                                   const PredictorConfig& predictor,
+                                                   int replicas_limit) {
   CONFIG_ASSIGN_OR_RETURN(YamlMap map, SectionMap(node));
   CONFIG_RETURN_IF_ERROR(
       map.CheckKeys({"min_replicas", "max_replicas", "init_replicas", "target_replica_concurrency",
@@ -214,7 +215,15 @@ absl::StatusOr<AutoscalingConfig> ParseAutoscaling(const std::optional<YAML::Nod
                      "upscale_stabilization_period", "max_downscale_factor", "max_upscale_factor",
                      "downscale_tolerance", "upscale_tolerance"}));
   AutoscalingConfig a;
-  auto replicas = [](const YAML::Node& n) { return ReadIntInRange(n, 1, kMaxInt); };
+  auto replicas = [replicas_limit](const YAML::Node& n) -> absl::StatusOr<int> {
+    auto count = ReadIntInRange(n, 1, kMaxInt);
+    if (count.ok() && *count > replicas_limit) {
+      return NodeError(n, absl::StrCat("must be less than or equal to ", replicas_limit,
+                                       " (the most replicas this cluster runs per api, limits: "
+                                       "replicas_per_api)"));
+    }
+    return count;
+  };
   CONFIG_ASSIGN_OR_RETURN(std::optional<int> min_replicas, map.Read<int>("min_replicas", replicas));
   a.min_replicas = min_replicas.value_or(a.min_replicas);
   CONFIG_ASSIGN_OR_RETURN(std::optional<int> max_replicas, map.Read<int>("max_replicas", replicas));

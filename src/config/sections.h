@@ -34,8 +34,11 @@ absl::StatusOr<ComputeConfig> ParseCompute(const std::optional<YAML::Node>& node
                                            const ParseContext& ctx);
 absl::StatusOr<NetworkingConfig> ParseNetworking(const std::optional<YAML::Node>& node,
                                                  const ParseContext& ctx);
+// Replica counts above `max_replicas` (the cluster's limit) are refused.
+// Replica counts above `max_replicas` (the cluster's limit) are refused.
 absl::StatusOr<AutoscalingConfig> ParseAutoscaling(const std::optional<YAML::Node>& node,
-                                                   const PredictorConfig& predictor);
+                                                   const PredictorConfig& predictor,
+                                                   int max_replicas);
 absl::StatusOr<UpdateStrategyConfig> ParseUpdateStrategy(const std::optional<YAML::Node>& node);
 absl::StatusOr<MonitoringConfig> ParseMonitoring(const YAML::Node& node);
 absl::StatusOr<std::vector<SplitterTarget>> ParseSplitterApis(const YAML::Node& node);

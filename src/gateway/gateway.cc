@@ -38,14 +38,22 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(asio::io_context& io,
   net::HttpServerOptions server_options;
   server_options.host = options.host;
   server_options.port = options.port;
-  server_options.body_limit = 512ull * 1024 * 1024;
+  server_options.body_limit = options.api_gateway_body_limit;
+  server_options.header_limit = options.header_limit;
   Gateway* self = gateway.get();
+  server_options.admit = [self](const net::Request& head, uint64_t&) {
+    return self->Admit(head, Listener::kApiGateway);
+  };
   auto server = net::HttpServer::Create(io, server_options, [self](net::Request& request) {
     return self->Handle(request, Listener::kApiGateway);
   });
   if (!server.ok()) return server.status();
   gateway->server_ = std::move(*server);
   server_options.port = options.lb_port;
+  server_options.body_limit = options.load_balancer_body_limit;
+  server_options.admit = [self](const net::Request& head, uint64_t&) {
+    return self->Admit(head, Listener::kLoadBalancer);
+  };
   auto lb_server = net::HttpServer::Create(io, server_options, [self](net::Request& request) {
     return self->Handle(request, Listener::kLoadBalancer);
   });
@@ -101,9 +109,43 @@ std::shared_ptr<Gateway::Upstream> Gateway::UpstreamFor(const ReplicaRoute& repl
   return slot;
 }
 
+namespace {
+
+net::Response NotFound(const net::Request& request, std::string_view path) {
+  return net::StatusResponse(request, absl::NotFoundError(absl::StrCat(
+                                          "no api is deployed at endpoint ", std::string(path))));
+}
+
+std::string_view PathOf(std::string_view target) { return target.substr(0, target.find('?')); }
+
+}  // namespace
+
+Gateway::Destination Gateway::Resolve(const RouteTable& routes, std::string_view path,
+                                      Listener listener) {
+  Destination to{routes.Find(path), ""};
+  if (to.api == nullptr) {  // BatchAPI: "<endpoint>/<job_id>" addresses one job
+    size_t slash = path.rfind('/');
+    const ApiRoute* parent = slash > 0 ? routes.Find(path.substr(0, slash)) : nullptr;
+    if (parent != nullptr && parent->batch) to = {parent, std::string(path.substr(slash))};
+  }
+  if (to.api != nullptr && listener == Listener::kApiGateway && to.api->api_gateway == "none") {
+    to = {};  // served on the load balancer only
+  }
+  return to;
+}
+
+bool Gateway::IsOwnEndpoint(std::string_view path) {
+  return path.starts_with("/_cortex/") || path == "/metrics";
+}
+
+std::optional<net::Response> Gateway::Admit(const net::Request& head, Listener listener) const {
+  std::string_view path = PathOf(head.target());
+  if (IsOwnEndpoint(path) || Resolve(*routes_, path, listener).api != nullptr) return std::nullopt;
+  return NotFound(head, path);
+}
+
 asio::awaitable<net::Response> Gateway::Handle(net::Request& request, Listener listener) {
-  std::string_view target = request.target();
-  std::string_view path = target.substr(0, target.find('?'));
+  std::string_view path = PathOf(request.target());
   std::shared_ptr<const RouteTable> routes = routes_;  // this request's snapshot
   // The gateway's own endpoints come first: no API can shadow them (/_cortex is reserved).
   if (path == "/_cortex/healthz") {
@@ -121,19 +163,7 @@ asio::awaitable<net::Response> Gateway::Handle(net::Request& request, Listener l
     co_return net::MakeResponse(request, http::status::ok, out.dump());
   }
   if (path == "/_cortex/metrics") co_return Metrics(request);
-  const ApiRoute* api = routes->Find(path);
-  std::string job_suffix;  // BatchAPI: "<endpoint>/<job_id>" addresses one job
-  if (api == nullptr) {
-    size_t slash = path.rfind('/');
-    const ApiRoute* parent = slash > 0 ? routes->Find(path.substr(0, slash)) : nullptr;
-    if (parent != nullptr && parent->batch) {
-      api = parent;
-      job_suffix = std::string(path.substr(slash));
-    }
-  }
-  if (api != nullptr && listener == Listener::kApiGateway && api->api_gateway == "none") {
-    api = nullptr;  // served on the load balancer only
-  }
+  auto [api, job_suffix] = Resolve(*routes, path, listener);
   if (api != nullptr) {
     auto started = std::chrono::steady_clock::now();
     bool predict = request.method() == net::http::verb::post;
@@ -169,9 +199,7 @@ asio::awaitable<net::Response> Gateway::Handle(net::Request& request, Listener l
     co_return response;
   }
   if (path == "/metrics") co_return Metrics(request);
-  co_return net::StatusResponse(
-      request,
-      absl::NotFoundError(absl::StrCat("no api is deployed at endpoint ", std::string(path))));
+  co_return NotFound(request, path);
 }
 
 asio::awaitable<net::Response> Gateway::Forward(const ApiRoute& api,
@@ -190,6 +218,7 @@ asio::awaitable<net::Response> Gateway::Forward(const ApiRoute& api,
                               ? upstream_path
                               : absl::StrCat(upstream_path, std::string(target.substr(q))));
   upstream_request.keep_alive(true);
+  upstream_request.erase(http::field::expect);  // the body is here already: no 100 Continue
   upstream_request.prepare_payload();
   for (int attempt = 0; attempt < 2 && !candidates.empty(); ++attempt) {
     std::vector<int64_t> load;

@@ -33,6 +33,9 @@ struct GatewayOptions {
   uint16_t operator_port = 0;
   int upstream_connect_timeout_ms = 2000;
   size_t max_idle_per_replica = 256;
+  uint64_t api_gateway_body_limit = 32ull << 20;  // request bodies, per listener
+  uint64_t load_balancer_body_limit = 512ull << 20;
+  uint32_t header_limit = 64 << 10;
 };
 
 struct ApiStats {
@@ -62,7 +65,17 @@ class Gateway {
   // not there) and the load balancer (no timeout).
   enum class Listener { kApiGateway, kLoadBalancer };
 
+  // Where a request goes: an API (or a splitter) and, for a BatchAPI job, "/<job_id>".
+  struct Destination {
+    const ApiRoute* api = nullptr;
+    std::string job_suffix;
+  };
+
   Gateway(net::asio::io_context& io, GatewayOptions options);
+  static Destination Resolve(const RouteTable& routes, std::string_view path, Listener listener);
+  static bool IsOwnEndpoint(std::string_view path);
+  // Before the body is read: a request for no API is answered 404 at once.
+  std::optional<net::Response> Admit(const net::Request& head, Listener listener) const;
   net::asio::awaitable<net::Response> Handle(net::Request& request, Listener listener);
   // Sends the request to one of `api`'s ready replicas; `timeout_ms` 0 waits as long as it takes.
   // `upstream_path` replaces the request's path ("/predict" for replicas). The client's request

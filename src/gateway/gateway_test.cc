@@ -2,6 +2,7 @@
 // started by the test (net::HttpServer, or a raw acceptor that misbehaves on purpose).
 #include "gateway/gateway.h"
 
+#include <absl/strings/str_cat.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -138,6 +139,47 @@ class GatewayTest : public ::testing::Test {
     return out;
   }
 
+  // Writes `head` (request line and headers, no body) and returns everything the gateway sends
+  // back until it closes the connection. With a `body`, the first answer is read first and the
+  // body is written only if it is "100 Continue".
+  std::string SendRaw(const std::string& head, const std::string& body = "") {
+    std::string received;
+    bool done = false;
+    asio::co_spawn(
+        io_,
+        [&]() -> asio::awaitable<void> {
+          beast::tcp_stream stream(io_);
+          stream.expires_after(std::chrono::seconds(5));
+          co_await stream.async_connect(
+              tcp::endpoint(asio::ip::make_address("127.0.0.1"), gateway_->port()),
+              asio::use_awaitable);
+          co_await asio::async_write(stream, asio::buffer(head), asio::use_awaitable);
+          char chunk[4096];
+          boost::system::error_code ec;
+          if (!body.empty()) {
+            size_t n = co_await stream.async_read_some(
+                asio::buffer(chunk), asio::redirect_error(asio::use_awaitable, ec));
+            received.append(chunk, n);
+            if (received.starts_with("HTTP/1.1 100 Continue\r\n\r\n")) {
+              co_await asio::async_write(stream, asio::buffer(body), asio::use_awaitable);
+            }
+          }
+          while (!ec) {
+            size_t n = co_await stream.async_read_some(
+                asio::buffer(chunk), asio::redirect_error(asio::use_awaitable, ec));
+            received.append(chunk, n);
+          }
+          done = true;
+        },
+        [&](std::exception_ptr e) {
+          done = true;
+          if (e) ADD_FAILURE() << "client failed";
+        });
+    io_.restart();
+    while (!done) io_.run_one();
+    return received;
+  }
+
   nlohmann::json Stats() {
     ClientResult result = Send(http::verb::get, "/_cortex/stats", false);
     return nlohmann::json::parse(result.response.body());
@@ -240,6 +282,54 @@ TEST_F(GatewayTest, NoReadyReplicaIs503AndAnUnknownEndpoint404) {
   Route({});
   EXPECT_EQ(Send(http::verb::post, "/a").response.result_int(), 503);
   EXPECT_EQ(Send(http::verb::post, "/nope").response.result_int(), 404);
+}
+
+// Nothing is buffered for a request that no API will take: 300 MB announced to an unknown path
+// are answered 404 at once, from the header alone, and the connection is closed.
+TEST_F(GatewayTest, ARequestForNoApiIsRefusedBeforeItsBodyIsRead) {
+  std::string answer =
+      SendRaw("POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 300000000\r\n\r\n");
+  EXPECT_TRUE(answer.starts_with("HTTP/1.1 404")) << answer;
+  EXPECT_NE(answer.find("no api is deployed at endpoint /nowhere"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("Connection: close"), std::string::npos) << answer;
+}
+
+TEST_F(GatewayTest, ABodyOverTheListenersLimitIsRefusedFromItsLength) {
+  FakeReplica replica(io_);
+  Route({{"r1", "127.0.0.1", replica.port()}});
+  std::string answer = SendRaw(
+      absl::StrCat("POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: ", (32 << 20) + 1, "\r\n\r\n"));
+  EXPECT_TRUE(answer.starts_with("HTTP/1.1 413")) << answer;
+  EXPECT_NE(answer.find("request body is larger than the limit (32 MiB)"), std::string::npos)
+      << answer;
+  EXPECT_EQ(replica.requests, 0);
+}
+
+TEST_F(GatewayTest, OversizedHeadersGet431) {
+  std::string answer = SendRaw(
+      absl::StrCat("GET /a HTTP/1.1\r\nHost: x\r\nX-Big: ", std::string(70'000, 'h'), "\r\n\r\n"));
+  EXPECT_TRUE(answer.starts_with("HTTP/1.1 431")) << answer;
+  EXPECT_NE(answer.find("request header is larger than the limit (64 KiB)"), std::string::npos)
+      << answer;
+}
+
+// A client that asks before it sends its body (curl does so past 1 MiB) is told to go on at
+// once, instead of waiting a second for an answer that never comes.
+TEST_F(GatewayTest, ExpectContinueIsAnsweredWhenTheRequestIsAdmitted) {
+  FakeReplica replica(io_);
+  Route({{"r1", "127.0.0.1", replica.port()}});
+  std::string answer = SendRaw(
+      "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\nExpect: 100-continue\r\n"
+      "Connection: close\r\n\r\n",
+      R"({"x":1})");
+  EXPECT_TRUE(answer.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200")) << answer;
+  EXPECT_EQ(replica.requests, 1);
+
+  answer = SendRaw(
+      "POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\nExpect: 100-continue\r\n"
+      "\r\n",
+      R"({"x":1})");
+  EXPECT_TRUE(answer.starts_with("HTTP/1.1 404")) << answer;
 }
 
 }  // namespace

@@ -2,10 +2,13 @@
 
 #include <absl/strings/str_cat.h>
 
+#include <array>
 #include <iostream>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "common/status.h"
+#include "common/util.h"
 
 namespace cortex::net {
 
@@ -78,44 +81,112 @@ asio::awaitable<void> HttpServer::Accept() {
   }
 }
 
+namespace {
+
+Response ReadErrorResponse(const boost::system::error_code& ec, uint64_t body_limit,
+                           uint32_t header_limit) {
+  Request head;
+  head.version(11);
+  absl::Status status;
+  if (ec == http::error::body_limit) {
+    status = WithHttpStatus(
+        absl::ResourceExhaustedError(
+            absl::StrCat("request body is larger than the limit (", FormatBytes(body_limit), ")")),
+        413);
+  } else if (ec == http::error::header_limit) {
+    status = WithHttpStatus(
+        absl::ResourceExhaustedError(absl::StrCat("request header is larger than the limit (",
+                                                  FormatBytes(header_limit), ")")),
+        431);
+  } else {
+    status = absl::InvalidArgumentError(absl::StrCat("bad request: ", ec.message()));
+  }
+  Response response = StatusResponse(head, status);
+  response.keep_alive(false);
+  return response;
+}
+
+// The peer went away or went quiet: nothing to answer.
+bool PeerGone(const boost::system::error_code& ec) {
+  return ec == http::error::end_of_stream || ec == beast::error::timeout ||
+         ec == asio::error::connection_reset || ec == asio::error::eof ||
+         ec == asio::error::operation_aborted || ec == asio::error::broken_pipe;
+}
+
+// After refusing a request whose body was not read: stop sending, then read and drop what the
+// client still sends for a short while, so that closing does not reset the connection before the
+// client has read the answer.
+asio::awaitable<void> Linger(beast::tcp_stream& stream) {
+  boost::system::error_code ec;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  stream.expires_after(std::chrono::seconds(2));
+  std::array<char, 64 * 1024> sink;
+  for (size_t dropped = 0; !ec && dropped < 16 * 1024 * 1024;) {
+    dropped += co_await stream.async_read_some(asio::buffer(sink),
+                                               asio::redirect_error(asio::use_awaitable, ec));
+  }
+}
+
+}  // namespace
+
+asio::awaitable<bool> HttpServer::Read(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                       http::request_parser<http::string_body>& parser) {
+  boost::system::error_code ec;
+  uint64_t body_limit = options_.body_limit;
+  // The body's limit is checked after admission (which may change it), not by the header parser.
+  parser.body_limit(std::numeric_limits<std::uint64_t>::max());  // (not none: Beast 1.74 compares
+  // a Content-Length with an empty limit as "over")
+  parser.header_limit(options_.header_limit);
+  stream.expires_after(std::chrono::seconds(options_.idle_timeout_s));
+  co_await http::async_read_header(stream, buffer, parser,
+                                   asio::redirect_error(asio::use_awaitable, ec));
+  std::optional<Response> refused;
+  if (!ec) {
+    if (options_.admit) refused = options_.admit(parser.get(), body_limit);
+    if (!refused && parser.content_length() && *parser.content_length() > body_limit) {
+      refused = ReadErrorResponse(http::error::body_limit, body_limit, options_.header_limit);
+    }
+  } else if (!PeerGone(ec)) {
+    refused = ReadErrorResponse(ec, body_limit, options_.header_limit);
+  }
+  if (refused) {
+    bool body_unread = !ec && !parser.is_done();
+    if (body_unread || ec) refused->keep_alive(false);
+    refused->prepare_payload();
+    stream.expires_after(std::chrono::seconds(10));
+    co_await http::async_write(stream, *refused, asio::redirect_error(asio::use_awaitable, ec));
+    if (body_unread) co_await Linger(stream);
+    co_return false;
+  }
+  if (ec) co_return false;
+  if (!parser.is_done()) {
+    parser.body_limit(body_limit);
+    if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
+      http::response<http::empty_body> go_on{http::status::continue_, parser.get().version()};
+      co_await http::async_write(stream, go_on, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) co_return false;
+    }
+    co_await http::async_read(stream, buffer, parser,
+                              asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      if (!PeerGone(ec)) {
+        Response bad = ReadErrorResponse(ec, body_limit, options_.header_limit);
+        stream.expires_after(std::chrono::seconds(10));
+        co_await http::async_write(stream, bad, asio::redirect_error(asio::use_awaitable, ec));
+      }
+      co_return false;
+    }
+  }
+  co_return true;
+}
+
 asio::awaitable<void> HttpServer::Serve(tcp::socket socket) {
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
-  boost::system::error_code read_ec, write_ec;
+  boost::system::error_code write_ec;
   for (;;) {
     http::request_parser<http::string_body> parser;
-    parser.body_limit(options_.body_limit);
-    parser.header_limit(64 * 1024);
-    stream.expires_after(std::chrono::seconds(options_.idle_timeout_s));
-    co_await http::async_read(stream, buffer, parser,
-                              asio::redirect_error(asio::use_awaitable, read_ec));
-    if (read_ec) {
-      if (read_ec == http::error::body_limit) {
-        Request head;
-        head.version(11);
-        Response too_large =
-            StatusResponse(head, WithHttpStatus(absl::ResourceExhaustedError(absl::StrCat(
-                                                    "request body is larger than the limit (",
-                                                    options_.body_limit, " bytes)")),
-                                                413));
-        too_large.keep_alive(false);
-        stream.expires_after(std::chrono::seconds(10));
-        co_await http::async_write(stream, too_large,
-                                   asio::redirect_error(asio::use_awaitable, write_ec));
-      } else if (read_ec != http::error::end_of_stream && read_ec != beast::error::timeout &&
-                 read_ec != asio::error::connection_reset && read_ec != asio::error::eof &&
-                 read_ec != asio::error::operation_aborted) {
-        Request head;
-        head.version(11);
-        Response bad = StatusResponse(
-            head, absl::InvalidArgumentError(absl::StrCat("bad request: ", read_ec.message())));
-        bad.keep_alive(false);
-        stream.expires_after(std::chrono::seconds(10));
-        co_await http::async_write(stream, bad,
-                                   asio::redirect_error(asio::use_awaitable, write_ec));
-      }
-      break;
-    }
+    if (!co_await Read(stream, buffer, parser)) break;
     Request request = parser.release();
     // The handler may await for as long as the request takes: no read deadline meanwhile.
     stream.expires_never();

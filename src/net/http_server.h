@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "net/asio.h"
@@ -19,11 +20,18 @@ namespace cortex::net {
 
 using Handler = std::function<asio::awaitable<Response>(Request&)>;
 
+// Looks at a request's header before its body is read (`head` has an empty body). Returning a
+// response sends it instead of reading the body: nothing a route or a token refuses is buffered.
+// `body_limit` starts at the server's and may be changed for this request.
+using Admit = std::function<std::optional<Response>(const Request& head, uint64_t& body_limit)>;
+
 struct HttpServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 0;                       // 0: any free port
   uint64_t body_limit = 64 * 1024 * 1024;  // larger bodies get 413
+  uint32_t header_limit = 64 * 1024;       // larger headers get 431
   int idle_timeout_s = 75;                 // keep-alive idle limit
+  Admit admit;                             // optional
 };
 
 class HttpServer {
@@ -41,6 +49,10 @@ class HttpServer {
   HttpServer(asio::io_context& io, HttpServerOptions options, Handler handler);
   asio::awaitable<void> Accept();
   asio::awaitable<void> Serve(tcp::socket socket);
+  // Reads the request into `parser` (header, admission, then body). False: the connection ends
+  // (an answer to a bad or refused request may have been written).
+  asio::awaitable<bool> Read(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                             http::request_parser<http::string_body>& parser);
 
   asio::io_context& io_;
   HttpServerOptions options_;

@@ -10,7 +10,8 @@ namespace cortex::op {
 
 namespace fs = std::filesystem;
 
-ApiLogs::ApiLogs(std::string data_dir) : data_dir_(std::move(data_dir)) {
+ApiLogs::ApiLogs(std::string data_dir, uint64_t max_file_bytes)
+    : data_dir_(std::move(data_dir)), max_file_bytes_(max_file_bytes) {
   fs::create_directories(fs::path(data_dir_) / "logs" / "apis");
   fs::create_directories(fs::path(data_dir_) / "logs" / "jobs");
 }
@@ -40,6 +41,25 @@ void ApiLogs::AppendJob(const std::string& api, const std::string& job_id,
 void ApiLogs::Remove(const std::string& api) const {
   std::error_code ignored;
   fs::remove(ApiLogPath(api), ignored);
+}
+
+int ApiLogs::RotateLarge() const {
+  if (max_file_bytes_ == 0) return 0;
+  int rotated = 0;
+  std::error_code ec;
+  fs::path root = fs::path(data_dir_) / "logs";
+  for (auto it = fs::recursive_directory_iterator(root, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    std::error_code file_ec;
+    if (!it->is_regular_file(file_ec) || it->path().extension() != ".log") continue;
+    if (it->file_size(file_ec) <= max_file_bytes_ || file_ec) continue;
+    fs::path older = it->path();
+    older += ".1";
+    fs::copy_file(it->path(), older, fs::copy_options::overwrite_existing, file_ec);
+    if (!file_ec) fs::resize_file(it->path(), 0, file_ec);
+    if (!file_ec) ++rotated;
+  }
+  return rotated;
 }
 
 absl::StatusOr<std::pair<std::string, int64_t>> ApiLogs::ReadChunk(const std::string& path,

@@ -12,7 +12,8 @@ namespace cortex::op {
 
 class ApiLogs {
  public:
-  explicit ApiLogs(std::string data_dir);
+  // Logs past `max_file_bytes` are rotated by RotateLarge (0: never).
+  explicit ApiLogs(std::string data_dir, uint64_t max_file_bytes = 0);
 
   std::string ApiLogPath(const std::string& api) const;
   std::string JobLogPath(const std::string& api, const std::string& job_id) const;
@@ -20,6 +21,10 @@ class ApiLogs {
   void Append(const std::string& api, const std::string& line) const;
   void AppendJob(const std::string& api, const std::string& job_id, const std::string& line) const;
   void Remove(const std::string& api) const;
+  // Every log under logs/ larger than the limit is copied to "<name>.log.1" (replacing the older
+  // one) and truncated; writers append, so they go on at the new end and a follower starts over
+  // (ReadChunk). Returns how many were rotated.
+  int RotateLarge() const;
 
   // Bytes of `path` from `offset` (negative: that many from the end; past the end: from 0, the
   // file was truncated), at most `max_bytes`, and the offset to ask for next.
@@ -29,6 +34,7 @@ class ApiLogs {
 
  private:
   const std::string data_dir_;
+  const uint64_t max_file_bytes_;
 };
 
 }  // namespace cortex::op

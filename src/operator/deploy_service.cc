@@ -52,6 +52,8 @@ absl::StatusOr<json> DeployService::DeployLocked(const json& request) {
   parse.file_name = file_name;
   parse.provider = options_.provider;
   parse.cluster_api_gateway = options_.cluster_api_gateway;
+  parse.max_replicas = options_.max_replicas;
+  parse.max_config_bytes = options_.max_config_bytes;
   parse.file_exists = [&](const std::string& p) {
     return fs::is_regular_file(fs::path(project_dir) / p);
   };
@@ -152,6 +154,8 @@ absl::StatusOr<json> DeployService::Patch(const json& request) {
   config::ParseOptions parse;
   parse.file_name = StringField(request, "config_file_name", "cortex.yaml");
   parse.provider = options_.provider;
+  parse.max_replicas = options_.max_replicas;
+  parse.max_config_bytes = options_.max_config_bytes;
   // Names first (without project checks); the deploy validates fully against the stored project.
   ASSIGN_OR_RETURN(std::vector<config::ApiConfig> apis,
                    config::ParseApiConfigs(StringField(request, "config", ""), parse));

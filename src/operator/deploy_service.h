@@ -25,6 +25,8 @@ class JobService;
 struct DeployOptions {
   std::string provider = "local";
   bool cluster_api_gateway = true;  // false: the cluster serves APIs on the load balancer only
+  int max_replicas = 1000;          // per API (limits: replicas_per_api)
+  uint64_t max_config_bytes = 1ull << 20;
 };
 
 class DeployService {

@@ -2,10 +2,15 @@
 
 #include <absl/strings/match.h>
 #include <absl/strings/str_cat.h>
+#include <absl/strings/str_join.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
 #include <sstream>
 
 #include "common/glob.h"
@@ -43,29 +48,86 @@ absl::StatusOr<int> PositiveInt(const json& object, const char* key, const std::
   return static_cast<int>(it->get<int64_t>());
 }
 
-// Groups JSON values into JSON-array batches of `size`, each within the message limit.
-absl::StatusOr<std::vector<std::string>> Chunk(const std::vector<std::string>& items, int size) {
-  std::vector<std::string> batches;
-  for (size_t i = 0; i < items.size(); i += static_cast<size_t>(size)) {
-    std::string batch = "[";
-    for (size_t j = i; j < std::min(items.size(), i + size); ++j) {
-      if (j > i) batch += ",";
-      batch += items[j];
-    }
-    batch += "]";
-    if (batch.size() > kMaxItemBytes) {
+// Groups JSON values into JSON-array batches of `size` as they come, each within the message
+// limit, and at most `max_batches` of them.
+class Batcher {
+ public:
+  Batcher(int size, int64_t max_batches) : size_(size), max_batches_(max_batches) {}
+
+  absl::Status Add(const std::string& item) {
+    if (count_ == size_) RETURN_IF_ERROR(Flush());
+    current_ += count_ == 0 ? "[" : ",";
+    current_ += item;
+    ++count_;
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::vector<std::string>> Finish() && {
+    if (count_ > 0) RETURN_IF_ERROR(Flush());
+    return std::move(batches_);
+  }
+
+ private:
+  absl::Status Flush() {
+    current_ += "]";
+    if (current_.size() > kMaxItemBytes) {
       return absl::InvalidArgumentError(
-          absl::StrCat("cannot enqueue message because its size (", batch.size(),
+          absl::StrCat("cannot enqueue message because its size (", current_.size(),
                        " bytes) exceeds the 262144 bytes limit; use a smaller batch_size"));
     }
-    batches.push_back(std::move(batch));
+    if (static_cast<int64_t>(batches_.size()) >= max_batches_) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the job would have more than ", max_batches_,
+          " batches, the most this cluster takes (limits: batches_per_job); use a larger "
+          "batch_size"));
+    }
+    batches_.push_back(std::move(current_));
+    current_.clear();
+    count_ = 0;
+    return absl::OkStatus();
   }
-  return batches;
+
+  int size_;
+  int64_t max_batches_;
+  std::vector<std::string> batches_;
+  std::string current_;
+  int count_ = 0;
+};
+
+bool IsWithin(const fs::path& path, const fs::path& root) {
+  fs::path rel = path.lexically_relative(root);
+  return !rel.empty() && *rel.begin() != "..";
+}
+
+// `local` resolved (symbolic links followed) if it lies inside a directory the cluster allows.
+absl::StatusOr<fs::path> Confine(const std::string& local, const std::string& shown,
+                                 const PlanLimits& limits, const std::string& where) {
+  if (limits.allowed_local_paths.empty()) {
+    return absl::PermissionDeniedError(
+        absl::StrCat(where, "s3_paths: ", shown,
+                     ": this cluster reads no local paths (list the directories jobs may read in "
+                     "allowed_local_paths of the cluster configuration, see docs/security.md)"));
+  }
+  std::error_code ec;
+  fs::path resolved = fs::weakly_canonical(local, ec);
+  if (!ec) {
+    for (const auto& root : limits.allowed_local_paths) {
+      fs::path allowed = fs::weakly_canonical(root, ec);
+      if (!ec && IsWithin(resolved, allowed)) return resolved;
+    }
+  }
+  std::vector<std::string> roots;
+  for (const auto& root : limits.allowed_local_paths) roots.push_back(root.string());
+  return absl::PermissionDeniedError(absl::StrCat(
+      where, "s3_paths: ", shown,
+      ": is outside the directories this cluster lets jobs read (allowed_local_paths: ",
+      absl::StrJoin(roots, ", "), ")"));
 }
 
 // The files a lister names: local paths (absolute or file://), directories walked recursively,
 // filtered by the includes and excludes globs (matched against the path as written).
-absl::StatusOr<std::vector<std::string>> ListFiles(const json& lister, const std::string& where) {
+absl::StatusOr<std::vector<std::string>> ListFiles(const json& lister, const PlanLimits& limits,
+                                                   const std::string& where) {
   auto paths = lister.find("s3_paths");
   if (paths == lister.end() || !paths->is_array() || paths->empty()) {
     return absl::InvalidArgumentError(
@@ -121,14 +183,20 @@ absl::StatusOr<std::vector<std::string>> ListFiles(const json& lister, const std
           absl::StrCat(where, "s3_paths: ", path,
                        ": must be an absolute local path or a file:// url (or s3://)"));
     }
+    ASSIGN_OR_RETURN(fs::path resolved, Confine(local, path, limits, where));
     std::error_code ec;
     std::vector<std::string> found;
-    if (fs::is_directory(local, ec)) {
+    if (fs::is_directory(resolved, ec)) {
+      // Directory links are not followed; a file link that leads outside is left out.
       for (auto it = fs::recursive_directory_iterator(local, ec);
            !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-        if (it->is_regular_file(ec)) found.push_back(it->path().string());
+        std::error_code file_ec;
+        if (it->is_regular_file(file_ec) &&
+            (!it->is_symlink(file_ec) || Confine(it->path().string(), path, limits, where).ok())) {
+          found.push_back(it->path().string());
+        }
       }
-    } else if (fs::is_regular_file(local, ec)) {
+    } else if (fs::is_regular_file(resolved, ec)) {
       found.push_back(local);
     } else {
       return absl::InvalidArgumentError(absl::StrCat(where, "s3_paths: ", path, ": not found"));
@@ -140,29 +208,58 @@ absl::StatusOr<std::vector<std::string>> ListFiles(const json& lister, const std
   return files;
 }
 
-// The JSON values of a file, one per line (JSON lines; blank lines are skipped).
-absl::Status ReadJsonValues(const std::string& shown_path, std::vector<std::string>& out) {
+// Each line of `in` (without its newline) to `line_fn`; a line longer than `max_line` is an error.
+absl::Status ForEachLine(std::istream& in, size_t max_line, const std::string& shown_path,
+                         const std::function<absl::Status(std::string_view)>& line_fn) {
+  std::string line;
+  std::array<char, 64 * 1024> block;
+  while (in) {
+    in.read(block.data(), block.size());
+    std::string_view chunk(block.data(), static_cast<size_t>(in.gcount()));
+    for (size_t newline; (newline = chunk.find('\n')) != std::string_view::npos;) {
+      line.append(chunk.substr(0, newline));
+      chunk.remove_prefix(newline + 1);
+      if (line.size() > max_line) break;
+      RETURN_IF_ERROR(line_fn(line));
+      line.clear();
+    }
+    line.append(chunk);
+    if (line.size() > max_line) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          shown_path, ": a line is longer than ", max_line, " bytes (the item limit is 262144)"));
+    }
+  }
+  if (!line.empty()) RETURN_IF_ERROR(line_fn(line));
+  return absl::OkStatus();
+}
+
+// The JSON values of a file, one per line (JSON lines; blank lines are skipped), read a block at
+// a time into `batcher`.
+absl::Status ReadJsonValues(const std::string& shown_path, const PlanLimits& limits,
+                            Batcher& batcher) {
   std::string content;
+  std::unique_ptr<std::istream> in;
   if (absl::StartsWith(shown_path, "s3://")) {
     auto location = s3::ParseS3Path(shown_path);
     if (!location.ok()) return location.status();
     auto object = S3FromEnvironment().Get(location->bucket, location->key);
     if (!object.ok()) return object.status();
-    content = std::move(*object);
+    in = std::make_unique<std::istringstream>(std::move(*object));
   } else {
     std::string path = absl::StartsWith(shown_path, "file://") ? shown_path.substr(7) : shown_path;
-    auto text = ReadFile(path);
-    if (!text.ok()) return absl::NotFoundError(absl::StrCat(shown_path, ": cannot open file"));
-    content = std::move(*text);
+    // Checked again: the file may have changed since it was listed.
+    ASSIGN_OR_RETURN(fs::path resolved, Confine(path, shown_path, limits, ""));
+    auto file = std::make_unique<std::ifstream>(resolved, std::ios::binary);
+    if (!*file) return absl::NotFoundError(absl::StrCat(shown_path, ": cannot open file"));
+    in = std::move(file);
   }
-  std::istringstream in(content);
-  std::string line;
   int64_t index = 0;
-  while (std::getline(in, line)) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    if (JsonNestingDepth(line) > kMaxJsonDepth) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          shown_path, ": item ", index, " is nested more than ", kMaxJsonDepth, " levels deep"));
+  return ForEachLine(*in, 4 * kMaxItemBytes, shown_path, [&](std::string_view line) {
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) return absl::OkStatus();
+    if (JsonNestingDepth(line) > limits.json_depth) {
+      return absl::InvalidArgumentError(absl::StrCat(shown_path, ": item ", index,
+                                                     " is nested more than ", limits.json_depth,
+                                                     " levels deep"));
     }
     json value = json::parse(line, nullptr, false);
     if (value.is_discarded()) {
@@ -176,10 +273,9 @@ absl::Status ReadJsonValues(const std::string& shown_path, std::vector<std::stri
                                                      " bytes which exceeds the limit (262144 "
                                                      "bytes)"));
     }
-    out.push_back(std::move(item));
     ++index;
-  }
-  return absl::OkStatus();
+    return batcher.Add(item);
+  });
 }
 
 }  // namespace
@@ -194,7 +290,7 @@ s3::Client S3FromEnvironment() {
   return s3::Client(options);
 }
 
-absl::StatusOr<JobPlan> PlanJob(const json& submission) {
+absl::StatusOr<JobPlan> PlanJob(const json& submission, const PlanLimits& limits) {
   if (!submission.is_object()) {
     return absl::InvalidArgumentError("the job submission must be a JSON object");
   }
@@ -206,7 +302,12 @@ absl::StatusOr<JobPlan> PlanJob(const json& submission) {
       return absl::InvalidArgumentError(absl::StrCat("key \"", key, "\" is not supported"));
     }
   }
-  RETURN_IF_ERROR(PositiveInt(submission, "workers", "").status());
+  ASSIGN_OR_RETURN(int workers, PositiveInt(submission, "workers", ""));
+  if (workers > limits.max_workers) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("workers: ", workers, " is more than this cluster allows (",
+                     limits.max_workers, ", limits: workers_per_job)"));
+  }
   if (submission.contains("config") && !submission["config"].is_object() &&
       !submission["config"].is_null()) {
     return absl::InvalidArgumentError("config: must be a map");
@@ -241,7 +342,7 @@ absl::StatusOr<JobPlan> PlanJob(const json& submission) {
     if (items == list.end() || !items->is_array() || items->empty()) {
       return absl::InvalidArgumentError("item_list: items: must be a list with at least one item");
     }
-    std::vector<std::string> encoded;
+    Batcher batcher(batch_size, limits.max_batches);
     for (size_t i = 0; i < items->size(); ++i) {
       std::string item = (*items)[i].dump();
       if (item.size() > kMaxItemBytes) {
@@ -249,9 +350,9 @@ absl::StatusOr<JobPlan> PlanJob(const json& submission) {
                                                        " bytes which exceeds the limit (262144 "
                                                        "bytes)"));
       }
-      encoded.push_back(std::move(item));
+      RETURN_IF_ERROR(batcher.Add(item));
     }
-    ASSIGN_OR_RETURN(plan.batches, Chunk(encoded, batch_size));
+    ASSIGN_OR_RETURN(plan.batches, std::move(batcher).Finish());
     return plan;
   }
   bool delimited = submission.contains("delimited_files");
@@ -260,17 +361,16 @@ absl::StatusOr<JobPlan> PlanJob(const json& submission) {
   RETURN_IF_ERROR(check_keys(lister, key, {"s3_paths", "includes", "excludes", "batch_size"}));
   std::string where = absl::StrCat(key, ": ");
   ASSIGN_OR_RETURN(int batch_size, PositiveInt(lister, "batch_size", where));
-  ASSIGN_OR_RETURN(plan.listed, ListFiles(lister, where));
-  std::vector<std::string> items;
-  if (delimited) {
-    for (const auto& file : plan.listed) RETURN_IF_ERROR(ReadJsonValues(file, items));
-    if (items.empty()) {
-      return absl::InvalidArgumentError("unable to enqueue batches because no data was found");
-    }
-  } else {
-    for (const auto& file : plan.listed) items.push_back(json(file).dump());
+  ASSIGN_OR_RETURN(plan.listed, ListFiles(lister, limits, where));
+  Batcher batcher(batch_size, limits.max_batches);
+  for (const auto& file : plan.listed) {
+    RETURN_IF_ERROR(delimited ? ReadJsonValues(file, limits, batcher)
+                              : batcher.Add(json(file).dump()));
   }
-  ASSIGN_OR_RETURN(plan.batches, Chunk(items, batch_size));
+  ASSIGN_OR_RETURN(plan.batches, std::move(batcher).Finish());
+  if (delimited && plan.batches.empty()) {
+    return absl::InvalidArgumentError("unable to enqueue batches because no data was found");
+  }
   return plan;
 }
 

@@ -13,24 +13,21 @@ namespace cortex::op {
 using nlohmann::json;
 using store::JobRecord;
 
-namespace {
-
-constexpr size_t kMaxSubmissionBytes = 10 << 20;  // per request
-
-}  // namespace
-
 JobService::JobService(BatchOptions options, store::JobQueue& queue, const ApiLogs& logs,
                        const Clock& clock)
     : options_(std::move(options)), queue_(queue), logs_(logs), clock_(clock) {}
 
 absl::StatusOr<json> JobService::Submit(const ApiSpec& api, const std::string& body, bool dry_run,
                                         std::string* dry_run_text) {
-  if (body.size() > kMaxSubmissionBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the job submission is ", body.size(), " bytes; the limit is 10 MiB"));
+  if (body.size() > options_.max_submission_bytes) {
+    return WithHttpStatus(absl::InvalidArgumentError(absl::StrCat(
+                              "the job submission is ", body.size(), " bytes; the limit is ",
+                              FormatBytes(options_.max_submission_bytes))),
+                          413);
   }
-  ASSIGN_OR_RETURN(json submission, ParseNetworkJson(body, "the job submission"));
-  ASSIGN_OR_RETURN(JobPlan plan, PlanJob(submission));
+  ASSIGN_OR_RETURN(json submission,
+                   ParseNetworkJson(body, "the job submission", options_.plan_limits.json_depth));
+  ASSIGN_OR_RETURN(JobPlan plan, PlanJob(submission, options_.plan_limits));
   int64_t timeout_s = 0;
   if (auto t = submission.find("timeout"); t != submission.end() && !t->is_null()) {
     if (t->is_number_integer() && t->get<int64_t>() > 0) {

@@ -13,6 +13,7 @@
 #include "common/clock.h"
 #include "operator/api_logs.h"
 #include "operator/api_spec.h"
+#include "operator/job_planner.h"
 #include "store/job_queue.h"
 
 namespace cortex::op {
@@ -23,6 +24,8 @@ struct BatchOptions {
   std::string default_python = "/usr/bin/python3";
   int64_t lease_ms = 30'000;  // workers renew it every 10 s while predict runs
   int max_attempts = 3;       // tries per batch before it is dead-lettered
+  uint64_t max_submission_bytes = 10 << 20;
+  PlanLimits plan_limits;  // local paths, batches and workers per job
 };
 
 class JobService {
@@ -35,8 +38,7 @@ class JobService {
   // GET <endpoint>/<job_id>: the job with the API's spec. `redact_secrets` (a caller without the
   // operator token): the values of predictor.env and predictor.config read "<redacted>".
   absl::StatusOr<nlohmann::json> Describe(const ApiSpec& api, const std::string& job_id,
-                                          const std::string& endpoint,
-                                          bool redact_secrets = false);
+                                          const std::string& endpoint, bool redact_secrets = false);
   // The API's jobs, newest first (without api_spec).
   absl::StatusOr<nlohmann::json> List(const std::string& api_name);
   absl::StatusOr<nlohmann::json> Stop(const std::string& api_name, const std::string& job_id);

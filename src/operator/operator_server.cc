@@ -73,8 +73,14 @@ absl::StatusOr<std::unique_ptr<OperatorServer>> OperatorServer::Create(
   net::HttpServerOptions http_options;
   http_options.host = server->options_.host;
   http_options.port = server->options_.port;
-  http_options.body_limit = 600ull * 1024 * 1024;  // project bundles up to the 512 MiB limit
+  const config::ClusterLimits& limits = server->options_.limits;
+  http_options.body_limit =
+      std::max({limits.bundle_bytes, limits.operator_body_bytes, limits.job_submission_bytes});
+  http_options.header_limit = limits.header_bytes;
   OperatorServer* self = server.get();
+  http_options.admit = [self](const net::Request& head, uint64_t& body_limit) {
+    return self->Admit(head, body_limit);
+  };
   auto http_server = net::HttpServer::Create(
       io, http_options, [self](net::Request& request) { return self->Handle(request); });
   if (!http_server.ok()) return http_server.status();
@@ -102,32 +108,57 @@ asio::awaitable<net::Response> OperatorServer::WatchRoutes(net::Request& request
                               plane_.reconciler.routes()->ToJson().dump());
 }
 
-asio::awaitable<net::Response> OperatorServer::Handle(net::Request& request) {
-  std::string_view target = request.target();
+std::optional<net::Response> OperatorServer::Admit(const net::Request& head,
+                                                   uint64_t& body_limit) const {
+  std::string_view target = head.target();
   std::string path(target.substr(0, target.find('?')));
-  auto match = OperatorRoutes().Find(std::string(request.method_string()), path);
+  auto match = OperatorRoutes().Find(std::string(head.method_string()), path);
   if (match.handler == nullptr) {
     if (!match.allowed.empty()) {
       net::Response response = net::StatusResponse(
-          request, WithHttpStatus(absl::InvalidArgumentError(
-                                      absl::StrCat("method ", std::string(request.method_string()),
-                                                   " is not allowed on ", path)),
-                                  405));
+          head, WithHttpStatus(
+                    absl::InvalidArgumentError(absl::StrCat(
+                        "method ", std::string(head.method_string()), " is not allowed on ", path)),
+                    405));
       response.set(http::field::allow, absl::StrJoin(match.allowed, ", "));
-      co_return response;
+      return response;
     }
-    co_return net::StatusResponse(
-        request,
-        absl::NotFoundError(absl::StrCat(
-            "no such operator endpoint: ", std::string(request.method_string()), " ", path)));
+    return net::StatusResponse(
+        head, absl::NotFoundError(absl::StrCat(
+                  "no such operator endpoint: ", std::string(head.method_string()), " ", path)));
   }
+  if (!IsOpen(*match.handler) && !Authorized(head)) {
+    return net::StatusResponse(
+        head, absl::UnauthenticatedError("missing or wrong operator token (run `cortex env "
+                                         "configure` or `cortex cluster up` again)"));
+  }
+  const config::ClusterLimits& limits = options_.limits;
+  switch (*match.handler) {
+    case Endpoint::kPutBundle:
+      body_limit = limits.bundle_bytes;
+      break;
+    case Endpoint::kBatchJobs:
+      body_limit = limits.job_submission_bytes;
+      break;
+    default:
+      body_limit = limits.operator_body_bytes;
+  }
+  return std::nullopt;
+}
+
+bool OperatorServer::Authorized(const net::Request& request) const {
+  return request[http::field::authorization] == absl::StrCat("Bearer ", options_.token);
+}
+
+asio::awaitable<net::Response> OperatorServer::Handle(net::Request& request) {
+  uint64_t body_limit = 0;
+  // Admit ran on the head already; this catches a request no server admitted (tests call Handle).
+  if (auto refused = Admit(request, body_limit)) co_return *refused;
+  std::string_view target = request.target();
+  std::string path(target.substr(0, target.find('?')));
+  auto match = OperatorRoutes().Find(std::string(request.method_string()), path);
   Endpoint endpoint = *match.handler;
-  bool authorized = request[http::field::authorization] == absl::StrCat("Bearer ", options_.token);
-  if (!IsOpen(endpoint) && !authorized) {
-    co_return net::StatusResponse(
-        request, absl::UnauthenticatedError("missing or wrong operator token (run `cortex env "
-                                            "configure` or `cortex cluster up` again)"));
-  }
+  bool authorized = Authorized(request);
   switch (endpoint) {
     case Endpoint::kHealth:
       // The pid lets `cortex cluster up` tell its own operator from another one on the port.

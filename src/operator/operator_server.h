@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "config/cluster_config.h"
 #include "net/asio.h"
 #include "net/http_server.h"
 #include "net/router.h"
@@ -46,6 +47,7 @@ struct OperatorServerOptions {
   int handler_threads = 4;
   std::function<void()> on_shutdown;          // POST /v1/shutdown (cluster down)
   std::function<std::string()> metrics_text;  // GET /metrics: more Prometheus text
+  config::ClusterLimits limits;               // request bodies and headers
 };
 
 class OperatorServer {
@@ -62,7 +64,11 @@ class OperatorServer {
 
  private:
   OperatorServer(net::asio::io_context& io, OperatorServerOptions options, ControlPlane plane);
+  // Before the body is read: unknown endpoints, wrong methods and missing tokens are answered at
+  // once, and each endpoint gets its body limit.
+  std::optional<net::Response> Admit(const net::Request& head, uint64_t& body_limit) const;
   net::asio::awaitable<net::Response> Handle(net::Request& request);
+  bool Authorized(const net::Request& request) const;
   net::asio::awaitable<net::Response> WatchRoutes(net::Request& request, int64_t after);
   // The handlers that may wait (on the pool).
   net::Response Blocking(Endpoint endpoint, net::Request& request, const net::PathParams& params,

@@ -33,7 +33,8 @@ Front::Front(asio::io_context& io, FrontOptions options, std::unique_ptr<Runtime
       max_concurrency_(options_.api.autoscaling.max_replica_concurrency),
       pool_(io, options_.replica_id, options_.socket_dir,
             options_.api.predictor->processes_per_replica,
-            options_.api.predictor->threads_per_process, std::move(runtime), queue_),
+            options_.api.predictor->threads_per_process, std::move(runtime), queue_,
+            options_.max_log_line_bytes),
       metrics_(options_.api.name, options_.replica_id) {}
 
 absl::StatusOr<std::unique_ptr<Front>> Front::Create(asio::io_context& io, FrontOptions options) {

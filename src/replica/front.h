@@ -38,8 +38,9 @@ struct FrontOptions {
   uint16_t port = 0;
   std::string port_file;  // written (atomically) with the bound port once listening
   std::string python = "/usr/bin/python3";
-  std::string runtime_dir;  // holds the cortex_runtime package
-  std::string socket_dir;   // where the per-worker Unix sockets go
+  std::string runtime_dir;               // holds the cortex_runtime package
+  std::string socket_dir;                // where the per-worker Unix sockets go
+  size_t max_log_line_bytes = 64 << 10;  // longer output lines of the predictor are split
   // Chooses the runtime (tests give their own).
   std::function<absl::StatusOr<std::unique_ptr<Runtime>>(const config::ApiConfig&,
                                                          const RuntimeOptions&)>

@@ -6,6 +6,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <iostream>
 
@@ -30,13 +32,14 @@ struct WorkerPool::Worker {
   std::unique_ptr<local_stream::acceptor> acceptor;
   int connected = 0;  // slots currently connected
   bool ever_ready = false;
-  int restarts = 0;
+  int restarts = 0;  // in a row: a process that ran a while before it died starts the count anew
+  std::chrono::steady_clock::time_point started;
   std::vector<int> slot_ids;
 };
 
 WorkerPool::WorkerPool(asio::io_context& io, std::string replica_id, std::string socket_dir,
                        int processes, int threads, std::unique_ptr<Runtime> runtime,
-                       SlotQueue& queue)
+                       SlotQueue& queue, size_t max_line_bytes)
     : io_(io),
       replica_id_(std::move(replica_id)),
       socket_dir_(std::move(socket_dir)),
@@ -44,6 +47,7 @@ WorkerPool::WorkerPool(asio::io_context& io, std::string replica_id, std::string
       threads_(threads),
       runtime_(std::move(runtime)),
       queue_(queue),
+      max_line_bytes_(std::max<size_t>(max_line_bytes, 256)),
       child_signals_(io, SIGCHLD) {}
 
 WorkerPool::~WorkerPool() {
@@ -101,6 +105,7 @@ absl::Status WorkerPool::Spawn(Worker& worker) {
     return pid.status();
   }
   worker.pid = *pid;
+  worker.started = std::chrono::steady_clock::now();
   asio::co_spawn(io_, PumpOutput(worker, pipe_fds[0]), asio::detached);
   return absl::OkStatus();
 }
@@ -111,8 +116,14 @@ asio::awaitable<void> WorkerPool::PumpOutput(Worker& worker, int fd) {
   const std::string prefix = absl::StrCat("[", replica_id_, " p", worker.index, "] ");
   for (;;) {
     boost::system::error_code ec;
-    size_t n = co_await asio::async_read_until(pipe, asio::dynamic_buffer(buffer), '\n',
-                                               asio::redirect_error(asio::use_awaitable, ec));
+    size_t n = co_await asio::async_read_until(pipe, asio::dynamic_buffer(buffer, max_line_bytes_),
+                                               '\n', asio::redirect_error(asio::use_awaitable, ec));
+    if (ec == asio::error::not_found) {  // no newline within the limit: this piece is a line
+      std::string piece = absl::StrCat(prefix, buffer, "\n");
+      buffer.clear();
+      (void)!::write(STDOUT_FILENO, piece.data(), piece.size());
+      continue;
+    }
     if (ec) {
       if (!buffer.empty()) std::cout << prefix << buffer << std::endl;
       co_return;
@@ -152,10 +163,12 @@ asio::awaitable<void> WorkerPool::AcceptSlots(Worker& worker) {
 
 bool WorkerPool::Ready() const {
   if (stopping_) return false;
+  bool serving = false;
   for (const auto& worker : workers_) {
     if (!worker->ever_ready) return false;
+    serving = serving || worker->connected > 0;
   }
-  return !workers_.empty();
+  return serving;
 }
 
 WorkerPool::Socket& WorkerPool::socket(int slot) { return slots_[slot]->socket; }
@@ -198,6 +211,10 @@ void WorkerPool::OnExit(Worker& worker, int wait_status) {
               << " before it was ready; failed to start api" << std::endl;
     if (on_failed_) on_failed_();
     return;
+  }
+  // Back-off grows with crashes in a row; a process that lived a minute was healthy.
+  if (std::chrono::steady_clock::now() - worker.started > std::chrono::seconds(60)) {
+    worker.restarts = 0;
   }
   ++worker.restarts;
   int delay_ms = std::min(10'000, 250 << std::min(worker.restarts, 6));

@@ -24,8 +24,10 @@ class WorkerPool {
  public:
   using Socket = net::asio::local::stream_protocol::socket;
 
+  // Output lines of the processes longer than `max_line_bytes` are written in pieces.
   WorkerPool(net::asio::io_context& io, std::string replica_id, std::string socket_dir,
-             int processes, int threads, std::unique_ptr<Runtime> runtime, SlotQueue& queue);
+             int processes, int threads, std::unique_ptr<Runtime> runtime, SlotQueue& queue,
+             size_t max_line_bytes = 64 << 10);
   ~WorkerPool();
 
   // Binds the sockets and starts every process. `on_failed` runs when a process dies before
@@ -34,7 +36,8 @@ class WorkerPool {
   // SIGTERM to every process; closes the sockets and slots.
   void Stop();
 
-  // Every process has connected all its slots at least once.
+  // Every process has connected all its slots at least once, and one is connected now (a
+  // replica whose every process is down, restarting, takes no requests).
   bool Ready() const;
   Socket& socket(int slot);
   int process_of(int slot) const;
@@ -58,6 +61,7 @@ class WorkerPool {
   const int threads_;
   std::unique_ptr<Runtime> runtime_;
   SlotQueue& queue_;
+  const size_t max_line_bytes_;
   std::function<void()> on_failed_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::unique_ptr<Slot>> slots_;  // index = slot id (never reused)

@@ -136,9 +136,14 @@ def api_yaml(name, predictor_path="predictor.py", predictor_extra="", extra=""):
 class Cluster:
     """One local cluster: its config dir, ports, and helpers around the CLI and the gateway."""
 
-    def __init__(self, root, up_args=()):
+    def __init__(self, root, up_args=(), cluster_yaml=None):
         self.root = root
         self.up_args = [str(a) for a in up_args]  # extra `cortex cluster up` flags
+        if cluster_yaml is not None:  # `cortex cluster up --config`: limits, allowed_local_paths
+            path = os.path.join(root, "cluster.yaml")
+            with open(path, "w") as f:
+                f.write(cluster_yaml.format(root=root))
+            self.up_args += ["--config", path]
         self.config_dir = os.path.join(root, "cfg")
         self.cluster_dir = os.path.join(self.config_dir, "cluster")
         self.projects_dir = os.path.join(root, "projects")
@@ -375,13 +380,14 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def cluster_factory(request, cortex_bin):
-    """make(start=True, up_args=()) -> a new Cluster in its own config dir (up_args: extra
-    `cortex cluster up` flags, e.g. ("--autoscaler-tick-ms", 1000)); all are torn down afterwards."""
+    """make(start=True, up_args=(), cluster_yaml=None) -> a new Cluster in its own config dir
+    (up_args: extra `cortex cluster up` flags, e.g. ("--autoscaler-tick-ms", 1000); cluster_yaml:
+    its cluster configuration, "{root}" is the cluster's directory); all are torn down afterwards."""
     made = []
 
-    def make(start=True, up_args=()):
+    def make(start=True, up_args=(), cluster_yaml=None):
         root = tempfile.mkdtemp(prefix="cx-e2e-", dir="/tmp")
-        c = Cluster(root, up_args=up_args)
+        c = Cluster(root, up_args=up_args, cluster_yaml=cluster_yaml)
         made.append(c)
         if start:
             c.start()
@@ -433,9 +439,10 @@ def _teardown_cluster(c, keep):
 
 
 @pytest.fixture(scope="module")
-def _module_cluster(cortex_bin):
+def _module_cluster(request, cortex_bin):
     root = tempfile.mkdtemp(prefix="cx-e2e-", dir="/tmp")
-    c = Cluster(root)
+    # A module's CLUSTER_YAML is its cluster's configuration ("{root}": the cluster's directory).
+    c = Cluster(root, cluster_yaml=getattr(request.module, "CLUSTER_YAML", None))
     c.failed_tests = []
     try:
         c.start()

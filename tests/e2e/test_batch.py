@@ -20,6 +20,11 @@ import pytest
 
 from conftest import api_yaml, pid_alive, pids_mentioning
 
+# The module's cluster lets jobs read its test data, and nothing else (not its own directory).
+CLUSTER_YAML = """
+allowed_local_paths: ["{root}/data", "{root}/bad-lines"]
+"""
+
 TERMINAL = {"status_succeeded", "status_completed_with_failures", "status_stopped",
             "status_timed_out", "status_worker_error", "status_worker_oom",
             "status_unexpected_error", "status_enqueue_failed"}
@@ -472,9 +477,6 @@ VALIDATION_CASES = [
     ("config-not-a-map", {"workers": 1, "config": [1], "item_list": {"items": [1],
                                                                     "batch_size": 1}},
      "config: must be a map"),
-    ("missing-path", {"workers": 1, "file_path_lister": {"s3_paths": ["/nonexistent/cx-batch"],
-                                                         "batch_size": 1}},
-     "/nonexistent/cx-batch: not found"),
     ("no-paths", {"workers": 1, "delimited_files": {"s3_paths": [], "batch_size": 1}},
      "delimited_files: s3_paths: must be a list with at least one path"),
     ("relative-file-url", {"workers": 1, "file_path_lister": {"s3_paths": ["file://data"],
@@ -505,6 +507,55 @@ def test_validation_no_files_match(module_cluster, bapi, data_dir):
             r = bapi.submit({"workers": 1, form: {"s3_paths": [tree], "excludes": ["**"],
                                                   "batch_size": 1}}, dry_run=dry_run)
             assert r.status_code == 400 and "no s3 files match search criteria" in r.text, r.text
+
+
+def test_local_paths_are_confined_to_the_allowed_directories(module_cluster, bapi, data_dir):
+    """Jobs read local files as the platform's user: only below allowed_local_paths, after
+    symbolic links are followed. The dry run lists nothing outside them either."""
+    before = len(bapi.jobs())
+    secret_dir = os.path.join(module_cluster.root, "secret")
+    os.makedirs(secret_dir, exist_ok=True)
+    with open(os.path.join(secret_dir, "creds.jsonl"), "w") as f:
+        f.write('{"DB_PASSWORD": "hunter2"}\n')
+    link = os.path.join(data_dir, "lines", "escape.jsonl")
+    if not os.path.lexists(link):
+        os.symlink(os.path.join(secret_dir, "creds.jsonl"), link)
+    try:
+        for path in ("/root", "/etc/passwd", module_cluster.cluster_dir, secret_dir,
+                     f"file://{data_dir}/../secret", link):
+            for form in ("file_path_lister", "delimited_files"):
+                for dry_run in (False, True):
+                    r = bapi.submit({"workers": 1, form: {"s3_paths": [path], "batch_size": 1}},
+                                    dry_run=dry_run)
+                    assert r.status_code == 403, f"{path} {form}: {r.status_code} {r.text}"
+                    assert "is outside the directories this cluster lets jobs read" in r.text, \
+                        r.text
+                    assert "hunter2" not in r.text and "state.db" not in r.text, r.text
+        # A link met while walking an allowed directory is left out, not followed.
+        r = bapi.submit({"workers": 1, "delimited_files": {
+            "s3_paths": [os.path.join(data_dir, "lines")], "includes": ["**.jsonl"],
+            "batch_size": 1}}, dry_run=True)
+        assert r.status_code == 200, r.text
+        assert "part-1.jsonl" in r.text, r.text
+        assert "escape.jsonl" not in r.text, r.text
+        # Inside, a missing path is still "not found".
+        r = bapi.submit({"workers": 1, "file_path_lister": {
+            "s3_paths": [os.path.join(data_dir, "nonexistent")], "batch_size": 1}})
+        assert r.status_code == 400 and "nonexistent: not found" in r.text, r.text
+    finally:
+        os.unlink(link)
+    assert len(bapi.jobs()) == before
+
+
+def test_a_cluster_without_allowed_local_paths_reads_none(cluster):
+    """The default: no local path at all (the issue: `/root` listed by any caller)."""
+    api = deploy_batch_api(cluster, "nolocal")
+    for body in ({"workers": 1, "file_path_lister": {"s3_paths": ["/root"], "batch_size": 1}},
+                 {"workers": 1, "delimited_files": {"s3_paths": [cluster.cluster_dir],
+                                                    "batch_size": 1}}):
+        r = api.submit(body, dry_run=True)
+        assert r.status_code == 403, r.text
+        assert "this cluster reads no local paths" in r.text, r.text
 
 
 def test_validation_delimited_file_contents(module_cluster, bapi):
@@ -544,13 +595,13 @@ def test_validation_bad_json_and_body_limit(module_cluster, bapi):
     r = bapi.submit(None, raw=b"[1, 2]")
     assert r.status_code == 400 and "must be a JSON object" in r.text, r.text
 
-    # Over 10 MiB in all (each item is small): refused as a whole.
+    # Over 10 MiB in all (each item is small): refused as a whole, from its length (413).
     items = ["z" * 1000] * 10_600
     body = json.dumps({"workers": 1, "item_list": {"items": items, "batch_size": 1}}).encode()
     assert len(body) > 10 << 20
     r = bapi.submit(None, raw=body)
-    assert r.status_code == 400, r.text[:300]
-    assert "the limit is 10 MiB" in r.text, r.text[:300]
+    assert r.status_code == 413, r.text[:300]
+    assert "request body is larger than the limit (10 MiB)" in r.text, r.text[:300]
     assert len(bapi.jobs()) == before
 
     # Just under 10 MiB is accepted (dry run: nothing runs).

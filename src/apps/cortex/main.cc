@@ -60,6 +60,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"public", "none"}));
   up->add_option("--autoscaler-tick-ms", cluster.autoscaler_tick_ms,
                  "how often the autoscaler decides (CORTEX_AUTOSCALER_TICK_MS, default 10000)");
+  up->add_option("--config", cluster.config_file,
+                 "cluster.yaml with the cluster's limits and allowed_local_paths (kept until the "
+                 "next --config; see docs/security.md)");
   bool yes = false;
   up->add_flag("-y,--yes", yes, "skip prompts");
   up->callback([&] { code = cli::ClusterUp(cluster); });
@@ -182,6 +185,7 @@ int main(int argc, char** argv) {
   gw_cmd->add_option("--timeout-ms", gw.timeout_ms);
   gw_cmd->add_option("--operator-url", gw.operator_url)->required();
   gw_cmd->add_option("--token-file", gw.token_file)->required();
+  gw_cmd->add_option("--cluster-config", gw.cluster_config);
   gw_cmd->callback([&] { code = apps::RunGateway(gw); });
 
   apps::ReplicaRoleFlags rep;
@@ -195,6 +199,7 @@ int main(int argc, char** argv) {
   rep_cmd->add_option("--socket-dir", rep.socket_dir);
   rep_cmd->add_option("--runtime-dir", rep.runtime_dir);
   rep_cmd->add_option("--python", rep.python);
+  rep_cmd->add_option("--max-log-line", rep.max_log_line);
   rep_cmd->callback([&] { code = apps::RunReplica(rep); });
 
   CLI11_PARSE(app, argc, argv);

@@ -17,6 +17,7 @@
 #include "common/process.h"
 #include "common/util.h"
 #include "config/api_config.h"
+#include "config/cluster_config.h"
 #include "gateway/gateway.h"
 #include "gateway/route_watcher.h"
 #include "operator/api_views.h"
@@ -72,6 +73,12 @@ int RunOperator(const OperatorRoleFlags& flags) {
               << "\n";
     return 1;
   }
+  auto cluster = config::ClusterConfig::Load(fs::path(flags.data_dir) / "cluster-config.json");
+  if (!cluster.ok()) {
+    std::cerr << "operator: " << cluster.status().message() << "\n";
+    return 1;
+  }
+  const config::ClusterLimits& limits = cluster->limits;
   const Clock& clock = SystemClock();
 
   // The local provider: replica and worker sets as child processes.
@@ -80,6 +87,7 @@ int RunOperator(const OperatorRoleFlags& flags) {
   runner_options.executable = SelfExecutable();
   runner_options.runtime_dir = DefaultRuntimeDir();
   runner_options.host = flags.host;
+  runner_options.log_line_bytes = limits.log_line_bytes;
   backends::local::ReplicaControllerOptions replica_options;
   replica_options.data_dir = flags.data_dir;
   replica_options.capacity = backends::local::DetectCapacity();
@@ -90,7 +98,7 @@ int RunOperator(const OperatorRoleFlags& flags) {
   // The control plane.
   op::SpecCache specs;
   op::BundleStore bundles(flags.data_dir);
-  op::ApiLogs logs(flags.data_dir);
+  op::ApiLogs logs(flags.data_dir, limits.log_file_bytes);
   op::ReconcilerOptions reconciler_options;
   reconciler_options.gateway_url = flags.gateway_url;
   reconciler_options.lb_url = flags.lb_url;
@@ -98,6 +106,8 @@ int RunOperator(const OperatorRoleFlags& flags) {
   op::Reconciler reconciler(reconciler_options, **store, specs, backend, logs, clock);
   op::DeployOptions deploy_options;
   deploy_options.cluster_api_gateway = flags.api_gateway != "none";
+  deploy_options.max_replicas = limits.replicas_per_api;
+  deploy_options.max_config_bytes = limits.config_bytes;
   op::DeployService deploys(deploy_options, **store, specs, bundles, logs, reconciler, clock);
   op::ApiViews views({flags.gateway_url, flags.lb_url}, **store, specs, reconciler, logs);
 
@@ -106,12 +116,22 @@ int RunOperator(const OperatorRoleFlags& flags) {
   batch_options.operator_url = absl::StrCat("http://", flags.host, ":", flags.port);
   batch_options.token = token;
   batch_options.default_python = flags.python;
+  batch_options.max_submission_bytes = limits.job_submission_bytes;
+  batch_options.plan_limits = {cluster->allowed_local_paths, limits.batches_per_job,
+                               limits.workers_per_job, limits.json_depth};
   op::JobService jobs(batch_options, **job_queue, logs, clock);
   op::LeaseService leases(**job_queue, logs, clock, batch_options.lease_ms);
   op::JobSupervisor supervisor(batch_options, **job_queue, **store, specs, backend, logs, clock);
   deploys.EnableBatchJobs(&jobs);
   views.EnableBatchJobs(&jobs);
-  reconciler.AfterEachPass([&supervisor] { supervisor.Step(); });
+  auto next_rotation = std::chrono::steady_clock::now();
+  reconciler.AfterEachPass([&supervisor, &logs, &next_rotation] {
+    supervisor.Step();
+    if (auto now = std::chrono::steady_clock::now(); now >= next_rotation) {
+      logs.RotateLarge();  // a few stat calls, every 10 s
+      next_rotation = now + std::chrono::seconds(10);
+    }
+  });
 
   op::Autoscaling autoscaling(
       [&]() -> std::vector<op::AutoscaleTarget> {
@@ -131,6 +151,7 @@ int RunOperator(const OperatorRoleFlags& flags) {
   server_options.host = flags.host;
   server_options.port = static_cast<uint16_t>(flags.port);
   server_options.token = token;
+  server_options.limits = limits;
   server_options.on_shutdown = [&] {
     stop_replicas = true;
     io.stop();
@@ -166,8 +187,16 @@ int RunOperator(const OperatorRoleFlags& flags) {
 int RunGateway(const GatewayRoleFlags& flags) {
   ::signal(SIGPIPE, SIG_IGN);
   std::string token = ReadToken(flags.token_file);
+  auto cluster = config::ClusterConfig::Load(flags.cluster_config);
+  if (!cluster.ok()) {
+    std::cerr << "gateway: " << cluster.status().message() << "\n";
+    return 1;
+  }
   asio::io_context io(1);
   gateway::GatewayOptions options;
+  options.api_gateway_body_limit = cluster->limits.api_gateway_body_bytes;
+  options.load_balancer_body_limit = cluster->limits.load_balancer_body_bytes;
+  options.header_limit = cluster->limits.header_bytes;
   options.host = flags.host;
   options.port = static_cast<uint16_t>(flags.port);
   options.lb_port = static_cast<uint16_t>(flags.lb_port);
@@ -227,6 +256,7 @@ int RunReplica(const ReplicaRoleFlags& flags) {
   options.port = static_cast<uint16_t>(flags.port);
   options.port_file = flags.port_file;
   options.python = flags.python;
+  options.max_log_line_bytes = static_cast<size_t>(flags.max_log_line);
   options.runtime_dir = flags.runtime_dir.empty() ? DefaultRuntimeDir() : flags.runtime_dir;
   options.socket_dir =
       flags.socket_dir.empty() ? fs::temp_directory_path().string() : flags.socket_dir;

@@ -27,6 +27,7 @@ struct GatewayRoleFlags {
   int timeout_ms = 29'000;
   std::string operator_url;
   std::string token_file;
+  std::string cluster_config;  // config::ClusterConfig as JSON; none: the defaults
 };
 int RunGateway(const GatewayRoleFlags& flags);
 
@@ -39,6 +40,7 @@ struct ReplicaRoleFlags {
   std::string socket_dir;
   std::string runtime_dir;
   std::string python = "/usr/bin/python3";
+  int64_t max_log_line = 64 << 10;
 };
 int RunReplica(const ReplicaRoleFlags& flags);
 

@@ -59,7 +59,9 @@ absl::StatusOr<pid_t> ProcessRunner::StartReplica(const ReplicaLaunch& launch) {
                 "--runtime-dir",
                 options_.runtime_dir,
                 "--python",
-                launch.python};
+                launch.python,
+                "--max-log-line",
+                std::to_string(options_.log_line_bytes)};
   spawn.output_path = LogPath(launch.api_name);
   spawn.env = launch.env;
   spawn.group = SpawnOptions::Group::kNewGroup;

@@ -15,6 +15,7 @@ struct ProcessRunnerOptions {
   std::string executable;   // the cortex binary (runs `cortex replica`)
   std::string runtime_dir;  // holds the cortex_runtime Python package
   std::string host = "127.0.0.1";
+  uint32_t log_line_bytes = 64 << 10;  // replicas split longer output lines
 };
 
 class ProcessRunner : public InstanceRunner {
