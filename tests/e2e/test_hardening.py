@@ -1,0 +1,179 @@
+"""Hostile and unlucky input against the real servers: what the hardening review found, each
+driven as it was found (bodies announced but never sent, a million replicas, a 2 MB cortex.yaml,
+a million batches, a predictor that prints without end), and the limits of cluster.yaml."""
+
+import json
+import os
+import socket
+import time
+
+from conftest import api_yaml
+
+HELLO = """
+class PythonPredictor:
+    def __init__(self, config):
+        pass
+
+    def predict(self, payload):
+        return {"ok": True}
+"""
+
+
+def raw_exchange(port, head, timeout=5.0):
+    """Sends only `head` (request line and headers) and reads until the server closes; returns
+    (answer, seconds). A server that waited for the announced body would time out here."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(head.encode())
+        answer = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+        except socket.timeout:
+            pass
+    return answer.decode(errors="replace"), time.monotonic() - started
+
+
+def test_bodies_are_refused_from_the_header_before_they_are_read(cluster):
+    """3 x 300 MB to an unknown path pushed the gateway to 890 MB, and the operator read 500 MB
+    before it answered 401: now both answer from the header, at once, and close."""
+    c = cluster
+    answer, seconds = raw_exchange(
+        c.gateway_port, "POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 300000000\r\n\r\n")
+    assert answer.startswith("HTTP/1.1 404"), answer
+    assert "no api is deployed at endpoint /nowhere" in answer, answer
+    assert seconds < 4, seconds
+
+    answer, _ = raw_exchange(
+        c.operator_port, "POST /v1/deploy HTTP/1.1\r\nHost: x\r\nContent-Length: 500000000\r\n\r\n")
+    assert answer.startswith("HTTP/1.1 401"), answer
+    assert "missing or wrong operator token" in answer, answer
+
+    # With the token, a deploy body over the operator's limit (16 MiB) is refused by its length.
+    answer, _ = raw_exchange(
+        c.operator_port, "POST /v1/deploy HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+        f"{c.token()}\r\nContent-Length: 500000000\r\n\r\n")
+    assert answer.startswith("HTTP/1.1 413"), answer
+    assert "request body is larger than the limit (16 MiB)" in answer, answer
+
+    # Both servers still serve.
+    assert c.http.get(c.url("/_cortex/healthz"), timeout=5).status_code == 200
+    assert c.reconcile_passes() >= 0
+
+
+def test_replica_counts_and_config_size_are_bounded(cluster):
+    """min_replicas: 1000000 hung the operator (every record made under its lock), and a 50 MB
+    cortex.yaml kept it at 100% of a core."""
+    c = cluster
+    rc, out, err = c.deploy({"cortex.yaml": api_yaml(
+        "many", extra="autoscaling:\n  min_replicas: 1000000\n  max_replicas: 1000000\n"),
+        "predictor.py": HELLO})
+    assert rc != 0, out
+    assert ("autoscaling: min_replicas: must be less than or equal to 1000 (the most replicas "
+            "this cluster runs per api, limits: replicas_per_api)") in out + err, out + err
+
+    padding = "# " + "x" * 1000 + "\n"
+    big = api_yaml("big") + padding * 2100  # 2.1 MB
+    rc, out, err = c.deploy({"cortex.yaml": big, "predictor.py": HELLO})
+    assert rc != 0, out
+    assert "more than this cluster takes (1048576 bytes, limits: config)" in out + err, out + err
+    assert c.list_apis() == []
+
+
+def test_batch_jobs_are_bounded_in_batches_and_workers(cluster):
+    """A 2 MB submission made 1M batches and 140 MB of SQLite; workers: 20 started 20 Python
+    processes on 2 cores."""
+    c = cluster
+    out_dir = os.path.join(c.root, "out")
+    os.makedirs(out_dir)
+    c.deploy_ok({"cortex.yaml": f"""
+- name: bulk
+  kind: BatchAPI
+  predictor:
+    type: python
+    path: predictor.py
+    config: {{out: {out_dir}}}
+""", "predictor.py": """
+class PythonPredictor:
+    def __init__(self, config, job_spec):
+        pass
+
+    def predict(self, payload, batch_id):
+        pass
+"""})
+    url = c.url("/bulk")
+    c.wait_until(lambda: c.http.get(url, timeout=5).status_code == 401, 15, interval=0.05,
+                 message="the gateway to route /bulk")
+    body = {"workers": 1, "item_list": {"items": [1] * 1_000_000, "batch_size": 1}}
+    r = c.http.post(url, data=json.dumps(body), timeout=60)
+    assert r.status_code == 400, r.text
+    assert "the job would have more than 100000 batches" in r.text, r.text
+
+    r = c.http.post(url, json={"workers": 20, "item_list": {"items": [1], "batch_size": 1}},
+                    timeout=30)
+    assert r.status_code == 400, r.text
+    assert "workers: 20 is more than this cluster allows (16, limits: workers_per_job)" in r.text
+
+    jobs = c.http.get(url, headers={"Authorization": f"Bearer {c.token()}"}, timeout=10)
+    assert jobs.status_code == 200 and jobs.json() == [], jobs.text
+
+
+CHATTY = """
+import sys
+
+
+class PythonPredictor:
+    def __init__(self, config):
+        pass
+
+    def predict(self, payload):
+        # 20 KB with no newline, then 64 KB of short lines.
+        sys.stdout.write("y" * 20000)
+        sys.stdout.write("\\n")
+        for i in range(1000):
+            print("line", i, "z" * 60)
+        sys.stdout.flush()
+        return {"ok": True}
+"""
+
+
+def test_predictor_output_lines_are_split_and_logs_rotate(cluster_factory):
+    """300 MB without a newline were held in the front, and logs never rotated."""
+    c = cluster_factory(cluster_yaml="limits: {{log_line: 4Ki, log_file: 64Ki}}\n")
+    c.deploy_ok({"cortex.yaml": api_yaml("chatty"), "predictor.py": CHATTY})
+    c.wait_live("chatty")
+    log = os.path.join(c.cluster_dir, "logs", "apis", "chatty.log")
+    for _ in range(4):
+        r = c.post("/chatty", {})
+        assert r.status_code == 200, r.text
+    # The operator rotates every 10 s: the log is cut back, one older file is kept.
+    c.wait_until(lambda: os.path.exists(log + ".1"), 30, interval=0.5,
+                 message="the api log to be rotated")
+    c.wait_until(lambda: os.path.getsize(log) < 256 * 1024, 30, interval=0.5,
+                 message="the api log to be cut back")
+    with open(log + ".1", errors="replace") as f:
+        lines = f.read().splitlines()
+    with open(log, errors="replace") as f:
+        lines += f.read().splitlines()
+    longest = max(len(line) for line in lines)
+    # 4 KiB pieces plus the "[<replica> p0] " prefix.
+    assert longest <= 4096 + 80, longest
+    assert any(line.endswith("y" * 100) for line in lines), "the long line was lost"
+    # The CLI still follows the (truncated) log.
+    rc, out, _ = c.cli("logs", "chatty", "--no-follow")
+    assert rc == 0
+
+
+def test_cluster_config_errors_are_reported_before_anything_starts(cluster_factory):
+    c = cluster_factory(start=False)
+    bad = os.path.join(c.root, "bad.yaml")
+    with open(bad, "w") as f:
+        f.write("limits:\n  workers_per_job: 0\n")
+    rc, out, err = c.cli("cluster", "up", "--config", bad, "--operator-port", 1, "--gateway-port",
+                         1)
+    assert rc != 0
+    assert "limits: workers_per_job: 0 is out of range (1 to 10000)" in err, err
+    assert not os.path.exists(os.path.join(c.cluster_dir, "cluster.json"))
