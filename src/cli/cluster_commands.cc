@@ -1,4 +1,5 @@
 // cortex cluster up | down | info on the local provider.
+#include <absl/strings/match.h>
 #include <absl/strings/str_cat.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -12,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "cli/cluster_plan.h"
 #include "cli/commands.h"
 #include "cli/env_config.h"
 #include "common/process.h"
@@ -85,14 +87,44 @@ absl::StatusOr<pid_t> StartDaemon(const std::string& role, std::vector<std::stri
   return Spawn(spawn);
 }
 
-bool WaitHealthy(const std::string& url, pid_t pid, int seconds) {
+// `pid` is the supervisor of this cluster (not a process that took its pid since).
+bool IsOurSupervisor(pid_t pid) {
+  if (pid <= 0 || !ProcessAlive(pid)) return false;
+  std::string cmdline = CommandLine(pid);
+  return absl::StrContains(cmdline, "supervisor") &&
+         absl::StrContains(cmdline, ClusterDir().string());
+}
+
+// Both daemons in cluster.json answer their health checks (as themselves), as recorded by
+// `supervisor`. False when it exits or `seconds` pass first.
+bool WaitClusterHealthy(pid_t supervisor, int seconds) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (Healthy(url, pid)) return true;
-    if (!ProcessAlive(pid)) return false;
+  while (std::chrono::steady_clock::now() < deadline && ProcessAlive(supervisor)) {
+    auto state = LoadClusterState();
+    if (state.ok() && (*state).value("supervisor_pid", 0) == supervisor &&
+        Healthy((*state).value("operator_url", "") + "/healthz",
+                (*state).value("operator_pid", 0)) &&
+        Healthy((*state).value("gateway_url", "") + "/_cortex/healthz",
+                (*state).value("gateway_pid", 0))) {
+      return true;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return false;
+}
+
+// What the supervisor said last, and the end of the log of the daemon it names last.
+int FailedStart() {
+  std::string said = Tail(ClusterDir() / "logs" / "supervisor.log", 4);
+  auto last = [&](const char* what) {
+    size_t at = said.rfind(what);
+    return at == std::string::npos ? -1 : static_cast<int64_t>(at);
+  };
+  std::string role = last("the gateway") > last("the operator") ? "gateway" : "operator";
+  std::cerr << "error: the local cluster did not start; the supervisor says:\n"
+            << said << "the " << role << "'s log ends with:\n"
+            << Tail(ClusterDir() / "logs" / (role + ".log"), 10);
+  return 1;
 }
 
 }  // namespace
@@ -131,41 +163,28 @@ int ClusterUp(const ClusterFlags& flags) {
     }
   }
 
-  // A daemon of this cluster that is still healthy is kept (so a gateway that outlived its
-  // operator goes on serving); anything else is cleared and started again.
-  pid_t op_pid = 0, gw_pid = 0;
+  // A running supervisor keeps its cluster (it restarts a daemon that died by itself); what is
+  // left of an unsupervised one (its supervisor was killed, or an older version) is cleared.
   if (auto state = LoadClusterState(); state.ok()) {
-    if (lb_url.empty()) lb_url = (*state).value("lb_url", "");
-    pid_t old_op = (*state).value("operator_pid", 0);
-    pid_t old_gw = (*state).value("gateway_pid", 0);
-    if (Healthy((*state).value("operator_url", "") + "/healthz", old_op)) {
-      op_pid = old_op;
-      operator_url = (*state).value("operator_url", "");
-    } else if (ProcessAlive(old_op)) {
-      StopGroup(old_op, 2000);
-    }
-    if (Healthy((*state).value("gateway_url", "") + "/_cortex/healthz", old_gw)) {
-      gw_pid = old_gw;
-      gateway_url = (*state).value("gateway_url", "");
-      lb_url = (*state).value("lb_url", lb_url);
-    } else if (ProcessAlive(old_gw)) {
-      StopGroup(old_gw, 2000);
-    }
-    if (op_pid != 0 && gw_pid != 0) {
-      std::cout << "the local cluster is already running (operator " << operator_url << ", gateway "
-                << gateway_url << ")\n";
+    lb_url = lb_url.empty() ? (*state).value("lb_url", "") : lb_url;
+    pid_t supervisor = (*state).value("supervisor_pid", 0);
+    if (IsOurSupervisor(supervisor)) {
+      if (!WaitClusterHealthy(supervisor, flags.wait_s)) return FailedStart();
+      auto current = LoadClusterState();
+      std::cout << "the local cluster is already running (operator "
+                << (*current).value("operator_url", "") << ", gateway "
+                << (*current).value("gateway_url", "") << ")\n";
       if (cluster_config) {
         std::cout << "the new cluster configuration applies from the next start (`cortex cluster "
                      "down`, then `cortex cluster up`)\n";
       }
       return 0;
     }
+    for (const char* key : {"operator_pid", "gateway_pid"}) {
+      if (pid_t pid = (*state).value(key, 0); ProcessAlive(pid)) StopGroup(pid, 2000);
+    }
+    fs::remove(ClusterDir() / "cluster.json");
   }
-  auto fail = [&](const char* what, const char* log) {
-    std::cerr << "error: the " << what << " did not start; its log ends with:\n"
-              << Tail(ClusterDir() / "logs" / log, 10);
-    return 1;
-  };
   if (auto kept = ReadFile(ClusterDir() / "lb_url"); lb_url.empty() && kept.ok()) {
     lb_url = *kept;  // the port chosen by an earlier `cluster up`, kept across `cluster down`
   }
@@ -176,38 +195,36 @@ int ClusterUp(const ClusterFlags& flags) {
   }
   std::string lb_port = lb_url.substr(lb_url.rfind(':') + 1);
   (void)WriteFileAtomic(ClusterDir() / "lb_url", lb_url);
-  if (op_pid == 0) {
-    auto started = StartDaemon(
-        "operator",
-        {"--data-dir", ClusterDir().string(), "--host", flags.host, "--port",
-         std::to_string(flags.operator_port), "--token-file", token_file.string(), "--gateway-url",
-         gateway_url, "--lb-url", lb_url, "--python", flags.python, "--autoscaler-tick-ms",
-         std::to_string(flags.autoscaler_tick_ms), "--api-gateway", flags.api_gateway});
-    if (!started.ok()) return Fail(started.status());
-    op_pid = *started;
-    if (!WaitHealthy(operator_url + "/healthz", op_pid, flags.wait_s)) {
-      StopGroup(op_pid, 2000);
-      return fail("operator", "operator.log");
-    }
-  }
-  if (gw_pid == 0) {
-    auto started = StartDaemon(
-        "gateway",
-        {"--host", flags.host, "--port", std::to_string(flags.gateway_port), "--lb-port", lb_port,
-         "--timeout-ms", std::to_string(flags.gateway_timeout_ms), "--operator-url", operator_url,
-         "--token-file", token_file.string(), "--cluster-config", config_path.string()});
-    if (!started.ok()) return Fail(started.status());
-    gw_pid = *started;
-    if (!WaitHealthy(gateway_url + "/_cortex/healthz", gw_pid, flags.wait_s)) {
-      StopGroup(gw_pid, 2000);
-      return fail("gateway", "gateway.log");
-    }
-  }
-  json state = {
-      {"operator_pid", op_pid},     {"gateway_pid", gw_pid}, {"operator_url", operator_url},
-      {"gateway_url", gateway_url}, {"lb_url", lb_url},      {"started_at", UnixSeconds()}};
-  if (absl::Status st = WriteFileAtomic(ClusterDir() / "cluster.json", state.dump(2)); !st.ok()) {
+
+  ClusterPlan plan;
+  plan.operator_url = operator_url;
+  plan.token_file = token_file.string();
+  plan.state = {{"operator_url", operator_url}, {"gateway_url", gateway_url}, {"lb_url", lb_url}};
+  plan.daemons = {
+      {"operator",
+       {"--data-dir", ClusterDir().string(), "--host", flags.host, "--port",
+        std::to_string(flags.operator_port), "--token-file", token_file.string(), "--gateway-url",
+        gateway_url, "--lb-url", lb_url, "--python", flags.python, "--autoscaler-tick-ms",
+        std::to_string(flags.autoscaler_tick_ms), "--api-gateway", flags.api_gateway},
+       operator_url + "/healthz"},
+      {"gateway",
+       {"--host", flags.host, "--port", std::to_string(flags.gateway_port), "--lb-port", lb_port,
+        "--timeout-ms", std::to_string(flags.gateway_timeout_ms), "--operator-url", operator_url,
+        "--token-file", token_file.string(), "--cluster-config", config_path.string()},
+       gateway_url + "/_cortex/healthz"}};
+  if (absl::Status st = WriteFileAtomic(ClusterDir() / "supervisor.json", plan.ToJson().dump(2));
+      !st.ok()) {
     return Fail(st);
+  }
+  std::vector<std::string> supervisor_args = {"--cluster-dir", ClusterDir().string()};
+  if (const char* wedged = std::getenv("CORTEX_WEDGED_AFTER_S"); wedged && *wedged) {
+    supervisor_args.insert(supervisor_args.end(), {"--wedged-after-s", wedged});
+  }
+  auto supervisor = StartDaemon("supervisor", supervisor_args);
+  if (!supervisor.ok()) return Fail(supervisor.status());
+  if (!WaitClusterHealthy(*supervisor, 2 * flags.wait_s)) {
+    StopGroup(*supervisor, 10'000);
+    return FailedStart();
   }
   auto config = LoadCliConfig();
   if (!config.ok()) return Fail(config.status());
@@ -230,24 +247,23 @@ int ClusterDown(const ClusterFlags&) {
     std::cout << "the local cluster is not running\n";
     return 0;
   }
-  pid_t op_pid = (*state).value("operator_pid", 0);
-  pid_t gw_pid = (*state).value("gateway_pid", 0);
-  std::string operator_url = (*state).value("operator_url", "");
-  auto token = ReadFile(ClusterDir() / "operator.token");
-  if (ProcessAlive(op_pid) && token.ok()) {
-    net::HttpCall call;
-    call.method = "POST";
-    call.url = operator_url + "/v1/shutdown";
-    call.headers = {{"Authorization", "Bearer " + *token}};
-    call.timeout_ms = 5000;
-    (void)net::Fetch(call);
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (ProcessAlive(op_pid) && std::chrono::steady_clock::now() < deadline) {
+  pid_t supervisor = (*state).value("supervisor_pid", 0);
+  if (IsOurSupervisor(supervisor)) {
+    // It stops the gateway, has the operator stop every replica, and exits.
+    ::kill(supervisor, SIGTERM);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
+    while (ProcessAlive(supervisor) && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
+    if (ProcessAlive(supervisor)) StopGroup(supervisor, 0);
   }
-  if (ProcessAlive(op_pid)) StopGroup(op_pid, 2000);
-  if (ProcessAlive(gw_pid)) StopGroup(gw_pid, 5000);
+  for (const char* key : {"operator_pid", "gateway_pid"}) {
+    if (pid_t pid = (*state).value(key, 0); ProcessAlive(pid)) StopGroup(pid, 2000);
+  }
+  // Whatever the cluster started and no one stopped (replicas of an operator that was killed
+  // meanwhile, their workers, batch workers): every process that names the cluster's directory.
+  int swept = StopProcessesMentioning(ClusterDir().string(), 2000);
+  if (swept > 0) std::cout << "stopped " << swept << " leftover processes of the cluster\n";
   fs::remove(ClusterDir() / "cluster.json");
   std::cout << "the local cluster is down\n";
   return 0;
@@ -269,6 +285,8 @@ int ClusterInfo(const ClusterFlags&, const CommonFlags& common) {
     info["load_balancer"] = {{"url", (*state).value("lb_url", "")}};
     info["gateway"] = {
         {"url", (*state).value("gateway_url", "")}, {"pid", gw_pid}, {"healthy", gw_ok}};
+    pid_t supervisor = (*state).value("supervisor_pid", 0);
+    info["supervisor"] = {{"pid", supervisor}, {"running", IsOurSupervisor(supervisor)}};
   }
   if (common.output == "json") {
     std::cout << info.dump(2) << "\n";
@@ -279,7 +297,12 @@ int ClusterInfo(const ClusterFlags&, const CommonFlags& common) {
                 << (info["operator"]["healthy"].get<bool>() ? "" : " (not responding)") << "\n"
                 << "gateway:  " << info["gateway"]["url"].get<std::string>()
                 << (info["gateway"]["healthy"].get<bool>() ? "" : " (not responding)") << "\n"
-                << "load balancer: " << info["load_balancer"]["url"].get<std::string>() << "\n";
+                << "load balancer: " << info["load_balancer"]["url"].get<std::string>() << "\n"
+                << "supervisor: "
+                << (info["supervisor"]["running"].get<bool>()
+                        ? "running (restarts the operator and gateway if they stop)"
+                        : "not running (`cortex cluster up` starts it)")
+                << "\n";
     }
     std::cout << "data:     " << (ClusterDir()).string() << "\n";
   }

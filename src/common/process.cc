@@ -1,5 +1,6 @@
 #include "common/process.h"
 
+#include <absl/strings/numbers.h>
 #include <absl/strings/str_cat.h>
 #include <absl/strings/str_format.h>
 #include <fcntl.h>
@@ -9,12 +10,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <thread>
+
+#include "common/util.h"
 
 extern char** environ;
 
@@ -144,6 +148,36 @@ void StopGroup(pid_t pgid, int grace_ms) {
   }
   SignalGroup(pgid, SIGKILL);
   ::waitpid(pgid, nullptr, WNOHANG);
+}
+
+std::string CommandLine(pid_t pid) {
+  auto text = ReadFile(absl::StrCat("/proc/", pid, "/cmdline"));
+  if (!text.ok()) return "";
+  std::string line = std::move(*text);
+  std::replace(line.begin(), line.end(), '\0', ' ');
+  return line;
+}
+
+int StopProcessesMentioning(const std::string& text, int grace_ms) {
+  std::vector<pid_t> found;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    pid_t pid = 0;
+    if (!absl::SimpleAtoi(entry.path().filename().string(), &pid) || pid == ::getpid()) continue;
+    if (CommandLine(pid).find(text) != std::string::npos) found.push_back(pid);
+  }
+  for (pid_t pid : found) ::kill(pid, SIGTERM);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(grace_ms);
+  auto alive = [&] {
+    return std::count_if(found.begin(), found.end(), [](pid_t p) { return ProcessAlive(p); });
+  };
+  while (alive() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  for (pid_t pid : found) {
+    if (ProcessAlive(pid)) ::kill(pid, SIGKILL);
+  }
+  return static_cast<int>(found.size());
 }
 
 std::string SelfExecutable() {

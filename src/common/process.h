@@ -52,4 +52,11 @@ mode_t UserUmask();
 // Path of the running executable.
 std::string SelfExecutable();
 
+// The command line of `pid`, its arguments joined by spaces ("" when it is gone).
+std::string CommandLine(pid_t pid);
+
+// SIGTERM to every process (but this one) whose command line contains `text`, SIGKILL to those
+// left after `grace_ms`. Returns how many there were.
+int StopProcessesMentioning(const std::string& text, int grace_ms);
+
 }  // namespace cortex

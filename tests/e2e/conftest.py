@@ -231,7 +231,7 @@ class Cluster:
 
     def daemon_logs(self, limit=4000):
         out = {}
-        for rel in ("logs/operator.log", "logs/gateway.log"):
+        for rel in ("logs/supervisor.log", "logs/operator.log", "logs/gateway.log"):
             try:
                 with open(os.path.join(self.cluster_dir, rel), errors="replace") as f:
                     out[rel] = f.read()[-limit:]

@@ -1,10 +1,11 @@
-"""Failures of running processes: a replica or the operator killed with SIGKILL."""
+"""Failures of running processes: a replica, the operator, the gateway or the supervisor killed
+with SIGKILL (or stopped), and what heals them."""
 
 import os
 import signal
 import time
 
-from conftest import api_yaml, pid_alive
+from conftest import api_yaml, pid_alive, pids_mentioning
 
 PREDICTOR = """
 import os
@@ -53,7 +54,7 @@ def test_killed_replica_is_restarted(cluster):
     assert f"restarting replica {replica['id']}" in log, log
 
 
-def test_operator_killed_api_keeps_serving_and_cluster_up_recovers(cluster):
+def test_operator_killed_api_keeps_serving_and_the_supervisor_restarts_it(cluster):
     name = "survivor"
     cluster.deploy_ok(project(name))
     info = cluster.wait_live(name)
@@ -64,7 +65,7 @@ def test_operator_killed_api_keeps_serving_and_cluster_up_recovers(cluster):
     os.kill(operator_pid, signal.SIGKILL)
     cluster.wait_until(lambda: not pid_alive(operator_pid), 5, message="the operator to die")
 
-    # The data plane does not need the operator: keep serving for a while.
+    # The data plane does not need the operator: keep serving meanwhile.
     deadline = time.monotonic() + 2.0
     sent = 0
     while time.monotonic() < deadline:
@@ -75,18 +76,12 @@ def test_operator_killed_api_keeps_serving_and_cluster_up_recovers(cluster):
     assert sent > 5
     assert pid_alive(replica["pid"])
 
-    # The control plane is unreachable; the CLI says so at once, and how to fix it.
-    rc, out, err = cluster.cli("get", name, timeout=10)
-    assert rc != 0, out
-    assert "cortex cluster up" in err, err
-
-    # `cortex cluster up` again detects the dead operator and starts a new one.
-    rc, out, err = cluster.up(cluster.operator_port, cluster.gateway_port)
-    assert rc == 0, (out, err)
-    assert "already running" not in out, out
+    # The supervisor starts a new operator by itself (no `cortex cluster up`).
+    cluster.wait_until(lambda: (cluster.state() or {}).get("operator_pid") not in
+                       (None, 0, operator_pid), 15, message="a new operator")
     new_state = cluster.state()
-    assert new_state["operator_pid"] != operator_pid and pid_alive(new_state["operator_pid"])
-
+    assert pid_alive(new_state["operator_pid"])
+    assert new_state["supervisor_pid"] == state["supervisor_pid"]
     info = cluster.wait_live(name, timeout=30)
     assert [a["spec"]["name"] for a in cluster.list_apis()] == [name]
     reps = info["replicas"]
@@ -95,6 +90,12 @@ def test_operator_killed_api_keeps_serving_and_cluster_up_recovers(cluster):
         assert reps[0]["id"] == replica["id"]  # adopted, not restarted
     r = cluster.wait_serving(name, {"after": "restart"}, timeout=10)
     assert r.json()["echo"] == {"after": "restart"}
+    log = open(os.path.join(cluster.cluster_dir, "logs", "supervisor.log")).read()
+    assert f"the operator (pid {operator_pid}) was killed by signal 9" in log, log
+
+    # `cortex cluster up` finds it running.
+    rc, out, err = cluster.up(cluster.operator_port, cluster.gateway_port)
+    assert rc == 0 and "already running" in out, (out, err)
 
     # The new operator manages the api fully: it can delete it.
     rc, out, err = cluster.cli("delete", name, "-f")
@@ -102,3 +103,53 @@ def test_operator_killed_api_keeps_serving_and_cluster_up_recovers(cluster):
     for rep in reps + [replica]:
         cluster.wait_until(lambda: not pid_alive(rep["pid"]), 15,
                            message=f"replica {rep['id']} to exit after delete")
+
+
+def test_a_killed_gateway_is_restarted_and_serves_again(cluster):
+    """A killed gateway failed every request until a manual `cluster up`."""
+    name = "through"
+    cluster.deploy_ok(project(name))
+    cluster.wait_live(name)
+    gateway_pid = cluster.state()["gateway_pid"]
+    os.kill(gateway_pid, signal.SIGKILL)
+    started = time.monotonic()
+    r = cluster.wait_serving(name, {"n": 1}, timeout=15)
+    assert r.json()["echo"] == {"n": 1}
+    assert time.monotonic() - started < 10
+    new_pid = cluster.state()["gateway_pid"]
+    assert new_pid != gateway_pid and pid_alive(new_pid)
+    info = cluster.cli_json("cluster", "info")
+    assert info["status"] == "running" and info["supervisor"]["running"], info
+
+
+def test_a_wedged_operator_is_killed_and_restarted(cluster_factory):
+    """Alive but not answering (here: SIGSTOP) is as bad as dead."""
+    c = cluster_factory(start=False)
+    c.env["CORTEX_WEDGED_AFTER_S"] = "3"
+    c.start()
+    operator_pid = c.state()["operator_pid"]
+    os.kill(operator_pid, signal.SIGSTOP)
+    c.wait_until(lambda: (c.state() or {}).get("operator_pid") not in (None, 0, operator_pid), 30,
+                 message="the stopped operator to be replaced")
+    assert not pid_alive(operator_pid)
+    assert c.cli("get")[0] == 0
+    log = open(os.path.join(c.cluster_dir, "logs", "supervisor.log")).read()
+    assert "the operator has not answered its health check for 3 s; killing it" in log, log
+
+
+def test_cluster_down_stops_every_replica_even_after_the_operator_died(cluster):
+    """`cluster down` after an operator crash left the replicas running."""
+    name = "orphaned"
+    cluster.deploy_ok(project(name))
+    replica = cluster.wait_live(name)["replicas"][0]
+    state = cluster.state()
+    # The supervisor first, so that no one restarts the operator: the cluster is unsupervised.
+    os.kill(state["supervisor_pid"], signal.SIGKILL)
+    os.kill(state["operator_pid"], signal.SIGKILL)
+    cluster.wait_until(lambda: not pid_alive(state["operator_pid"]), 5, message="the operator")
+    assert pid_alive(replica["pid"])
+    rc, out, err = cluster.down()
+    assert rc == 0, (out, err)
+    assert "leftover processes of the cluster" in out, out
+    cluster.wait_until(lambda: not pid_alive(replica["pid"]), 5, message="the replica to stop")
+    assert [p for p in pids_mentioning(cluster.config_dir) if pid_alive(p)] == []

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "apps/cortex/server_roles.h"
+#include "apps/cortex/supervisor.h"
 #include "cli/commands.h"
 #include "common/process.h"
 
@@ -175,6 +176,14 @@ int main(int argc, char** argv) {
   op_cmd->add_option("--python", op.python);
   op_cmd->add_option("--autoscaler-tick-ms", op.autoscaler_tick_ms);
   op_cmd->callback([&] { code = apps::RunOperator(op); });
+
+  apps::SupervisorFlags sup;
+  auto* sup_cmd =
+      app.add_subcommand("supervisor", "run the supervisor of the operator and gateway");
+  sup_cmd->group("");
+  sup_cmd->add_option("--cluster-dir", sup.cluster_dir)->required();
+  sup_cmd->add_option("--wedged-after-s", sup.wedged_after_s);
+  sup_cmd->callback([&] { code = apps::RunSupervisor(sup); });
 
   apps::GatewayRoleFlags gw;
   auto* gw_cmd = app.add_subcommand("gateway", "run the gateway (data plane)");
