@@ -21,7 +21,7 @@ import traceback
 import urllib.error
 import urllib.request
 
-from . import loader
+from . import loader, orphans
 from .worker import _configure_logging, _configure_output, _exception_message, _flush_and_exit
 
 RENEW_EVERY_S = 10
@@ -134,11 +134,13 @@ def run(args):
 def main(argv=None):
     _configure_output()
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    orphans.adopt_orphans()
     try:
         code = run(args)
     except BaseException:
         sys.stderr.write("batch worker failed\n" + traceback.format_exc())
-        _flush_and_exit(1)
+        code = 1
+    orphans.stop_children()
     _flush_and_exit(code)
 
 

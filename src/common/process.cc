@@ -16,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "common/util.h"
@@ -148,6 +149,76 @@ void StopGroup(pid_t pgid, int grace_ms) {
   }
   SignalGroup(pgid, SIGKILL);
   ::waitpid(pgid, nullptr, WNOHANG);
+}
+
+ProcessTree ProcessTreeOf(pid_t root) {
+  static const int64_t kPageSize = ::sysconf(_SC_PAGESIZE);
+  struct Entry {
+    pid_t pid, ppid;
+    int64_t rss_pages;
+  };
+  std::vector<Entry> table;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    pid_t pid = 0;
+    if (!absl::SimpleAtoi(entry.path().filename().string(), &pid)) continue;
+    std::ifstream in(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(in, line)) continue;
+    // The fields after the command (which may hold spaces) start after the last ')'.
+    size_t close = line.rfind(')');
+    if (close == std::string::npos || close + 2 >= line.size()) continue;
+    std::istringstream fields(line.substr(close + 2));
+    std::string state;
+    int64_t ppid = 0, skip = 0, rss_pages = 0;
+    fields >> state >> ppid;
+    if (state == "Z" || state == "X") continue;
+    // stat fields 5..23, then rss (field 24).
+    for (int i = 0; i < 19 && fields >> skip; ++i) {
+    }
+    fields >> rss_pages;
+    table.push_back({pid, static_cast<pid_t>(ppid), rss_pages});
+  }
+  ProcessTree tree;
+  std::vector<pid_t> frontier = {root};
+  while (!frontier.empty()) {
+    pid_t parent = frontier.back();
+    frontier.pop_back();
+    for (const auto& e : table) {
+      if (e.pid == parent) {
+        tree.pids.push_back(e.pid);
+        tree.rss_bytes += e.rss_pages * kPageSize;
+      }
+      if (e.ppid == parent && e.pid != parent) frontier.push_back(e.pid);
+    }
+  }
+  return tree;
+}
+
+void AdoptOrphans() { ::prctl(PR_SET_CHILD_SUBREAPER, 1); }
+
+void StopDescendants(int grace_ms) {
+  std::vector<pid_t> below = ProcessTreeOf(::getpid()).pids;
+  std::erase(below, ::getpid());
+  for (pid_t pid : below) ::kill(pid, SIGTERM);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(grace_ms);
+  auto any_alive = [&] {
+    while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+    return std::any_of(below.begin(), below.end(), [](pid_t p) { return ProcessAlive(p); });
+  };
+  while (any_alive() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  KillAll(below);
+  while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+  }
+}
+
+void KillAll(const std::vector<pid_t>& pids) {
+  for (pid_t pid : pids) {
+    if (pid > 0 && ProcessAlive(pid)) ::kill(pid, SIGKILL);
+  }
 }
 
 std::string CommandLine(pid_t pid) {

@@ -52,6 +52,25 @@ mode_t UserUmask();
 // Path of the running executable.
 std::string SelfExecutable();
 
+// `root` and every process below it by parentage (children first found through /proc; a child
+// that made itself a new session or group is still there), with the resident memory of each.
+struct ProcessTree {
+  std::vector<pid_t> pids;  // root first (when it exists)
+  int64_t rss_bytes = 0;
+};
+ProcessTree ProcessTreeOf(pid_t root);
+
+// Makes this process the reaper of its orphaned descendants (PR_SET_CHILD_SUBREAPER): a
+// predictor's child that leaves its session stays below the replica, to be accounted and
+// stopped with it. Its caller must reap any child (waitpid(-1)).
+void AdoptOrphans();
+
+// SIGTERM to every process below this one, SIGKILL to those left after `grace_ms`; reaps them.
+void StopDescendants(int grace_ms);
+
+// SIGKILL to each of `pids` still alive. For the rest of a tree once its root was stopped.
+void KillAll(const std::vector<pid_t>& pids);
+
 // The command line of `pid`, its arguments joined by spaces ("" when it is gone).
 std::string CommandLine(pid_t pid);
 

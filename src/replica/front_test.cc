@@ -193,6 +193,26 @@ TEST_F(FrontTest, AWorkerThatDiesMidRequestCostsThatRequestAndItsSlotIsNotReused
   EXPECT_NE(after.body(), before);  // another process
 }
 
+// While its only worker process is down (restarting after a back-off), the replica is not
+// ready: the gateway sends it nothing, and `cortex get` does not say live.
+TEST_F(FrontTest, AReplicaWithNoLiveWorkerIsNotReadyUntilOneIsBack) {
+  Start(/*processes=*/1, /*threads=*/1, /*max_concurrency=*/8);
+  EXPECT_EQ(Send(http::verb::post, "/predict", R"({"exit": true})").result_int(), 502);
+  bool seen_unready = false;
+  for (int i = 0; i < 40 && !seen_unready; ++i) {
+    seen_unready = Send(http::verb::get, "/_cortex/ready").result_int() == 503;
+    if (!seen_unready) Wait(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(seen_unready) << "the replica stayed ready with no worker process";
+  bool ready_again = false;
+  for (int i = 0; i < 200 && !ready_again; ++i) {
+    ready_again = Send(http::verb::get, "/_cortex/ready").result_int() == 200;
+    if (!ready_again) Wait(std::chrono::milliseconds(25));
+  }
+  EXPECT_TRUE(ready_again) << "the restarted worker did not make the replica ready again";
+  EXPECT_EQ(Send(http::verb::post, "/predict", "{}").result_int(), 200);
+}
+
 TEST_F(FrontTest, OnlyPostPredicts) {
   Start(1, 1, 8);
   EXPECT_EQ(Send(http::verb::get, "/predict").result_int(), 200);

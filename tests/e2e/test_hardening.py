@@ -7,7 +7,7 @@ import os
 import socket
 import time
 
-from conftest import api_yaml
+from conftest import api_yaml, pid_alive
 
 HELLO = """
 class PythonPredictor:
@@ -177,3 +177,64 @@ def test_cluster_config_errors_are_reported_before_anything_starts(cluster_facto
     assert rc != 0
     assert "limits: workers_per_job: 0 is out of range (1 to 10000)" in err, err
     assert not os.path.exists(os.path.join(c.cluster_dir, "cluster.json"))
+
+
+ESCAPING = """
+import subprocess
+import sys
+
+
+class PythonPredictor:
+    def __init__(self, config):
+        # A child in a session of its own: outside the replica's process group.
+        child = subprocess.Popen(
+            [sys.executable, "-c", config["child"]], start_new_session=True)
+        with open(config["pid_file"], "a") as f:
+            f.write(f"{child.pid}\\n")
+
+    def predict(self, payload):
+        return {"ok": True}
+"""
+
+
+def escaped_pids(path):
+    try:
+        with open(path) as f:
+            return [int(line) for line in f.read().split()]
+    except OSError:
+        return []
+
+
+def test_a_child_in_a_new_session_is_stopped_with_its_replica(cluster):
+    """It survived `cortex delete`."""
+    c = cluster
+    pid_file = os.path.join(c.root, "escaped.pids")
+    extra = (f"config:\n  pid_file: {pid_file}\n"
+             "  child: 'import time; time.sleep(600)'\n")
+    c.deploy_ok({"cortex.yaml": api_yaml("escape", predictor_extra=extra),
+                 "predictor.py": ESCAPING})
+    c.wait_live("escape")
+    pids = escaped_pids(pid_file)
+    assert pids and all(pid_alive(p) for p in pids), pids
+    c.cli_ok("delete", "escape", "-f")
+    c.wait_until(lambda: not any(pid_alive(p) for p in pids), 20, interval=0.1,
+                 message=f"the escaped children {pids} to stop with the replica")
+
+
+def test_a_child_in_a_new_session_counts_against_compute_mem(cluster):
+    """It escaped compute.mem accounting."""
+    c = cluster
+    pid_file = os.path.join(c.root, "hungry.pids")
+    extra = (f"config:\n  pid_file: {pid_file}\n"
+             "  child: 'import time; b = b\"1\" * (300 << 20); time.sleep(600)'\n")
+    c.deploy_ok({"cortex.yaml": api_yaml("hungry-child", predictor_extra=extra,
+                                         extra="compute:\n  mem: 200Mi"),
+                 "predictor.py": ESCAPING})
+    c.wait_until(lambda: c.status_code("hungry-child") == "status_oom", 40, interval=0.2,
+                 message="the replica to be killed for its child's memory")
+    pids = escaped_pids(pid_file)
+    assert pids
+    c.wait_until(lambda: not any(pid_alive(p) for p in pids), 10, interval=0.1,
+                 message="the hungry child to be killed with its replica")
+    log = c.api_log("hungry-child")
+    assert "over its limit of 200 MiB (compute.mem)" in log, log

@@ -260,6 +260,9 @@ int RunReplica(const ReplicaRoleFlags& flags) {
   options.runtime_dir = flags.runtime_dir.empty() ? DefaultRuntimeDir() : flags.runtime_dir;
   options.socket_dir =
       flags.socket_dir.empty() ? fs::temp_directory_path().string() : flags.socket_dir;
+  // A predictor's child that leaves the process group (a new session, a daemon) is still ours:
+  // adopted when orphaned, stopped with the replica.
+  AdoptOrphans();
   asio::io_context io(1);
   auto front = replica::Front::Create(io, options);
   if (!front.ok()) {
@@ -282,6 +285,7 @@ int RunReplica(const ReplicaRoleFlags& flags) {
         asio::detached);
   });
   io.run();
+  StopDescendants(2000);
   return (*front)->failed() ? 1 : 0;
 }
 

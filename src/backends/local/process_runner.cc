@@ -2,6 +2,7 @@
 
 #include <absl/strings/numbers.h>
 #include <absl/strings/str_cat.h>
+#include <absl/strings/str_format.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -91,33 +92,6 @@ absl::StatusOr<pid_t> ProcessRunner::StartWorker(const WorkerLaunch& launch) {
   return pid;
 }
 
-int64_t ProcessRunner::GroupRssBytes(pid_t pgid) {
-  static const int64_t kPageSize = ::sysconf(_SC_PAGESIZE);
-  int64_t total = 0;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
-    std::ifstream in(entry.path() / "stat");
-    std::string line;
-    if (!std::getline(in, line)) continue;
-    // The fields after the command (which may hold spaces) start after the last ')'.
-    size_t close = line.rfind(')');
-    if (close == std::string::npos || close + 2 >= line.size()) continue;
-    std::istringstream fields(line.substr(close + 2));
-    std::string state;
-    int64_t ppid = 0, pgrp = 0, skip = 0, rss_pages = 0;
-    fields >> state >> ppid >> pgrp;
-    if (pgrp != pgid) continue;
-    // stat fields 6..23, then rss (field 24).
-    for (int i = 0; i < 18 && fields >> skip; ++i) {
-    }
-    fields >> rss_pages;
-    total += rss_pages * kPageSize;
-  }
-  return total;
-}
-
 InstanceProbe ProcessRunner::Probe(const std::string& id, pid_t pid, int64_t mem_limit_bytes) {
   InstanceProbe probe;
   if (pid <= 0) return probe;
@@ -142,14 +116,22 @@ InstanceProbe ProcessRunner::Probe(const std::string& id, pid_t pid, int64_t mem
     return probe;
   }
   if (mem_limit_bytes > 0) {
-    int64_t rss = GroupRssBytes(pid);
+    // Every process below the instance counts, also one that left its process group.
+    ProcessTree tree = ProcessTreeOf(pid);
+    int64_t rss = tree.rss_bytes;
     if (rss > mem_limit_bytes) {
       StopGroup(pid, 0);
+      KillAll(tree.pids);
       probe.alive = false;
       probe.oom = true;
       probe.exit_code = 137;
-      probe.reason = absl::StrCat("used ", rss >> 20, " MiB of memory, over its limit of ",
-                                  mem_limit_bytes >> 20, " MiB (compute.mem), and was killed");
+      probe.reason = absl::StrFormat(
+          "used %.1f MiB of memory, over its limit of %s (compute.mem), "
+          "and was killed",
+          static_cast<double>(rss) / (1 << 20),
+          mem_limit_bytes % 1024 == 0
+              ? FormatBytes(mem_limit_bytes)
+              : absl::StrFormat("%.1f MiB", static_cast<double>(mem_limit_bytes) / (1 << 20)));
       return probe;
     }
   }
@@ -169,7 +151,9 @@ InstanceProbe ProcessRunner::Probe(const std::string& id, pid_t pid, int64_t mem
 
 void ProcessRunner::Stop(const std::string& id, pid_t pid, int grace_ms) {
   if (pid > 0 && (ProcessAlive(pid) && RunsInstance(pid, id))) {
+    ProcessTree tree = ProcessTreeOf(pid);  // before: what leaves the group goes with it too
     StopGroup(pid, grace_ms);
+    KillAll(tree.pids);
   }
   ::waitpid(pid, nullptr, WNOHANG);
   std::filesystem::remove(PortFile(id));

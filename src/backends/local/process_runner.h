@@ -29,8 +29,6 @@ class ProcessRunner : public InstanceRunner {
 
   std::string LogPath(const std::string& api_name) const;
   std::string PortFile(const std::string& replica_id) const;
-  // Resident memory of every process in the process group `pgid`.
-  static int64_t GroupRssBytes(pid_t pgid);
 
  private:
   ProcessRunnerOptions options_;
