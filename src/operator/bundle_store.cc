@@ -3,6 +3,7 @@
 #include <absl/strings/str_cat.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 
 #include "bundle/bundle.h"
@@ -33,7 +34,11 @@ std::string BundleStore::BundlePath(const std::string& project_id) const {
 }
 
 bool BundleStore::Has(const std::string& project_id) const {
-  return IsHexId(project_id) && fs::exists(BundlePath(project_id));
+  if (!IsHexId(project_id) || !fs::exists(BundlePath(project_id))) return false;
+  // A bundle asked for is about to be deployed: young again, so Prune leaves it.
+  std::error_code ignored;
+  fs::last_write_time(BundlePath(project_id), fs::file_time_type::clock::now(), ignored);
+  return true;
 }
 
 absl::Status BundleStore::Put(const std::string& project_id, const std::string& bytes) {
@@ -56,6 +61,32 @@ absl::StatusOr<std::string> BundleStore::ProjectDir(const std::string& project_i
   ASSIGN_OR_RETURN(std::string bytes, ReadFile(BundlePath(project_id)));
   RETURN_IF_ERROR(bundle::ExtractBundle(bytes, dir));
   return dir.string();
+}
+
+int BundleStore::Prune(const std::set<std::string>& keep, int64_t min_age_s) {
+  absl::MutexLock lock(&extract_mu_);
+  auto now = fs::file_time_type::clock::now();
+  auto old = [&](const fs::path& path) {
+    std::error_code ec;
+    auto written = fs::last_write_time(path, ec);
+    return !ec && now - written > std::chrono::seconds(min_age_s);
+  };
+  std::set<std::string> unused;
+  std::error_code ec;
+  for (const char* dir : {"bundles", "projects"}) {
+    for (const auto& entry : fs::directory_iterator(fs::path(data_dir_) / dir, ec)) {
+      std::string id = entry.path().stem().string();
+      if (IsHexId(id) && keep.count(id) == 0 && old(entry.path())) unused.insert(id);
+    }
+  }
+  int removed = 0;
+  for (const auto& id : unused) {
+    fs::path bundle = BundlePath(id);
+    if (fs::exists(bundle, ec) && !old(bundle)) continue;  // uploaded again meanwhile
+    fs::remove(bundle, ec);
+    removed += fs::remove_all(fs::path(data_dir_) / "projects" / id, ec) > 0;
+  }
+  return removed;
 }
 
 }  // namespace cortex::op

@@ -5,6 +5,8 @@
 #include <absl/status/statusor.h>
 #include <absl/synchronization/mutex.h>
 
+#include <cstdint>
+#include <set>
 #include <string>
 
 namespace cortex::op {
@@ -17,6 +19,9 @@ class BundleStore {
   absl::Status Put(const std::string& project_id, const std::string& bytes);
   // The extracted project (extracting it on first use).
   absl::StatusOr<std::string> ProjectDir(const std::string& project_id);
+  // Removes the bundles and extracted projects that are not in `keep` and were last written more
+  // than `min_age_s` ago (an upload waits for its deploy that long). Returns how many projects.
+  int Prune(const std::set<std::string>& keep, int64_t min_age_s);
 
  private:
   std::string BundlePath(const std::string& project_id) const;

@@ -7,6 +7,8 @@
 #include <atomic>
 #include <filesystem>
 #include <iostream>
+#include <optional>
+#include <set>
 #include <thread>
 
 #include "backends/local/capacity.h"
@@ -46,6 +48,28 @@ std::string ReadToken(const std::string& path) {
 
 void Log(std::string_view role, std::string_view message) {
   std::cout << "[" << role << "] " << message << std::endl;
+}
+
+// The projects something may still run from: those of the deployed APIs, and the project_dir
+// of every spec under run/ (replicas of an older version during a rollout, batch workers).
+// Nothing when the store cannot say.
+std::optional<std::set<std::string>> ProjectsInUse(store::StateStore& store,
+                                                   const std::string& data_dir) {
+  std::set<std::string> keep;
+  auto apis = store.ListApis();
+  if (!apis.ok()) return std::nullopt;
+  for (const auto& api : *apis) keep.insert(api.project_id);
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(fs::path(data_dir) / "run", ec)) {
+    if (entry.path().extension() != ".json") continue;
+    auto text = ReadFile(entry.path());
+    if (!text.ok()) continue;
+    auto spec = nlohmann::json::parse(*text, nullptr, false);
+    if (spec.is_object() && spec.contains("project_dir") && spec["project_dir"].is_string()) {
+      keep.insert(fs::path(spec["project_dir"].get<std::string>()).filename().string());
+    }
+  }
+  return keep;
 }
 
 }  // namespace
@@ -124,12 +148,24 @@ int RunOperator(const OperatorRoleFlags& flags) {
   op::JobSupervisor supervisor(batch_options, **job_queue, **store, specs, backend, logs, clock);
   deploys.EnableBatchJobs(&jobs);
   views.EnableBatchJobs(&jobs);
+  // Housekeeping on the control loop: logs rotate (a few stat calls, every 10 s); projects no
+  // API or process uses are removed an hour after their last use (every 10 minutes).
   auto next_rotation = std::chrono::steady_clock::now();
-  reconciler.AfterEachPass([&supervisor, &logs, &next_rotation] {
+  auto next_prune = next_rotation + std::chrono::minutes(1);
+  reconciler.AfterEachPass([&] {
     supervisor.Step();
-    if (auto now = std::chrono::steady_clock::now(); now >= next_rotation) {
-      logs.RotateLarge();  // a few stat calls, every 10 s
+    auto now = std::chrono::steady_clock::now();
+    if (now >= next_rotation) {
+      logs.RotateLarge();
       next_rotation = now + std::chrono::seconds(10);
+    }
+    if (now >= next_prune) {
+      if (auto keep = ProjectsInUse(**store, flags.data_dir)) {
+        if (int removed = bundles.Prune(*keep, 3600); removed > 0) {
+          Log("operator", absl::StrCat("removed ", removed, " unused projects"));
+        }
+      }
+      next_prune = now + std::chrono::minutes(10);
     }
   });
 

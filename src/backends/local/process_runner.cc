@@ -156,7 +156,15 @@ void ProcessRunner::Stop(const std::string& id, pid_t pid, int grace_ms) {
     KillAll(tree.pids);
   }
   ::waitpid(pid, nullptr, WNOHANG);
-  std::filesystem::remove(PortFile(id));
+  std::error_code ec;
+  std::filesystem::remove(PortFile(id), ec);
+  // The worker sockets of a replica that was killed (a front that stops removes its own).
+  std::string prefix = id + "-p";
+  for (const auto& entry : std::filesystem::directory_iterator(
+           std::filesystem::path(options_.data_dir) / "run" / "sockets", ec)) {
+    std::string name = entry.path().filename().string();
+    if (name.starts_with(prefix) && name.ends_with(".sock")) std::filesystem::remove(entry, ec);
+  }
 }
 
 }  // namespace cortex::backends::local

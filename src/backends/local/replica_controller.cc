@@ -132,6 +132,18 @@ void ReplicaController::Observe(ReplicaRecord& r, const ReplicaSetSpec& set, int
     } else if (!probe.ready && r.state == ReplicaState::kReady) {
       r.state = ReplicaState::kStarting;
       r.state_since = now_ms / 1000;
+    } else if (!probe.ready && r.ever_ready &&
+               now_ms - r.state_since * 1000 > options_.unresponsive_ms) {
+      runner_.Stop(r.id, r.pid, 0);
+      r.state = ReplicaState::kFailed;
+      ++r.restarts;
+      r.next_start_at = now_ms + RestartBackoffMs(r.restarts);
+      r.state_since = now_ms / 1000;
+      r.port = 0;
+      events.push_back(absl::StrCat(
+          "replica ", r.id, " has not been ready for ", options_.unresponsive_ms / 1000,
+          " s (stopped, hung, or no worker process up); restarting it in ",
+          RestartBackoffMs(r.restarts) / 1000, "s"));
     }
   }
   Store(r, before);

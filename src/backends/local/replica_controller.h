@@ -24,6 +24,9 @@ struct ReplicaControllerOptions {
   Resources capacity;             // what this machine has
   int64_t drain_delay_ms = 1500;  // out of the route table this long before being stopped
   int stop_grace_ms = 10'000;     // then killed
+  // A replica that was ready and has not answered its readiness check for this long (stopped,
+  // hung, every worker process down) is killed and started again.
+  int64_t unresponsive_ms = 30'000;
 };
 
 class ReplicaController {

@@ -190,5 +190,24 @@ TEST_F(ReplicaControllerTest, AFailedStartIsRetriedWithBackOff) {
   EXPECT_EQ(Count(Sync(Set(1)), ReplicaState::kStarting), 1);
 }
 
+// A SIGSTOPped (or hung) replica stayed "updating" for ever.
+TEST_F(ReplicaControllerTest, AReplicaThatStopsAnsweringIsRestarted) {
+  Sync(Set(1));
+  MakeAllReady();
+  ReplicaSetStatus ready = Sync(Set(1));
+  ASSERT_EQ(Count(ready, ReplicaState::kReady), 1);
+  std::string id = ready.replicas.at(0).id;
+  runner_.instances[id].ready = false;  // alive, not answering
+  Sync(Set(1));
+  clock_.Advance(29'000);
+  EXPECT_EQ(Count(Sync(Set(1)), ReplicaState::kStarting), 1);  // not yet
+  EXPECT_TRUE(runner_.stopped.empty());
+  clock_.Advance(2'000);
+  ReplicaSetStatus restarted = Sync(Set(1));
+  EXPECT_THAT(runner_.stopped, ::testing::ElementsAre(id));
+  EXPECT_THAT(events_.back(), HasSubstr("has not been ready for 30 s"));
+  EXPECT_EQ(restarted.replicas.at(0).restarts, 1);
+}
+
 }  // namespace
 }  // namespace cortex::backends::local
