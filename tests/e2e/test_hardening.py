@@ -238,3 +238,115 @@ def test_a_child_in_a_new_session_counts_against_compute_mem(cluster):
                  message="the hungry child to be killed with its replica")
     log = c.api_log("hungry-child")
     assert "over its limit of 200 MiB (compute.mem)" in log, log
+
+
+SMALL_LIMITS = """
+limits:
+  api_gateway_body: 1Ki
+  load_balancer_body: 4Ki
+  header: 2Ki
+  json_depth: 8
+  config: 4Ki
+  job_submission: 2Ki
+  batches_per_job: 5
+  workers_per_job: 2
+  replicas_per_api: 3
+"""
+
+BATCH = """
+class PythonPredictor:
+    def __init__(self, config, job_spec):
+        pass
+
+    def predict(self, payload, batch_id):
+        pass
+"""
+
+
+def test_every_limit_of_cluster_yaml_takes_effect(cluster_factory):
+    c = cluster_factory(cluster_yaml=SMALL_LIMITS)
+    c.deploy_ok({"cortex.yaml": api_yaml("small") + f"""
+- name: jobs
+  kind: BatchAPI
+  predictor:
+    type: python
+    path: batch.py
+""", "predictor.py": HELLO, "batch.py": BATCH})
+    c.wait_live("small")
+    # Bodies, per listener.
+    r = c.http.post(c.url("/small"), data=b"x" * 2000, timeout=10)
+    assert r.status_code == 413 and "(1 KiB)" in r.text, r.text
+    lb = c.state()["lb_url"]
+    assert c.http.post(lb + "/small", json={"x": "y" * 2000}, timeout=10).status_code == 200
+    r = c.http.post(lb + "/small", data=b"x" * 5000, timeout=10)
+    assert r.status_code == 413 and "(4 KiB)" in r.text, r.text
+    # Headers.
+    r = c.http.get(c.url("/small"), headers={"X-Big": "h" * 3000}, timeout=10)
+    assert r.status_code == 431, r.text
+    # Replicas per API and the size of cortex.yaml.
+    rc, out, err = c.deploy({"cortex.yaml": api_yaml(
+        "wide", extra="autoscaling:\n  min_replicas: 4\n  max_replicas: 4\n"),
+        "predictor.py": HELLO})
+    assert rc != 0 and "must be less than or equal to 3" in out + err, out + err
+    rc, out, err = c.deploy({"cortex.yaml": api_yaml("big") + "#" * 5000 + "\n",
+                             "predictor.py": HELLO})
+    assert rc != 0 and "(4096 bytes, limits: config)" in out + err, out + err
+    # Batch jobs: submission size, nesting, batches, workers.
+    url = lb + "/jobs"  # the load balancer: its body limit is above the submission limit
+    c.wait_until(lambda: c.http.get(url, timeout=5).status_code == 401, 15, interval=0.05,
+                 message="the gateway to route /jobs")
+    items = {"items": [1] * 800, "batch_size": 1}  # 2.4 KB
+    r = c.http.post(url, json={"workers": 1, "item_list": items}, timeout=10)
+    assert r.status_code == 413 and "(2 KiB)" in r.text, r.text
+    nested = json.loads("[" * 10 + "]" * 10)
+    r = c.http.post(url, json={"workers": 1, "item_list": {"items": [nested], "batch_size": 1}},
+                    timeout=10)
+    assert r.status_code == 400 and "nested more than 8 levels" in r.text, r.text
+    r = c.http.post(url, json={"workers": 1, "item_list": {"items": [1] * 6, "batch_size": 1}},
+                    timeout=10)
+    assert r.status_code == 400 and "more than 5 batches" in r.text, r.text
+    r = c.http.post(url, json={"workers": 3, "item_list": {"items": [1], "batch_size": 1}},
+                    timeout=10)
+    assert r.status_code == 400 and "(2, limits: workers_per_job)" in r.text, r.text
+
+
+def test_the_bundle_and_operator_body_limits(cluster_factory):
+    c = cluster_factory(cluster_yaml="limits: {{bundle: 1Ki, operator_body: 1Ki}}\n")
+    rc, out, err = c.deploy({"cortex.yaml": api_yaml("any"), "predictor.py": HELLO})
+    assert rc != 0, out
+    assert "request body is larger than the limit (1 KiB)" in out + err, out + err
+    r = c.http.post(f"http://127.0.0.1:{c.operator_port}/v1/deploy", data=b"{}" * 1000,
+                    headers={"Authorization": f"Bearer {c.token()}"}, timeout=10)
+    assert r.status_code == 413, r.text
+
+
+def process_cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_out_of_file_descriptors_the_gateway_waits_instead_of_spinning(cluster):
+    """`continue` on accept errors spun the gateway at 100% CPU and it served nobody."""
+    c = cluster
+    c.deploy_ok({"cortex.yaml": api_yaml("fd"), "predictor.py": HELLO})
+    c.wait_live("fd")
+    pid = c.state()["gateway_pid"]
+    open_fds = len(os.listdir(f"/proc/{pid}/fd"))
+    import resource
+    old = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (open_fds + 4, old[1]))
+    clients = []
+    try:
+        for _ in range(20):  # past the limit: the rest wait in the listen backlog
+            clients.append(socket.create_connection(("127.0.0.1", c.gateway_port), timeout=5))
+        before = process_cpu_seconds(pid)
+        time.sleep(2)
+        spent = process_cpu_seconds(pid) - before
+        assert spent < 0.5, f"the gateway used {spent:.2f} s of CPU in 2 s while out of fds"
+    finally:
+        for s in clients:
+            s.close()
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, old)
+    r = c.wait_serving("fd", {}, timeout=10)
+    assert r.status_code == 200
