@@ -75,8 +75,9 @@ TEST(FrameCodec, MalformedResponsesAreErrors) {
     }
   }
   // A header with a line break would split the HTTP response: the whole response is refused.
-  for (const std::string& header : {std::string(R"({"headers": [["x-a", "1\r\nSet-Cookie: a=b"]]})"),
-                                   std::string(R"({"headers": [["x-a\r\nSet-Cookie", "b"]]})")}) {
+  for (const std::string& header :
+       {std::string(R"({"headers": [["x-a", "1\r\nSet-Cookie: a=b"]]})"),
+        std::string(R"({"headers": [["x-a\r\nSet-Cookie", "b"]]})")}) {
     auto [lengths, rest] = Frame(header, "");
     unsigned char raw[8];
     std::memcpy(raw, lengths.data(), 8);

@@ -31,10 +31,12 @@ Front::Front(asio::io_context& io, FrontOptions options, std::unique_ptr<Runtime
     : io_(io),
       options_(std::move(options)),
       max_concurrency_(options_.api.autoscaling.max_replica_concurrency),
-      pool_(io, options_.replica_id, options_.socket_dir,
-            options_.api.predictor->processes_per_replica,
-            options_.api.predictor->threads_per_process, std::move(runtime), queue_,
-            options_.max_log_line_bytes),
+      pool_(
+          io,
+          {options_.replica_id, options_.socket_dir, options_.api.predictor->processes_per_replica,
+           options_.api.predictor->threads_per_process, options_.max_log_line_bytes,
+           options_.worker_healthy_after},
+          std::move(runtime), queue_),
       metrics_(options_.api.name, options_.replica_id) {}
 
 absl::StatusOr<std::unique_ptr<Front>> Front::Create(asio::io_context& io, FrontOptions options) {

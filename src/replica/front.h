@@ -11,6 +11,7 @@
 
 #include <absl/status/statusor.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -41,6 +42,8 @@ struct FrontOptions {
   std::string runtime_dir;               // holds the cortex_runtime package
   std::string socket_dir;                // where the per-worker Unix sockets go
   size_t max_log_line_bytes = 64 << 10;  // longer output lines of the predictor are split
+  // A worker process that lived this long before it died restarts without the back-off.
+  std::chrono::milliseconds worker_healthy_after{60'000};
   // Chooses the runtime (tests give their own).
   std::function<absl::StatusOr<std::unique_ptr<Runtime>>(const config::ApiConfig&,
                                                          const RuntimeOptions&)>

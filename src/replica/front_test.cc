@@ -68,7 +68,8 @@ class FakeRuntime : public Runtime {
 
 class FrontTest : public ::testing::Test {
  protected:
-  void Start(int processes, int threads, int max_concurrency) {
+  void Start(int processes, int threads, int max_concurrency,
+             std::chrono::milliseconds healthy_after = std::chrono::seconds(60)) {
     std::ofstream(dir_ / "worker.py") << kFakeWorker;
     FrontOptions options;
     options.replica_id = "r1";
@@ -79,6 +80,7 @@ class FrontTest : public ::testing::Test {
     options.api.predictor->threads_per_process = threads;
     options.api.autoscaling.max_replica_concurrency = max_concurrency;
     options.socket_dir = (dir_ / "sockets").string();
+    options.worker_healthy_after = healthy_after;
     std::string script = (dir_ / "worker.py").string();
     options.runtime_for = [script](
                               const config::ApiConfig&,
@@ -211,6 +213,31 @@ TEST_F(FrontTest, AReplicaWithNoLiveWorkerIsNotReadyUntilOneIsBack) {
   }
   EXPECT_TRUE(ready_again) << "the restarted worker did not make the replica ready again";
   EXPECT_EQ(Send(http::verb::post, "/predict", "{}").result_int(), 200);
+}
+
+// Every crash of a worker's life made its back-off longer (10 s after 6), even after a minute of
+// health: crashes in a row count, a healthy run starts the count anew.
+TEST_F(FrontTest, AWorkersRestartBackOffStartsAnewAfterItRanHealthy) {
+  Start(/*processes=*/1, /*threads=*/1, /*max_concurrency=*/8,
+        /*healthy_after=*/std::chrono::milliseconds(1500));
+  auto crash_and_wait = [&] {
+    EXPECT_EQ(Send(http::verb::post, "/predict", R"({"exit": true})").result_int(), 502);
+    for (int i = 0; i < 400 && Send(http::verb::get, "/_cortex/ready").result_int() != 200; ++i) {
+      Wait(std::chrono::milliseconds(10));
+    }
+  };
+  ::testing::internal::CaptureStdout();
+  crash_and_wait();                       // 1st in a row: 500 ms
+  crash_and_wait();                       // 2nd in a row: 1000 ms
+  Wait(std::chrono::milliseconds(1600));  // healthy for longer than healthy_after
+  crash_and_wait();                       // the count starts anew: 500 ms again
+  std::string out = ::testing::internal::GetCapturedStdout();
+  std::vector<std::string> delays;
+  for (size_t at = out.find("restarting it in "); at != std::string::npos;
+       at = out.find("restarting it in ", at + 1)) {
+    delays.push_back(out.substr(at + 17, out.find(' ', at + 17) - at - 17));
+  }
+  EXPECT_EQ(delays, (std::vector<std::string>{"500", "1000", "500"})) << out;
 }
 
 TEST_F(FrontTest, OnlyPostPredicts) {

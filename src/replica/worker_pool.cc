@@ -37,17 +37,12 @@ struct WorkerPool::Worker {
   std::vector<int> slot_ids;
 };
 
-WorkerPool::WorkerPool(asio::io_context& io, std::string replica_id, std::string socket_dir,
-                       int processes, int threads, std::unique_ptr<Runtime> runtime,
-                       SlotQueue& queue, size_t max_line_bytes)
+WorkerPool::WorkerPool(asio::io_context& io, WorkerPoolOptions options,
+                       std::unique_ptr<Runtime> runtime, SlotQueue& queue)
     : io_(io),
-      replica_id_(std::move(replica_id)),
-      socket_dir_(std::move(socket_dir)),
-      processes_(processes),
-      threads_(threads),
+      options_(std::move(options)),
       runtime_(std::move(runtime)),
       queue_(queue),
-      max_line_bytes_(std::max<size_t>(max_line_bytes, 256)),
       child_signals_(io, SIGCHLD) {}
 
 WorkerPool::~WorkerPool() {
@@ -58,12 +53,12 @@ WorkerPool::~WorkerPool() {
 
 absl::Status WorkerPool::Start(std::function<void()> on_failed) {
   on_failed_ = std::move(on_failed);
-  std::filesystem::create_directories(socket_dir_);
+  std::filesystem::create_directories(options_.socket_dir);
   asio::co_spawn(io_, WatchChildren(), asio::detached);
-  for (int i = 0; i < processes_; ++i) {
+  for (int i = 0; i < options_.processes; ++i) {
     auto worker = std::make_unique<Worker>();
     worker->index = i;
-    worker->socket_path = absl::StrCat(socket_dir_, "/", replica_id_, "-p", i, ".sock");
+    worker->socket_path = absl::StrCat(options_.socket_dir, "/", replica_id_, "-p", i, ".sock");
     ::unlink(worker->socket_path.c_str());
     worker->acceptor = std::make_unique<local_stream::acceptor>(io_);
     boost::system::error_code ec;
@@ -86,7 +81,7 @@ absl::Status WorkerPool::Start(std::function<void()> on_failed) {
 absl::Status WorkerPool::Spawn(Worker& worker) {
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return absl::InternalError("pipe2 failed");
-  RuntimeCommand command = runtime_->Command(worker.socket_path, threads_, worker.index);
+  RuntimeCommand command = runtime_->Command(worker.socket_path, options_.threads, worker.index);
   SpawnOptions spawn;
   spawn.argv = std::move(command.argv);
   spawn.env = std::move(command.env);
@@ -116,8 +111,9 @@ asio::awaitable<void> WorkerPool::PumpOutput(Worker& worker, int fd) {
   const std::string prefix = absl::StrCat("[", replica_id_, " p", worker.index, "] ");
   for (;;) {
     boost::system::error_code ec;
-    size_t n = co_await asio::async_read_until(pipe, asio::dynamic_buffer(buffer, max_line_bytes_),
-                                               '\n', asio::redirect_error(asio::use_awaitable, ec));
+    size_t n = co_await asio::async_read_until(
+        pipe, asio::dynamic_buffer(buffer, std::max<size_t>(options_.max_line_bytes, 256)), '\n',
+        asio::redirect_error(asio::use_awaitable, ec));
     if (ec == asio::error::not_found) {  // no newline within the limit: this piece is a line
       std::string piece = absl::StrCat(prefix, buffer, "\n");
       buffer.clear();
@@ -149,7 +145,7 @@ asio::awaitable<void> WorkerPool::AcceptSlots(Worker& worker) {
     slot->worker = worker.index;
     worker.slot_ids.push_back(slot->id);
     ++worker.connected;
-    if (worker.connected >= threads_ && !worker.ever_ready) {
+    if (worker.connected >= options_.threads && !worker.ever_ready) {
       worker.ever_ready = true;
       std::cout << "replica " << replica_id_ << ": worker p" << worker.index << " is ready"
                 << std::endl;
@@ -213,7 +209,7 @@ void WorkerPool::OnExit(Worker& worker, int wait_status) {
     return;
   }
   // Back-off grows with crashes in a row; a process that lived a minute was healthy.
-  if (std::chrono::steady_clock::now() - worker.started > std::chrono::seconds(60)) {
+  if (std::chrono::steady_clock::now() - worker.started > options_.healthy_after) {
     worker.restarts = 0;
   }
   ++worker.restarts;

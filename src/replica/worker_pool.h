@@ -9,6 +9,7 @@
 #include <absl/status/status.h>
 #include <sys/types.h>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -20,14 +21,22 @@
 
 namespace cortex::replica {
 
+struct WorkerPoolOptions {
+  std::string replica_id;
+  std::string socket_dir;
+  int processes = 1;
+  int threads = 1;                   // slots per process
+  size_t max_line_bytes = 64 << 10;  // longer output lines of the processes are written in pieces
+  // A process that lived this long before it died was healthy: its restart back-off starts anew.
+  std::chrono::milliseconds healthy_after{60'000};
+};
+
 class WorkerPool {
  public:
   using Socket = net::asio::local::stream_protocol::socket;
 
-  // Output lines of the processes longer than `max_line_bytes` are written in pieces.
-  WorkerPool(net::asio::io_context& io, std::string replica_id, std::string socket_dir,
-             int processes, int threads, std::unique_ptr<Runtime> runtime, SlotQueue& queue,
-             size_t max_line_bytes = 64 << 10);
+  WorkerPool(net::asio::io_context& io, WorkerPoolOptions options, std::unique_ptr<Runtime> runtime,
+             SlotQueue& queue);
   ~WorkerPool();
 
   // Binds the sockets and starts every process. `on_failed` runs when a process dies before
@@ -55,13 +64,10 @@ class WorkerPool {
   void OnExit(Worker& worker, int wait_status);
 
   net::asio::io_context& io_;
-  const std::string replica_id_;
-  const std::string socket_dir_;
-  const int processes_;
-  const int threads_;
+  const WorkerPoolOptions options_;
+  const std::string& replica_id_ = options_.replica_id;
   std::unique_ptr<Runtime> runtime_;
   SlotQueue& queue_;
-  const size_t max_line_bytes_;
   std::function<void()> on_failed_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::unique_ptr<Slot>> slots_;  // index = slot id (never reused)
