@@ -44,9 +44,10 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(asio::io_context& io,
   server_options.admit = [self](const net::Request& head, uint64_t&) {
     return self->Admit(head, Listener::kApiGateway);
   };
-  auto server = net::HttpServer::Create(io, server_options, [self](net::Request& request) {
-    return self->Handle(request, Listener::kApiGateway);
-  });
+  auto server = net::HttpServer::Create(
+      io, server_options, [self](net::Request& request, net::ClientWatch& client) {
+        return self->Handle(request, client, Listener::kApiGateway);
+      });
   if (!server.ok()) return server.status();
   gateway->server_ = std::move(*server);
   server_options.port = options.lb_port;
@@ -54,9 +55,10 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(asio::io_context& io,
   server_options.admit = [self](const net::Request& head, uint64_t&) {
     return self->Admit(head, Listener::kLoadBalancer);
   };
-  auto lb_server = net::HttpServer::Create(io, server_options, [self](net::Request& request) {
-    return self->Handle(request, Listener::kLoadBalancer);
-  });
+  auto lb_server = net::HttpServer::Create(
+      io, server_options, [self](net::Request& request, net::ClientWatch& client) {
+        return self->Handle(request, client, Listener::kLoadBalancer);
+      });
   if (!lb_server.ok()) return lb_server.status();
   gateway->lb_server_ = std::move(*lb_server);
   return gateway;
@@ -144,7 +146,8 @@ std::optional<net::Response> Gateway::Admit(const net::Request& head, Listener l
   return NotFound(head, path);
 }
 
-asio::awaitable<net::Response> Gateway::Handle(net::Request& request, Listener listener) {
+asio::awaitable<net::Response> Gateway::Handle(net::Request& request, net::ClientWatch& client,
+                                               Listener listener) {
   std::string_view path = PathOf(request.target());
   std::shared_ptr<const RouteTable> routes = routes_;  // this request's snapshot
   // The gateway's own endpoints come first: no API can shadow them (/_cortex is reserved).
@@ -185,11 +188,11 @@ asio::awaitable<net::Response> Gateway::Handle(net::Request& request, Listener l
       std::vector<ReplicaRoute> operator_route = {
           {"operator", options_.operator_host, options_.operator_port}};
       co_return co_await Forward(*api, operator_route,
-                                 absl::StrCat("/v1/batch/", api->name, job_suffix), request,
+                                 absl::StrCat("/v1/batch/", api->name, job_suffix), request, client,
                                  timeout_ms);
     }
-    net::Response response =
-        co_await Forward(*destination, destination->replicas, "/predict", request, timeout_ms);
+    net::Response response = co_await Forward(*destination, destination->replicas, "/predict",
+                                              request, client, timeout_ms);
     if (predict) {  // as Cortex: request metrics count predictions (POST) only
       double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -205,7 +208,8 @@ asio::awaitable<net::Response> Gateway::Handle(net::Request& request, Listener l
 asio::awaitable<net::Response> Gateway::Forward(const ApiRoute& api,
                                                 const std::vector<ReplicaRoute>& upstreams,
                                                 const std::string& upstream_path,
-                                                net::Request& request, int timeout_ms) {
+                                                net::Request& request, net::ClientWatch& client,
+                                                int timeout_ms) {
   // Keep what the request needs: the route snapshot may be replaced while we await.
   std::vector<ReplicaRoute> candidates = upstreams;
   std::string api_name = api.name;
@@ -230,8 +234,12 @@ asio::awaitable<net::Response> Gateway::Forward(const ApiRoute& api,
     size_t pick = PickLeastOutstanding(load, rng_);
     std::shared_ptr<Upstream> upstream = ups[pick];
     ++upstream->outstanding;
-    auto result = co_await Exchange(*upstream, upstream_request, timeout_ms);
+    auto result = co_await Exchange(*upstream, upstream_request, client, timeout_ms);
     --upstream->outstanding;
+    if (client.gone()) {  // no one reads this; 499 as nginx logs it
+      co_return net::StatusResponse(
+          request, WithHttpStatus(absl::CancelledError("the client closed the connection"), 499));
+    }
     if (result.ok()) {
       net::Response response = std::move(*result);
       response.keep_alive(request.keep_alive());
@@ -268,6 +276,7 @@ asio::awaitable<net::Response> Gateway::Forward(const ApiRoute& api,
 
 asio::awaitable<absl::StatusOr<net::Response>> Gateway::Exchange(Upstream& upstream,
                                                                  const net::Request& request,
+                                                                 net::ClientWatch& client,
                                                                  int timeout_ms) {
   constexpr auto kMaxIdle = std::chrono::seconds(50);
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -295,6 +304,13 @@ asio::awaitable<absl::StatusOr<net::Response>> Gateway::Exchange(Upstream& upstr
     } else {
       stream->expires_never();
     }
+    if (client.gone()) co_return absl::CancelledError("the client left");
+    // The client leaving closes this connection: the replica sees it and drops the request if
+    // it is still queued there.
+    client.OnGone([s = stream.get()] {
+      boost::system::error_code ignored;
+      s->socket().shutdown(tcp::socket::shutdown_both, ignored);
+    });
     boost::system::error_code ec;
     co_await http::async_write(*stream, request, asio::redirect_error(asio::use_awaitable, ec));
     beast::flat_buffer buffer;
@@ -304,6 +320,8 @@ asio::awaitable<absl::StatusOr<net::Response>> Gateway::Exchange(Upstream& upstr
       co_await http::async_read(*stream, buffer, parser,
                                 asio::redirect_error(asio::use_awaitable, ec));
     }
+    client.OnGone(nullptr);
+    if (client.gone()) co_return absl::CancelledError("the client left");
     if (ec == beast::error::timeout) co_return absl::DeadlineExceededError("timed out");
     if (ec) {
       if (reused && !parser.got_some()) {

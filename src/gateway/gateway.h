@@ -76,16 +76,21 @@ class Gateway {
   static bool IsOwnEndpoint(std::string_view path);
   // Before the body is read: a request for no API is answered 404 at once.
   std::optional<net::Response> Admit(const net::Request& head, Listener listener) const;
-  net::asio::awaitable<net::Response> Handle(net::Request& request, Listener listener);
+  net::asio::awaitable<net::Response> Handle(net::Request& request, net::ClientWatch& client,
+                                             Listener listener);
   // Sends the request to one of `api`'s ready replicas; `timeout_ms` 0 waits as long as it takes.
   // `upstream_path` replaces the request's path ("/predict" for replicas). The client's request
   // keeps its own headers (Connection: close is honoured); its body moves to the upstream copy.
+  // A client that leaves meanwhile closes the upstream connection: the replica drops the request
+  // if it has not started it.
   net::asio::awaitable<net::Response> Forward(const ApiRoute& api,
                                               const std::vector<ReplicaRoute>& upstreams,
                                               const std::string& upstream_path,
-                                              net::Request& request, int timeout_ms);
+                                              net::Request& request, net::ClientWatch& client,
+                                              int timeout_ms);
   net::asio::awaitable<absl::StatusOr<net::Response>> Exchange(Upstream& upstream,
                                                                const net::Request& request,
+                                                               net::ClientWatch& client,
                                                                int timeout_ms);
   std::shared_ptr<Upstream> UpstreamFor(const ReplicaRoute& replica);
   void Record(const ApiRoute& api, unsigned status, double seconds);

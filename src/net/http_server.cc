@@ -1,8 +1,10 @@
 #include "net/http_server.h"
 
 #include <absl/strings/str_cat.h>
+#include <sys/socket.h>
 
 #include <array>
+#include <cerrno>
 #include <iostream>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -31,7 +33,7 @@ Response StatusResponse(const Request& request, const absl::Status& status) {
                    std::string(status.message()));
 }
 
-HttpServer::HttpServer(asio::io_context& io, HttpServerOptions options, Handler handler)
+HttpServer::HttpServer(asio::io_context& io, HttpServerOptions options, WatchingHandler handler)
     : io_(io), options_(std::move(options)), handler_(std::move(handler)), acceptor_(io) {}
 
 HttpServer::~HttpServer() { Stop(); }
@@ -39,6 +41,14 @@ HttpServer::~HttpServer() { Stop(); }
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(asio::io_context& io,
                                                                const HttpServerOptions& options,
                                                                Handler handler) {
+  return Create(io, options, [handler = std::move(handler)](Request& request, ClientWatch&) {
+    return handler(request);
+  });
+}
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(asio::io_context& io,
+                                                               const HttpServerOptions& options,
+                                                               WatchingHandler handler) {
   std::unique_ptr<HttpServer> server(new HttpServer(io, options, std::move(handler)));
   boost::system::error_code ec;
   auto address = asio::ip::make_address(options.host, ec);
@@ -129,6 +139,23 @@ asio::awaitable<void> Linger(beast::tcp_stream& stream) {
 
 }  // namespace
 
+void HttpServer::WatchClient(tcp::socket& socket, const std::shared_ptr<ClientWatch>& watch) {
+  // Readable while a request is handled: the client closed (end of stream), reset, or sent its
+  // next request early (then the watch just ends). Only a weak hold: a finished request's watch
+  // is gone, and with it any use of the socket.
+  socket.async_wait(tcp::socket::wait_read,
+                    [weak = std::weak_ptr<ClientWatch>(watch),
+                     fd = socket.native_handle()](const boost::system::error_code& ec) {
+                      auto watch = weak.lock();
+                      if (ec || !watch) return;
+                      char byte;
+                      ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+                      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+                        watch->MarkGone();
+                      }
+                    });
+}
+
 asio::awaitable<bool> HttpServer::Read(beast::tcp_stream& stream, beast::flat_buffer& buffer,
                                        http::request_parser<http::string_body>& parser) {
   boost::system::error_code ec;
@@ -190,9 +217,11 @@ asio::awaitable<void> HttpServer::Serve(tcp::socket socket) {
     Request request = parser.release();
     // The handler may await for as long as the request takes: no read deadline meanwhile.
     stream.expires_never();
+    auto watch = std::make_shared<ClientWatch>();
+    WatchClient(stream.socket(), watch);
     Response response;
     try {
-      response = co_await handler_(request);
+      response = co_await handler_(request, *watch);
     } catch (const std::exception& e) {
       // A handler bug must cost one request, not the server; its text stays in our log.
       std::cerr << "internal error serving " << request.method_string() << " " << request.target()
@@ -200,6 +229,10 @@ asio::awaitable<void> HttpServer::Serve(tcp::socket socket) {
       response =
           StatusResponse(request, absl::InternalError("internal error (see the server log)"));
     }
+    watch->OnGone(nullptr);
+    bool client_gone = watch->gone();
+    watch.reset();  // the watch ends with the request (a pending wait finds it gone)
+    if (client_gone) break;
     stream.expires_after(std::chrono::seconds(options_.idle_timeout_s));
     co_await http::async_write(stream, response,
                                asio::redirect_error(asio::use_awaitable, write_ec));

@@ -13,12 +13,35 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "net/asio.h"
 
 namespace cortex::net {
 
+// What a handler may learn about the client of the request it is handling.
+class ClientWatch {
+ public:
+  // The client closed its connection (or reset it) after sending the request: no one will read
+  // the answer.
+  bool gone() const { return gone_; }
+  // `fn` runs once if the client goes while the request is handled (replacing an earlier one;
+  // nullptr clears it). It runs on the server's io_context.
+  void OnGone(std::function<void()> fn) { on_gone_ = std::move(fn); }
+
+ private:
+  friend class HttpServer;
+  void MarkGone() {
+    gone_ = true;
+    if (auto fn = std::exchange(on_gone_, nullptr)) fn();
+  }
+  bool gone_ = false;
+  std::function<void()> on_gone_;
+};
+
 using Handler = std::function<asio::awaitable<Response>(Request&)>;
+// A handler that also watches its client (to drop work no one waits for).
+using WatchingHandler = std::function<asio::awaitable<Response>(Request&, ClientWatch&)>;
 
 // Looks at a request's header before its body is read (`head` has an empty body). Returning a
 // response sends it instead of reading the body: nothing a route or a token refuses is buffered.
@@ -39,6 +62,9 @@ class HttpServer {
   static absl::StatusOr<std::unique_ptr<HttpServer>> Create(asio::io_context& io,
                                                             const HttpServerOptions& options,
                                                             Handler handler);
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Create(asio::io_context& io,
+                                                            const HttpServerOptions& options,
+                                                            WatchingHandler handler);
   ~HttpServer();
 
   uint16_t port() const { return port_; }
@@ -46,9 +72,11 @@ class HttpServer {
   void Stop();   // closes the listener; open connections finish their current request
 
  private:
-  HttpServer(asio::io_context& io, HttpServerOptions options, Handler handler);
+  HttpServer(asio::io_context& io, HttpServerOptions options, WatchingHandler handler);
   asio::awaitable<void> Accept();
   asio::awaitable<void> Serve(tcp::socket socket);
+  // Marks `watch` gone if the client closes the connection while its request is handled.
+  static void WatchClient(tcp::socket& socket, const std::shared_ptr<ClientWatch>& watch);
   // Reads the request into `parser` (header, admission, then body). False: the connection ends
   // (an answer to a bad or refused request may have been written).
   asio::awaitable<bool> Read(beast::tcp_stream& stream, beast::flat_buffer& buffer,
@@ -56,7 +84,7 @@ class HttpServer {
 
   asio::io_context& io_;
   HttpServerOptions options_;
-  Handler handler_;
+  WatchingHandler handler_;
   tcp::acceptor acceptor_;
   uint16_t port_ = 0;
 };

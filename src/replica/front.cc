@@ -56,8 +56,10 @@ absl::StatusOr<std::unique_ptr<Front>> Front::Create(asio::io_context& io, Front
   server_options.port = front->options_.port;
   server_options.body_limit = kMaxBodyBytes;
   Front* self = front.get();
-  auto server = net::HttpServer::Create(
-      io, server_options, [self](net::Request& request) { return self->Handle(request); });
+  auto server = net::HttpServer::Create(io, server_options,
+                                        [self](net::Request& request, net::ClientWatch& client) {
+                                          return self->Handle(request, client);
+                                        });
   if (!server.ok()) return server.status();
   front->server_ = std::move(*server);
   return front;
@@ -92,13 +94,13 @@ asio::awaitable<int> Front::AcquireSlot() {
       asio::use_awaitable);
 }
 
-asio::awaitable<net::Response> Front::Handle(net::Request& request) {
+asio::awaitable<net::Response> Front::Handle(net::Request& request, net::ClientWatch& client) {
   std::string_view target = request.target();
   std::string_view path = target.substr(0, target.find('?'));
   if (path == "/predict" || path == "/") {
     net::Response response;
     if (request.method() == http::verb::post) {
-      response = co_await Predict(request);
+      response = co_await Predict(request, client);
     } else if (request.method() == http::verb::get) {
       response = net::MakeResponse(request, http::status::ok, std::string(kGetMessage));
     } else if (request.method() == http::verb::options) {  // CORS preflight, as Cortex's nginx
@@ -139,7 +141,7 @@ asio::awaitable<net::Response> Front::Handle(net::Request& request) {
   co_return net::StatusResponse(request, absl::NotFoundError("not found"));
 }
 
-asio::awaitable<net::Response> Front::Predict(net::Request& request) {
+asio::awaitable<net::Response> Front::Predict(net::Request& request, net::ClientWatch& client) {
   if (in_flight_.in_flight() >= max_concurrency_) {
     metrics_.Rejected();
     net::Response busy = net::StatusResponse(
@@ -157,6 +159,13 @@ asio::awaitable<net::Response> Front::Predict(net::Request& request) {
   net::Response response;
   if (slot < 0) {
     response = net::StatusResponse(request, absl::UnavailableError("replica is shutting down"));
+  } else if (client.gone()) {
+    // No one waits for the answer (the gateway gave up, the client left): the slot goes to the
+    // next request. 499 as nginx logs it; the client never sees it.
+    queue_.Release(slot);
+    metrics_.Abandoned();
+    response = net::StatusResponse(
+        request, WithHttpStatus(absl::CancelledError("the client left before its turn"), 499));
   } else {
     ++running_;
     absl::StatusOr<WorkerResponse> result = co_await Exchange(slot, request);

@@ -67,8 +67,9 @@ class Front {
  private:
   Front(net::asio::io_context& io, FrontOptions options, std::unique_ptr<Runtime> runtime);
 
-  net::asio::awaitable<net::Response> Handle(net::Request& request);
-  net::asio::awaitable<net::Response> Predict(net::Request& request);
+  net::asio::awaitable<net::Response> Handle(net::Request& request, net::ClientWatch& client);
+  // A request whose client left while it waited for a slot is not run.
+  net::asio::awaitable<net::Response> Predict(net::Request& request, net::ClientWatch& client);
   // One exchange on a slot: the request frame out, the response frame back.
   net::asio::awaitable<absl::StatusOr<WorkerResponse>> Exchange(int slot, net::Request& request);
   net::asio::awaitable<int> AcquireSlot();

@@ -34,15 +34,11 @@ void FrontMetrics::Monitored(const nlohmann::json& value) {
 }
 
 nlohmann::json FrontMetrics::Stats(int64_t in_flight, int64_t queued, int64_t running) const {
-  nlohmann::json stats = {{"replica_id", replica_id_},
-                          {"in_flight", in_flight},
-                          {"queued", queued},
-                          {"running", running},
-                          {"code_2xx", responses_2xx_},
-                          {"code_4xx", responses_4xx_},
-                          {"code_5xx", responses_5xx_},
-                          {"rejected", rejected_},
-                          {"class_distribution", class_counts_}};
+  nlohmann::json stats = {{"replica_id", replica_id_},  {"in_flight", in_flight},
+                          {"queued", queued},           {"running", running},
+                          {"code_2xx", responses_2xx_}, {"code_4xx", responses_4xx_},
+                          {"code_5xx", responses_5xx_}, {"rejected", rejected_},
+                          {"abandoned", abandoned_},    {"class_distribution", class_counts_}};
   if (regression_count_ > 0) {
     stats["regression_stats"] = {{"min", regression_min_},
                                  {"max", regression_max_},
@@ -71,6 +67,10 @@ std::string FrontMetrics::Prometheus(int64_t in_flight, int64_t queued) const {
                         "# TYPE cortex_replica_rejected_total counter\n"
                         "cortex_replica_rejected_total{%s} %d\n",
                         labels, rejected_);
+  absl::StrAppendFormat(&text,
+                        "# TYPE cortex_replica_abandoned_total counter\n"
+                        "cortex_replica_abandoned_total{%s} %d\n",
+                        labels, abandoned_);
   text += "# TYPE cortex_replica_request_duration_seconds histogram\n";
   text += latency_.Prometheus("cortex_replica_request_duration_seconds", labels);
   text += "# TYPE cortex_replica_queue_time_seconds histogram\n";

@@ -23,6 +23,8 @@ class FrontMetrics {
     ++rejected_;
     ++responses_5xx_;
   }
+  // A queued request whose client left before a slot was free: not run (its 499 counts as 4XX).
+  void Abandoned() { ++abandoned_; }
   void Queued(double seconds) { queue_time_.Observe(seconds); }
   void Monitored(const nlohmann::json& value);
 
@@ -33,7 +35,7 @@ class FrontMetrics {
  private:
   const std::string api_;
   const std::string replica_id_;
-  int64_t responses_2xx_ = 0, responses_4xx_ = 0, responses_5xx_ = 0, rejected_ = 0;
+  int64_t responses_2xx_ = 0, responses_4xx_ = 0, responses_5xx_ = 0, rejected_ = 0, abandoned_ = 0;
   LatencyHistogram latency_;     // admission to response
   LatencyHistogram queue_time_;  // admission to a free slot
   std::map<std::string, int64_t> class_counts_;

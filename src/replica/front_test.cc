@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "common/testing/temp_dir.h"
 
@@ -238,6 +239,45 @@ TEST_F(FrontTest, AWorkersRestartBackOffStartsAnewAfterItRanHealthy) {
     delays.push_back(out.substr(at + 17, out.find(' ', at + 17) - at - 17));
   }
   EXPECT_EQ(delays, (std::vector<std::string>{"500", "1000", "500"})) << out;
+}
+
+// Queued requests whose client had gone were still run (20 of them kept an API busy for
+// minutes): a request whose client closed before its turn gives its slot to the next one.
+TEST_F(FrontTest, AQueuedRequestWhoseClientLeftIsNotRun) {
+  Start(/*processes=*/1, /*threads=*/1, /*max_concurrency=*/8);
+  bool slow_done = false;
+  net::Response slow;
+  asio::co_spawn(
+      io_,
+      [&]() -> asio::awaitable<void> {
+        slow = co_await Request(http::verb::post, "/predict", R"({"sleep": 0.5})");
+      },
+      [&](std::exception_ptr) { slow_done = true; });
+  Wait(std::chrono::milliseconds(100));  // the slow one holds the only slot
+  bool left = false;
+  asio::co_spawn(
+      io_,
+      [&]() -> asio::awaitable<void> {
+        beast::tcp_stream stream(io_);
+        co_await stream.async_connect(
+            tcp::endpoint(asio::ip::make_address("127.0.0.1"), front_->port()),
+            asio::use_awaitable);
+        net::Request request{http::verb::post, "/predict", 11};
+        request.set(http::field::host, "127.0.0.1");
+        request.body() = R"({"exit": true})";  // would kill the worker if it ran
+        request.prepare_payload();
+        co_await http::async_write(stream, request, asio::use_awaitable);
+        stream.socket().close();  // and leave
+      },
+      [&](std::exception_ptr) { left = true; });
+  Run([&] { return left && slow_done; });
+  EXPECT_EQ(slow.result_int(), 200);
+  Wait(std::chrono::milliseconds(100));
+  nlohmann::json stats = nlohmann::json::parse(Send(http::verb::get, "/_cortex/stats").body());
+  EXPECT_EQ(stats["abandoned"], 1) << stats.dump();
+  // The worker never ran it: it is alive, and the next request is served by it.
+  EXPECT_EQ(Send(http::verb::post, "/predict", "{}").result_int(), 200);
+  EXPECT_EQ(stats["code_5xx"], 0) << stats.dump();
 }
 
 TEST_F(FrontTest, OnlyPostPredicts) {

@@ -350,3 +350,57 @@ def test_out_of_file_descriptors_the_gateway_waits_instead_of_spinning(cluster):
         resource.prlimit(pid, resource.RLIMIT_NOFILE, old)
     r = c.wait_serving("fd", {}, timeout=10)
     assert r.status_code == 200
+
+
+COUNTING = """
+import time
+
+
+class PythonPredictor:
+    def __init__(self, config):
+        self.log = config["log"]
+
+    def predict(self, payload):
+        with open(self.log, "a") as f:
+            f.write(f"{payload['n']}\\n")
+        time.sleep(payload.get("sleep", 0))
+        return {"n": payload["n"]}
+"""
+
+
+def test_requests_whose_clients_left_are_not_run(cluster):
+    """Queued requests whose client had gone were still run: 20 of them kept an API busy (and
+    failing) for minutes. A client that gives up closes the gateway's connection to the replica,
+    and the replica drops the request if it has not started it."""
+    import concurrent.futures
+
+    import requests
+
+    c = cluster
+    ran = os.path.join(c.root, "ran.txt")
+    c.deploy_ok({"cortex.yaml": api_yaml("queue", predictor_extra=f"config:\n  log: {ran}\n"),
+                 "predictor.py": COUNTING})
+    c.wait_live("queue")
+    url = c.url("/queue")
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        busy = pool.submit(c.http.post, url, json={"n": 0, "sleep": 2}, timeout=30)
+        time.sleep(0.3)  # it holds the only slot
+
+        def impatient(n):
+            with requests.Session() as session:
+                session.trust_env = False  # loopback only, never a proxy
+                try:
+                    session.post(url, json={"n": n}, timeout=0.5)
+                except requests.exceptions.Timeout:
+                    return "gave up"
+            return "answered"
+        outcomes = list(pool.map(impatient, range(1, 6)))
+        assert outcomes == ["gave up"] * 5, outcomes
+        assert busy.result().status_code == 200
+    r = c.post("/queue", {"n": 99})
+    assert r.status_code == 200, r.text
+    with open(ran) as f:
+        assert f.read().split() == ["0", "99"], "requests whose clients had left were run"
+    replica = c.get_api("queue")["replicas"][0]
+    stats = c.http.get(f"http://127.0.0.1:{replica['port']}/_cortex/stats", timeout=5).json()
+    assert stats["abandoned"] == 5, stats
