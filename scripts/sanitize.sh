@@ -2,9 +2,10 @@
 # Builds and tests under the sanitizers (docs/fuzzing.md, "Sanitizers"):
 #  asan: ./build-asan, Debug with -DCORTEX_SANITIZE=ON (ASan + UBSan): the unit tests (ctest -L
 #        unit) and an end-to-end subset that serves real APIs through the instrumented binary:
-#        realtime serving, error answers, and replicas and workers that die (CORTEX_E2E_TESTS
-#        overrides the list). A sanitizer report from any process of those clusters (operator,
-#        gateway, replica fronts, CLI) fails the step, even if the test itself passed.
+#        realtime serving, error answers, replicas and workers that die, and batch jobs
+#        (CORTEX_E2E_TESTS overrides the list). A sanitizer report from any process of those
+#        clusters (operator, gateway, replica fronts, CLI) fails the step,
+#        even if the test itself passed.
 #  tsan: ./build-tsan, -DCORTEX_TSAN=ON (ThreadSanitizer): the GoogleTest unit tests.
 # CORTEX_SANITIZE_STEPS picks the steps ("asan tsan" by default); CORTEX_BUILD_JOBS the build's -j.
 set -euo pipefail
@@ -12,14 +13,15 @@ cd "$(dirname "$0")/.."
 
 STEPS="${CORTEX_SANITIZE_STEPS:-asan tsan}"
 JOBS="${CORTEX_BUILD_JOBS:-$(nproc)}"
-read -r -a E2E_TESTS <<<"${CORTEX_E2E_TESTS:-tests/e2e/test_realtime.py tests/e2e/test_errors.py tests/e2e/test_resilience.py}"
+DEFAULT_E2E="tests/e2e/test_realtime.py tests/e2e/test_errors.py tests/e2e/test_resilience.py"
+DEFAULT_E2E+=" tests/e2e/test_batch.py"
+read -r -a E2E_TESTS <<<"${CORTEX_E2E_TESTS:-$DEFAULT_E2E}"
 
 # UBSan stops at the first report instead of printing and going on.
 UBSAN_BASE="halt_on_error=1:print_stacktrace=1"
-# Leak checking is off: processes of the e2e clusters end by signal, and the CLI and tests exit
-# with what Abseil, yaml-cpp and libcurl keep for the process's life still allocated; the
-# reports are noise. Use-after-free, overflows and UB are what this step is for.
-ASAN_BASE="detect_leaks=0:strict_string_checks=1:detect_stack_use_after_return=1"
+# LeakSanitizer stays on: the unit tests and the clusters' processes that exit (the CLI, and
+# whatever ends normally) must not leak.
+ASAN_BASE="detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1"
 
 step_asan() {
   echo "== asan: build (build-asan, Debug, CORTEX_SANITIZE=ON)"
