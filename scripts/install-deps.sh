@@ -12,6 +12,7 @@ PACKAGES=(
   libabsl-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
   libsqlite3-dev libarchive-dev libcurl4-openssl-dev
   libgtest-dev libgmock-dev
+  clang libclang-rt-14-dev  # scripts/fuzz.sh: libFuzzer targets (clang's ASan/UBSan runtimes)
   python3 python3-pytest python3-requests
   python3-numpy python3-sklearn python3-pil
   curl procps

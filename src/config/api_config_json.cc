@@ -29,6 +29,28 @@ std::optional<T> GetOptional(const json& object, const char* key) {
   return object.at(key).get<T>();
 }
 
+// An int field. get<int>() would cast a float or a boolean (undefined behaviour for 1e30) and
+// truncate an integer past int's range; these throw like nlohmann does instead.
+int GetInt(const json& object, const char* key) {
+  const json& value = object.at(key);
+  bool in_range = false;
+  if (value.is_number_unsigned()) {
+    in_range = value.get<uint64_t>() <= uint64_t{INT32_MAX};
+  } else if (value.is_number_integer()) {
+    int64_t v = value.get<int64_t>();
+    in_range = v >= INT32_MIN && v <= INT32_MAX;
+  }
+  if (!in_range) {
+    throw std::invalid_argument(absl::StrCat(key, ": not an int: ", value.dump()));
+  }
+  return static_cast<int>(value.get<int64_t>());
+}
+
+std::optional<int> GetOptionalInt(const json& object, const char* key) {
+  if (!object.contains(key) || object.at(key).is_null()) return std::nullopt;
+  return GetInt(object, key);
+}
+
 json PredictorToJson(const PredictorConfig& p) {
   return json{
       {"type", p.type},
@@ -56,8 +78,8 @@ PredictorConfig PredictorFromJson(const json& j) {
   p.models = j.value("models", json(nullptr));
   p.signature_key = GetOptional<std::string>(j, "signature_key");
   p.server_side_batching = j.value("server_side_batching", json(nullptr));
-  p.processes_per_replica = j.at("processes_per_replica").get<int>();
-  p.threads_per_process = j.at("threads_per_process").get<int>();
+  p.processes_per_replica = GetInt(j, "processes_per_replica");
+  p.threads_per_process = GetInt(j, "threads_per_process");
   p.config = j.value("config", json::object());
   if (p.config.is_null()) p.config = json::object();
   p.python_path = GetOptional<std::string>(j, "python_path");
@@ -135,11 +157,11 @@ absl::StatusOr<ApiConfig> ApiConfig::FromJson(const json& j) {
     const json& networking = j.at("networking");
     api.networking.endpoint = networking.at("endpoint").get<std::string>();
     api.networking.api_gateway = networking.at("api_gateway").get<std::string>();
-    api.networking.local_port = GetOptional<int>(networking, "local_port");
+    api.networking.local_port = GetOptionalInt(networking, "local_port");
 
     if (api.kind == Kind::kTrafficSplitter) {
       for (const json& t : j.at("apis")) {
-        api.apis.push_back({t.at("name").get<std::string>(), t.at("weight").get<int>()});
+        api.apis.push_back({t.at("name").get<std::string>(), GetInt(t, "weight")});
       }
       return api;
     }
@@ -149,17 +171,17 @@ absl::StatusOr<ApiConfig> ApiConfig::FromJson(const json& j) {
     if (std::optional<std::string> mem = GetOptional<std::string>(compute, "mem")) {
       api.compute.mem_bytes = Parsed(ParseMemBytes(*mem), "mem");
     }
-    api.compute.gpu = compute.at("gpu").get<int>();
-    api.compute.inf = compute.at("inf").get<int>();
+    api.compute.gpu = GetInt(compute, "gpu");
+    api.compute.inf = GetInt(compute, "inf");
     if (api.kind != Kind::kRealtimeAPI) return api;
 
     const json& a = j.at("autoscaling");
     AutoscalingConfig& out = api.autoscaling;
-    out.min_replicas = a.at("min_replicas").get<int>();
-    out.max_replicas = a.at("max_replicas").get<int>();
-    out.init_replicas = a.at("init_replicas").get<int>();
+    out.min_replicas = GetInt(a, "min_replicas");
+    out.max_replicas = GetInt(a, "max_replicas");
+    out.init_replicas = GetInt(a, "init_replicas");
     out.target_replica_concurrency = a.at("target_replica_concurrency").get<double>();
-    out.max_replica_concurrency = a.at("max_replica_concurrency").get<int>();
+    out.max_replica_concurrency = GetInt(a, "max_replica_concurrency");
     out.window_s = Parsed(ParseDurationSeconds(a.at("window").get<std::string>()), "window");
     out.downscale_stabilization_period_s =
         Parsed(ParseDurationSeconds(a.at("downscale_stabilization_period").get<std::string>()),

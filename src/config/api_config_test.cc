@@ -859,9 +859,16 @@ TEST(ApiConfigJson, FromJsonRejectsMalformedDocuments) {
     nlohmann::json value;
   };
   const Bad cases[] = {
-      {"/kind", "AsyncAPI"},    {"/name", 3},
-      {"/compute/cpu", "lots"}, {"/autoscaling/window", "soon"},
+      {"/kind", "AsyncAPI"},
+      {"/name", 3},
+      {"/compute/cpu", "lots"},
+      {"/autoscaling/window", "soon"},
       {"/predictor", nullptr},
+      // Not ints: a float past int's range was undefined behaviour (found by config_fuzzer).
+      {"/compute/gpu", 1e30},
+      {"/autoscaling/max_replicas", 4294967297},
+      {"/predictor/processes_per_replica", true},
+      {"/networking/local_port", 80.5},
   };
   for (const Bad& c : cases) {
     SCOPED_TRACE(c.pointer);

@@ -58,10 +58,12 @@ absl::StatusOr<WorkerResponse> DecodeResponse(const unsigned char (&lengths)[kFr
   WorkerResponse response;
   auto status = header.find("status");
   if (status != header.end()) {
-    if (!status->is_number_integer() || status->get<int>() < 100 || status->get<int>() > 599) {
+    // Compared as 64 bits: get<int>() would truncate 4294967496 to 200.
+    if (!status->is_number_integer() || status->get<int64_t>() < 100 ||
+        status->get<int64_t>() > 599) {
       return absl::DataLossError("worker frame has an invalid status");
     }
-    response.status = status->get<int>();
+    response.status = static_cast<int>(status->get<int64_t>());
   }
   if (auto it = header.find("content_type"); it != header.end() && it->is_string()) {
     response.content_type = it->get<std::string>();

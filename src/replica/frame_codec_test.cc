@@ -62,7 +62,9 @@ TEST(FrameCodec, DecodesAResponse) {
 TEST(FrameCodec, MalformedResponsesAreErrors) {
   for (const std::string& header :
        {std::string("not json"), std::string("[1]"), std::string(R"({"status": "ok"})"),
-        std::string(R"({"status": 99})"), std::string(R"({"status": 200, "headers": [[1, 2]]})")}) {
+        std::string(R"({"status": 99})"), std::string(R"({"status": 4294967496})"),
+        std::string(R"({"status": 18446744073709551615})"),
+        std::string(R"({"status": 200, "headers": [[1, 2]]})")}) {
     auto [lengths, rest] = Frame(header, "");
     unsigned char raw[8];
     std::memcpy(raw, lengths.data(), 8);
