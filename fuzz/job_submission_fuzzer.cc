@@ -90,7 +90,23 @@ void ConfinePaths(json& submission) {
   }
 }
 
-void CheckPlan(const cortex::op::JobPlan& plan) {
+void CheckPlan(const cortex::op::JobPlan& plan, size_t max_batches) {
+  if (plan.batches.size() > max_batches) {
+    std::cerr << plan.batches.size() << " batches, over the limit of " << max_batches << "\n";
+    std::abort();
+  }
+  // Confinement: every local file listed lies inside the allowed directory.
+  static const fs::path root = fs::weakly_canonical(DataDir());
+  for (const std::string& listed : plan.listed) {
+    if (listed.starts_with("s3://")) continue;
+    fs::path local =
+        fs::weakly_canonical(listed.starts_with("file://") ? listed.substr(7) : listed);
+    fs::path rel = local.lexically_relative(root);
+    if (rel.empty() || *rel.begin() == "..") {
+      std::cerr << "listed outside the allowed directory: " << listed << "\n";
+      std::abort();
+    }
+  }
   for (const std::string& batch : plan.batches) {
     json parsed = json::parse(batch, nullptr, false);
     if (!parsed.is_array() || parsed.empty() || batch.size() > kMaxBatchBytes) {
@@ -114,7 +130,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   absl::StatusOr<json> submission = cortex::ParseNetworkJson(text, "the job submission");
   if (!submission.ok()) return 0;
   if (submission->is_object()) ConfinePaths(*submission);
-  absl::StatusOr<cortex::op::JobPlan> plan = cortex::op::PlanJob(*submission);
-  if (plan.ok()) CheckPlan(*plan);
+  // The cluster lets jobs read the data directory only (its "bad/" part included).
+  static const cortex::op::PlanLimits limits = [] {
+    cortex::op::PlanLimits l;
+    l.allowed_local_paths = {DataDir()};
+    l.max_batches = 1000;
+    return l;
+  }();
+  absl::StatusOr<cortex::op::JobPlan> plan = cortex::op::PlanJob(*submission, limits);
+  if (plan.ok()) CheckPlan(*plan, limits.max_batches);
   return 0;
 }
