@@ -3,6 +3,7 @@
 #include <absl/strings/str_cat.h>
 
 #include <algorithm>
+#include <stdexcept>
 
 namespace cortex::gateway {
 
@@ -28,6 +29,22 @@ absl::StatusOr<std::shared_ptr<const RouteTable>> RouteTable::Build(int64_t vers
   return std::shared_ptr<const RouteTable>(std::move(table));
 }
 
+namespace {
+
+// An integer field in [min, max]: a float, a bool or a value out of range is refused (converting
+// it would be undefined or would truncate).
+int64_t CheckedInt(const nlohmann::json& value, int64_t min, int64_t max, const char* what) {
+  if (!value.is_number_integer() ||
+      (value.is_number_unsigned() ? value.get<uint64_t>() > static_cast<uint64_t>(max)
+                                  : value.get<int64_t>() > max || value.get<int64_t>() < min)) {
+    throw std::invalid_argument(absl::StrCat(what, " must be an integer from ", min, " to ", max,
+                                             " (got ", value.dump(), ")"));
+  }
+  return value.get<int64_t>();
+}
+
+}  // namespace
+
 absl::StatusOr<std::shared_ptr<const RouteTable>> RouteTable::FromJson(const nlohmann::json& json) {
   if (!json.is_object()) return absl::InvalidArgumentError("route table: not a JSON object");
   std::vector<ApiRoute> apis;
@@ -41,16 +58,18 @@ absl::StatusOr<std::shared_ptr<const RouteTable>> RouteTable::FromJson(const nlo
       route.api_gateway = api.value("api_gateway", std::string("public"));
       route.metrics_key = api.value("metrics_key", std::string());
       for (const auto& r : api.value("replicas", nlohmann::json::array())) {
-        route.replicas.push_back({r.at("id").get<std::string>(), r.at("host").get<std::string>(),
-                                  r.at("port").get<uint16_t>()});
+        route.replicas.push_back(
+            {r.at("id").get<std::string>(), r.at("host").get<std::string>(),
+             static_cast<uint16_t>(CheckedInt(r.at("port"), 1, 65535, "port"))});
       }
       route.batch = api.value("batch", false);
       for (const auto& t : api.value("targets", nlohmann::json::array())) {
-        route.targets.push_back({t.at("api").get<std::string>(), t.at("weight").get<int>()});
+        route.targets.push_back({t.at("api").get<std::string>(),
+                                 static_cast<int>(CheckedInt(t.at("weight"), 0, 100, "weight"))});
       }
       apis.push_back(std::move(route));
     }
-  } catch (const nlohmann::json::exception& e) {
+  } catch (const std::exception& e) {  // nlohmann's, and CheckedInt's
     return absl::InvalidArgumentError(absl::StrCat("route table: ", e.what()));
   }
   return Build(version, std::move(apis));

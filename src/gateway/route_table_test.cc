@@ -42,6 +42,24 @@ TEST(RouteTable, RejectsDuplicateEndpointsAndMalformedInput) {
   EXPECT_FALSE(RouteTable::FromJson(bad).ok());
 }
 
+// Found by reading after fuzzing the frame codec: a float weight was undefined behaviour, a port
+// past 65535 was truncated to another port.
+TEST(RouteTable, RefusesWeightsAndPortsThatAreNotIntegersInRange) {
+  for (
+      const char* text : {
+          R"({"apis": [{"name": "s", "endpoint": "/s", "targets": [{"api": "a", "weight": 1e30}]}]})",
+          R"({"apis": [{"name": "s", "endpoint": "/s", "targets": [{"api": "a", "weight": 4294967297}]}]})",
+          R"({"apis": [{"name": "s", "endpoint": "/s", "targets": [{"api": "a", "weight": true}]}]})",
+          R"({"apis": [{"name": "a", "endpoint": "/a", "replicas": [{"id": "r", "host": "h", "port": 70000}]}]})",
+          R"({"apis": [{"name": "a", "endpoint": "/a", "replicas": [{"id": "r", "host": "h", "port": -1}]}]})",
+      }) {
+    auto table = RouteTable::FromJson(nlohmann::json::parse(text));
+    EXPECT_FALSE(table.ok()) << text;
+    EXPECT_NE(table.status().message().find("must be an integer from"), std::string::npos)
+        << table.status();
+  }
+}
+
 TEST(RouteTable, KeepsSplitterTargetsAndFindsApisByName) {
   auto json = nlohmann::json::parse(R"({"apis": [
     {"name": "a", "endpoint": "/a", "replicas": []},
