@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "backends/local/capacity.h"
+#include "backends/local/containment.h"
 #include "backends/local/local_backend.h"
 #include "backends/local/process_runner.h"
 #include "common/clock.h"
@@ -115,6 +116,7 @@ int RunOperator(const OperatorRoleFlags& flags) {
   backends::local::ReplicaControllerOptions replica_options;
   replica_options.data_dir = flags.data_dir;
   replica_options.capacity = backends::local::DetectCapacity();
+  Log("operator", backends::local::DescribeContainment());
   backends::local::LocalBackend backend(
       replica_options, backends::local::WorkerControllerOptions{flags.data_dir}, **store,
       **job_queue, std::make_unique<backends::local::ProcessRunner>(runner_options), clock);
