@@ -99,51 +99,9 @@ class GatewayTest : public ::testing::Test {
     gateway_->SetRoutes(*table);
   }
 
-  // Sends one request to the API gateway listener and reads the answer (and whether the
-  // connection is closed after it), running the io_context until done.
-  ClientResult Send(http::verb method, const std::string& target, bool keep_alive = true) {
-    ClientResult out;
-    bool done = false;
-    asio::co_spawn(
-        io_,
-        [&]() -> asio::awaitable<void> {
-          beast::tcp_stream stream(io_);
-          stream.expires_after(std::chrono::seconds(3));
-          co_await stream.async_connect(
-              tcp::endpoint(asio::ip::make_address("127.0.0.1"), gateway_->port()),
-              asio::use_awaitable);
-          net::Request request{method, target, 11};
-          request.set(http::field::host, "127.0.0.1");
-          request.keep_alive(keep_alive);
-          request.body() = R"({"x":1})";
-          request.prepare_payload();
-          co_await http::async_write(stream, request, asio::use_awaitable);
-          beast::flat_buffer buffer;
-          co_await http::async_read(stream, buffer, out.response, asio::use_awaitable);
-          if (!keep_alive) {  // the gateway must close: the next read ends (or times out)
-            stream.expires_after(std::chrono::seconds(2));
-            char byte;
-            boost::system::error_code ec;
-            co_await stream.async_read_some(asio::buffer(&byte, 1),
-                                            asio::redirect_error(asio::use_awaitable, ec));
-            out.closed_after = ec == asio::error::eof;
-          }
-          done = true;
-        },
-        [&](std::exception_ptr e) {
-          done = true;
-          if (e) ADD_FAILURE() << "client failed";
-        });
-    io_.restart();
-    while (!done) io_.run_one();
-    return out;
-  }
-
-  // Writes `head` (request line and headers, no body) and returns everything the gateway sends
-  // back until it closes the connection. With a `body`, the first answer is read first and the
-  // body is written only if it is "100 Continue".
-  std::string SendRaw(const std::string& head, const std::string& body = "") {
-    std::string received;
+  // Connects a client to the API gateway listener and runs `talk` on the connection, running
+  // the io_context until it is done.
+  void RunClient(const std::function<asio::awaitable<void>(beast::tcp_stream&)>& talk) {
     bool done = false;
     asio::co_spawn(
         io_,
@@ -153,23 +111,7 @@ class GatewayTest : public ::testing::Test {
           co_await stream.async_connect(
               tcp::endpoint(asio::ip::make_address("127.0.0.1"), gateway_->port()),
               asio::use_awaitable);
-          co_await asio::async_write(stream, asio::buffer(head), asio::use_awaitable);
-          char chunk[4096];
-          boost::system::error_code ec;
-          if (!body.empty()) {
-            size_t n = co_await stream.async_read_some(
-                asio::buffer(chunk), asio::redirect_error(asio::use_awaitable, ec));
-            received.append(chunk, n);
-            if (received.starts_with("HTTP/1.1 100 Continue\r\n\r\n")) {
-              co_await asio::async_write(stream, asio::buffer(body), asio::use_awaitable);
-            }
-          }
-          while (!ec) {
-            size_t n = co_await stream.async_read_some(
-                asio::buffer(chunk), asio::redirect_error(asio::use_awaitable, ec));
-            received.append(chunk, n);
-          }
-          done = true;
+          co_await talk(stream);
         },
         [&](std::exception_ptr e) {
           done = true;
@@ -177,6 +119,55 @@ class GatewayTest : public ::testing::Test {
         });
     io_.restart();
     while (!done) io_.run_one();
+  }
+
+  // Sends one request and reads the answer (and whether the connection is closed after it).
+  ClientResult Send(http::verb method, const std::string& target, bool keep_alive = true) {
+    ClientResult out;
+    RunClient([&](beast::tcp_stream& stream) -> asio::awaitable<void> {
+      net::Request request{method, target, 11};
+      request.set(http::field::host, "127.0.0.1");
+      request.keep_alive(keep_alive);
+      request.body() = R"({"x":1})";
+      request.prepare_payload();
+      co_await http::async_write(stream, request, asio::use_awaitable);
+      beast::flat_buffer buffer;
+      co_await http::async_read(stream, buffer, out.response, asio::use_awaitable);
+      if (!keep_alive) {  // the gateway must close: the next read ends (or times out)
+        stream.expires_after(std::chrono::seconds(2));
+        char byte;
+        boost::system::error_code ec;
+        co_await stream.async_read_some(asio::buffer(&byte, 1),
+                                        asio::redirect_error(asio::use_awaitable, ec));
+        out.closed_after = ec == asio::error::eof;
+      }
+    });
+    return out;
+  }
+
+  // Writes `head` (request line and headers, no body) and returns everything the gateway sends
+  // back until it closes the connection. With a `body`, the first answer is read first and the
+  // body is written only if it is "100 Continue".
+  std::string SendRaw(const std::string& head, const std::string& body = "") {
+    std::string received;
+    RunClient([&](beast::tcp_stream& stream) -> asio::awaitable<void> {
+      co_await asio::async_write(stream, asio::buffer(head), asio::use_awaitable);
+      char chunk[4096];
+      boost::system::error_code ec;
+      if (!body.empty()) {
+        size_t n = co_await stream.async_read_some(asio::buffer(chunk),
+                                                   asio::redirect_error(asio::use_awaitable, ec));
+        received.append(chunk, n);
+        if (received.starts_with("HTTP/1.1 100 Continue\r\n\r\n")) {
+          co_await asio::async_write(stream, asio::buffer(body), asio::use_awaitable);
+        }
+      }
+      while (!ec) {
+        size_t n = co_await stream.async_read_some(asio::buffer(chunk),
+                                                   asio::redirect_error(asio::use_awaitable, ec));
+        received.append(chunk, n);
+      }
+    });
     return received;
   }
 
