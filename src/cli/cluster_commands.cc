@@ -261,8 +261,15 @@ int ClusterDown(const ClusterFlags&) {
     if (pid_t pid = (*state).value(key, 0); ProcessAlive(pid)) StopGroup(pid, 2000);
   }
   // Whatever the cluster started and no one stopped (replicas of an operator that was killed
-  // meanwhile, their workers, batch workers): every process that names the cluster's directory.
-  int swept = StopProcessesMentioning(ClusterDir().string(), 2000);
+  // meanwhile, their workers, batch workers): our processes that name the cluster's directory
+  // (not, say, a `tail -f` of one of its logs).
+  const std::string dir = ClusterDir().string(), self = SelfExecutable();
+  int swept = StopProcesses(
+      [&](const std::string& line) {
+        return absl::StrContains(line, dir) &&
+               (line.starts_with(self + " ") || absl::StrContains(line, "-m cortex_runtime."));
+      },
+      2000);
   if (swept > 0) std::cout << "stopped " << swept << " leftover processes of the cluster\n";
   fs::remove(ClusterDir() / "cluster.json");
   std::cout << "the local cluster is down\n";

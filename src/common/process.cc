@@ -229,13 +229,13 @@ std::string CommandLine(pid_t pid) {
   return line;
 }
 
-int StopProcessesMentioning(const std::string& text, int grace_ms) {
+int StopProcesses(const std::function<bool(const std::string& command_line)>& match, int grace_ms) {
   std::vector<pid_t> found;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
     pid_t pid = 0;
     if (!absl::SimpleAtoi(entry.path().filename().string(), &pid) || pid == ::getpid()) continue;
-    if (CommandLine(pid).find(text) != std::string::npos) found.push_back(pid);
+    if (std::string line = CommandLine(pid); !line.empty() && match(line)) found.push_back(pid);
   }
   for (pid_t pid : found) ::kill(pid, SIGTERM);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(grace_ms);

@@ -7,6 +7,7 @@
 #include <absl/status/statusor.h>
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -74,8 +75,8 @@ void KillAll(const std::vector<pid_t>& pids);
 // The command line of `pid`, its arguments joined by spaces ("" when it is gone).
 std::string CommandLine(pid_t pid);
 
-// SIGTERM to every process (but this one) whose command line contains `text`, SIGKILL to those
-// left after `grace_ms`. Returns how many there were.
-int StopProcessesMentioning(const std::string& text, int grace_ms);
+// SIGTERM to every process (but this one) whose command line `match`es, SIGKILL to those left
+// after `grace_ms`. Returns how many there were.
+int StopProcesses(const std::function<bool(const std::string& command_line)>& match, int grace_ms);
 
 }  // namespace cortex

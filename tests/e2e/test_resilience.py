@@ -3,6 +3,7 @@ with SIGKILL (or stopped), and what heals them."""
 
 import os
 import signal
+import subprocess
 import time
 
 from conftest import api_yaml, pid_alive, pids_mentioning
@@ -148,8 +149,19 @@ def test_cluster_down_stops_every_replica_even_after_the_operator_died(cluster):
     os.kill(state["operator_pid"], signal.SIGKILL)
     cluster.wait_until(lambda: not pid_alive(state["operator_pid"]), 5, message="the operator")
     assert pid_alive(replica["pid"])
-    rc, out, err = cluster.down()
-    assert rc == 0, (out, err)
-    assert "leftover processes of the cluster" in out, out
-    cluster.wait_until(lambda: not pid_alive(replica["pid"]), 5, message="the replica to stop")
-    assert [p for p in pids_mentioning(cluster.config_dir) if pid_alive(p)] == []
+    # Someone reading a log of the cluster is not the cluster's: it is left alone.
+    reader = subprocess.Popen(["tail", "-f", os.path.join(cluster.cluster_dir, "logs",
+                                                          "operator.log")],
+                              stdout=subprocess.DEVNULL)
+    try:
+        rc, out, err = cluster.down()
+        assert rc == 0, (out, err)
+        assert "leftover processes of the cluster" in out, out
+        cluster.wait_until(lambda: not pid_alive(replica["pid"]), 5,
+                           message="the replica to stop")
+        assert reader.poll() is None, "cluster down stopped a process that only reads its log"
+        assert [p for p in pids_mentioning(cluster.config_dir)
+                if pid_alive(p) and p != reader.pid] == []
+    finally:
+        reader.kill()
+        reader.wait()
