@@ -221,11 +221,13 @@ TEST_F(FrontTest, AReplicaWithNoLiveWorkerIsNotReadyUntilOneIsBack) {
 TEST_F(FrontTest, AWorkersRestartBackOffStartsAnewAfterItRanHealthy) {
   Start(/*processes=*/1, /*threads=*/1, /*max_concurrency=*/8,
         /*healthy_after=*/std::chrono::milliseconds(1500));
+  auto ready = [&] { return Send(http::verb::get, "/_cortex/ready").result_int() == 200; };
+  // Kills the worker, then waits for the replica to go unready (the exit was seen, and the
+  // restart scheduled) and ready again (the new process is up).
   auto crash_and_wait = [&] {
     EXPECT_EQ(Send(http::verb::post, "/predict", R"({"exit": true})").result_int(), 502);
-    for (int i = 0; i < 400 && Send(http::verb::get, "/_cortex/ready").result_int() != 200; ++i) {
-      Wait(std::chrono::milliseconds(10));
-    }
+    for (int i = 0; i < 400 && ready(); ++i) Wait(std::chrono::milliseconds(5));
+    for (int i = 0; i < 400 && !ready(); ++i) Wait(std::chrono::milliseconds(10));
   };
   ::testing::internal::CaptureStdout();
   crash_and_wait();                       // 1st in a row: 500 ms
