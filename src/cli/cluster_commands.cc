@@ -44,20 +44,6 @@ absl::StatusOr<int> FreeLoopbackPort() {
   return static_cast<int>(ntohs(addr.sin_port));
 }
 
-// True when `url` answers 200 and, when `pid` is given, the answer comes from that process (and
-// not from another cluster's daemon that holds the port).
-bool Healthy(const std::string& url, pid_t pid = 0) {
-  net::HttpCall call;
-  call.url = url;
-  call.timeout_ms = 1000;
-  call.connect_timeout_ms = 300;
-  auto result = net::Fetch(call);
-  if (!result.ok() || result->status != 200) return false;
-  if (pid == 0) return true;
-  json body = json::parse(result->body, nullptr, false);
-  return body.is_object() && body.value("pid", 0) == pid;
-}
-
 std::string Tail(const fs::path& path, size_t lines) {
   auto text = ReadFile(path);
   if (!text.ok()) return "";
@@ -102,10 +88,10 @@ bool WaitClusterHealthy(pid_t supervisor, int seconds) {
   while (std::chrono::steady_clock::now() < deadline && ProcessAlive(supervisor)) {
     auto state = LoadClusterState();
     if (state.ok() && (*state).value("supervisor_pid", 0) == supervisor &&
-        Healthy((*state).value("operator_url", "") + "/healthz",
-                (*state).value("operator_pid", 0)) &&
-        Healthy((*state).value("gateway_url", "") + "/_cortex/healthz",
-                (*state).value("gateway_pid", 0))) {
+        AnswersAsItself((*state).value("operator_url", "") + "/healthz",
+                        (*state).value("operator_pid", 0)) &&
+        AnswersAsItself((*state).value("gateway_url", "") + "/_cortex/healthz",
+                        (*state).value("gateway_pid", 0))) {
       return true;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -283,8 +269,8 @@ int ClusterInfo(const ClusterFlags&, const CommonFlags& common) {
   if (state.ok()) {
     pid_t op_pid = (*state).value("operator_pid", 0);
     pid_t gw_pid = (*state).value("gateway_pid", 0);
-    bool op_ok = Healthy((*state).value("operator_url", "") + "/healthz", op_pid);
-    bool gw_ok = Healthy((*state).value("gateway_url", "") + "/_cortex/healthz", gw_pid);
+    bool op_ok = AnswersAsItself((*state).value("operator_url", "") + "/healthz", op_pid);
+    bool gw_ok = AnswersAsItself((*state).value("gateway_url", "") + "/_cortex/healthz", gw_pid);
     running = op_ok && gw_ok;
     info["status"] = running ? "running" : (op_ok || gw_ok ? "degraded" : "stopped");
     info["operator"] = {

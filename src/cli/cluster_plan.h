@@ -2,11 +2,17 @@
 // supervisor reports back (cluster/cluster.json). Shared by the CLI and the supervisor role.
 #pragma once
 
+#include <sys/types.h>
+
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 namespace cortex::cli {
+
+// True when `url` answers 200 and, when `pid` is given, the answer ({"pid": ...}) comes from that
+// process (and not from another cluster's daemon that holds the port). Waits 1 s at most.
+bool AnswersAsItself(const std::string& url, pid_t pid = 0);
 
 struct SupervisedDaemon {
   std::string role;  // "operator" | "gateway": `cortex <role> <args>`

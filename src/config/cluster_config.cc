@@ -1,5 +1,6 @@
 #include "config/cluster_config.h"
 
+#include <absl/strings/numbers.h>
 #include <absl/strings/str_cat.h>
 #include <yaml-cpp/yaml.h>
 
@@ -56,29 +57,26 @@ const std::vector<LimitField>& Fields() {
   return fields;
 }
 
-absl::Status SetLimit(ClusterLimits& limits, const LimitField& f, const std::string& text) {
-  int64_t value = 0;
-  if (f.bytes) {
-    auto parsed = ParseMemBytes(text);
-    if (!parsed.ok()) return parsed.status();
-    value = *parsed;
-  } else {
-    size_t used = 0;
-    try {
-      value = std::stoll(text, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != text.size()) {
-      return absl::InvalidArgumentError(absl::StrCat("\"", text, "\" is not an integer"));
-    }
-  }
+// Stores `value` if it is in the field's range.
+absl::Status SetInRange(ClusterLimits& limits, const LimitField& f, int64_t value) {
   if (value < f.min || value > f.max) {
     return absl::InvalidArgumentError(
         absl::StrCat(value, " is out of range (", f.min, " to ", f.max, ")"));
   }
   f.set(limits, value);
   return absl::OkStatus();
+}
+
+absl::Status SetLimit(ClusterLimits& limits, const LimitField& f, const std::string& text) {
+  int64_t value = 0;
+  if (f.bytes) {
+    auto parsed = ParseMemBytes(text);
+    if (!parsed.ok()) return parsed.status();
+    value = *parsed;
+  } else if (!absl::SimpleAtoi(text, &value)) {
+    return absl::InvalidArgumentError(absl::StrCat("\"", text, "\" is not an integer"));
+  }
+  return SetInRange(limits, f, value);
 }
 
 absl::Status AddLocalPath(ClusterConfig& config, const std::string& path) {
@@ -153,10 +151,11 @@ absl::StatusOr<ClusterConfig> ClusterConfig::FromJson(const json& in) {
     for (const auto& f : Fields()) {
       auto it = limits->find(f.name);
       if (it == limits->end()) continue;
-      if (!it->is_number_integer() || it->get<int64_t>() < f.min || it->get<int64_t>() > f.max) {
-        return absl::InvalidArgumentError(absl::StrCat("limits: ", f.name, ": out of range"));
+      absl::Status st = it->is_number_integer() ? SetInRange(config.limits, f, it->get<int64_t>())
+                                                : absl::InvalidArgumentError("not an integer");
+      if (!st.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("limits: ", f.name, ": ", st.message()));
       }
-      f.set(config.limits, it->get<int64_t>());
     }
   }
   if (auto paths = in.find("allowed_local_paths"); paths != in.end() && paths->is_array()) {

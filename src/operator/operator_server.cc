@@ -108,12 +108,11 @@ asio::awaitable<net::Response> OperatorServer::WatchRoutes(net::Request& request
                               plane_.reconciler.routes()->ToJson().dump());
 }
 
-std::optional<net::Response> OperatorServer::Admit(const net::Request& head,
-                                                   uint64_t& body_limit) const {
-  std::string_view target = head.target();
-  std::string path(target.substr(0, target.find('?')));
-  auto match = OperatorRoutes().Find(std::string(head.method_string()), path);
+std::optional<net::Response> OperatorServer::Refuse(const net::Request& head,
+                                                    const RouteMatch& match) const {
   if (match.handler == nullptr) {
+    std::string_view target = head.target();
+    std::string path(target.substr(0, target.find('?')));
     if (!match.allowed.empty()) {
       net::Response response = net::StatusResponse(
           head, WithHttpStatus(
@@ -132,6 +131,19 @@ std::optional<net::Response> OperatorServer::Admit(const net::Request& head,
         head, absl::UnauthenticatedError("missing or wrong operator token (run `cortex env "
                                          "configure` or `cortex cluster up` again)"));
   }
+  return std::nullopt;
+}
+
+OperatorServer::RouteMatch OperatorServer::FindRoute(const net::Request& request) {
+  std::string_view target = request.target();
+  return OperatorRoutes().Find(std::string(request.method_string()),
+                               std::string(target.substr(0, target.find('?'))));
+}
+
+std::optional<net::Response> OperatorServer::Admit(const net::Request& head,
+                                                   uint64_t& body_limit) const {
+  RouteMatch match = FindRoute(head);
+  if (auto refused = Refuse(head, match)) return refused;
   const config::ClusterLimits& limits = options_.limits;
   switch (*match.handler) {
     case Endpoint::kPutBundle:
@@ -151,12 +163,10 @@ bool OperatorServer::Authorized(const net::Request& request) const {
 }
 
 asio::awaitable<net::Response> OperatorServer::Handle(net::Request& request) {
-  uint64_t body_limit = 0;
-  // Admit ran on the head already; this catches a request no server admitted (tests call Handle).
-  if (auto refused = Admit(request, body_limit)) co_return *refused;
   std::string_view target = request.target();
-  std::string path(target.substr(0, target.find('?')));
-  auto match = OperatorRoutes().Find(std::string(request.method_string()), path);
+  RouteMatch match = FindRoute(request);
+  // Admit refused these from the head already; checked again, as the switch needs the match.
+  if (auto refused = Refuse(request, match)) co_return *refused;
   Endpoint endpoint = *match.handler;
   bool authorized = Authorized(request);
   switch (endpoint) {

@@ -67,6 +67,10 @@ class OperatorServer {
   // Before the body is read: unknown endpoints, wrong methods and missing tokens are answered at
   // once, and each endpoint gets its body limit.
   std::optional<net::Response> Admit(const net::Request& head, uint64_t& body_limit) const;
+  using RouteMatch = net::Router<Endpoint>::Match;
+  static RouteMatch FindRoute(const net::Request& request);
+  // 404 (no endpoint), 405 (its method is not taken) or 401 (no token where one is needed).
+  std::optional<net::Response> Refuse(const net::Request& head, const RouteMatch& match) const;
   net::asio::awaitable<net::Response> Handle(net::Request& request);
   bool Authorized(const net::Request& request) const;
   net::asio::awaitable<net::Response> WatchRoutes(net::Request& request, int64_t after);

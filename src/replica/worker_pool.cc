@@ -58,7 +58,8 @@ absl::Status WorkerPool::Start(std::function<void()> on_failed) {
   for (int i = 0; i < options_.processes; ++i) {
     auto worker = std::make_unique<Worker>();
     worker->index = i;
-    worker->socket_path = absl::StrCat(options_.socket_dir, "/", replica_id_, "-p", i, ".sock");
+    worker->socket_path =
+        absl::StrCat(options_.socket_dir, "/", options_.replica_id, "-p", i, ".sock");
     ::unlink(worker->socket_path.c_str());
     worker->acceptor = std::make_unique<local_stream::acceptor>(io_);
     boost::system::error_code ec;
@@ -85,7 +86,7 @@ absl::Status WorkerPool::Spawn(Worker& worker) {
   SpawnOptions spawn;
   spawn.argv = std::move(command.argv);
   spawn.env = std::move(command.env);
-  spawn.env["CORTEX_REPLICA_ID"] = replica_id_;
+  spawn.env["CORTEX_REPLICA_ID"] = options_.replica_id;
   spawn.env["CORTEX_PROCESS_INDEX"] = std::to_string(worker.index);
   spawn.env_remove = std::move(command.env_remove);
   spawn.working_dir = std::move(command.working_dir);
@@ -108,7 +109,7 @@ absl::Status WorkerPool::Spawn(Worker& worker) {
 asio::awaitable<void> WorkerPool::PumpOutput(Worker& worker, int fd) {
   asio::posix::stream_descriptor pipe(io_, fd);
   std::string buffer;
-  const std::string prefix = absl::StrCat("[", replica_id_, " p", worker.index, "] ");
+  const std::string prefix = absl::StrCat("[", options_.replica_id, " p", worker.index, "] ");
   for (;;) {
     boost::system::error_code ec;
     size_t n = co_await asio::async_read_until(
@@ -147,9 +148,9 @@ asio::awaitable<void> WorkerPool::AcceptSlots(Worker& worker) {
     ++worker.connected;
     if (worker.connected >= options_.threads && !worker.ever_ready) {
       worker.ever_ready = true;
-      std::cout << "replica " << replica_id_ << ": worker p" << worker.index << " is ready"
+      std::cout << "replica " << options_.replica_id << ": worker p" << worker.index << " is ready"
                 << std::endl;
-      if (Ready()) std::cout << "replica " << replica_id_ << " is ready" << std::endl;
+      if (Ready()) std::cout << "replica " << options_.replica_id << " is ready" << std::endl;
     }
     int id = slot->id;
     slots_.push_back(std::move(slot));
@@ -203,7 +204,7 @@ void WorkerPool::OnExit(Worker& worker, int wait_status) {
   if (stopping_) return;
   if (!worker.ever_ready) {
     // The predictor could not start: the replica fails as a whole (the operator restarts it).
-    std::cout << "replica " << replica_id_ << ": worker p" << worker.index << " " << how
+    std::cout << "replica " << options_.replica_id << ": worker p" << worker.index << " " << how
               << " before it was ready; failed to start api" << std::endl;
     if (on_failed_) on_failed_();
     return;
@@ -214,14 +215,14 @@ void WorkerPool::OnExit(Worker& worker, int wait_status) {
   }
   ++worker.restarts;
   int delay_ms = std::min(10'000, 250 << std::min(worker.restarts, 6));
-  std::cout << "replica " << replica_id_ << ": worker p" << worker.index << " " << how
+  std::cout << "replica " << options_.replica_id << ": worker p" << worker.index << " " << how
             << "; restarting it in " << delay_ms << " ms" << std::endl;
   auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(delay_ms));
   timer->async_wait([this, timer, &worker](auto) {
     if (stopping_) return;
     worker.ever_ready = true;  // it was ready once: the replica stays ready with fewer slots
     if (absl::Status st = Spawn(worker); !st.ok()) {
-      std::cout << "replica " << replica_id_ << ": " << st.message() << std::endl;
+      std::cout << "replica " << options_.replica_id << ": " << st.message() << std::endl;
     }
   });
 }

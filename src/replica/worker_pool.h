@@ -65,7 +65,6 @@ class WorkerPool {
 
   net::asio::io_context& io_;
   const WorkerPoolOptions options_;
-  const std::string& replica_id_ = options_.replica_id;
   std::unique_ptr<Runtime> runtime_;
   SlotQueue& queue_;
   std::function<void()> on_failed_;

@@ -8,6 +8,7 @@
 #include "common/testing/temp_dir.h"
 #include "store/sqlite/sqlite_job_queue.h"
 #include "store/testing/fake_job_queue.h"
+#include "store/testing/test_jobs.h"
 
 namespace cortex::store {
 namespace {
@@ -21,15 +22,7 @@ class JobQueueContract : public ::testing::TestWithParam<Adapter> {
  protected:
   void SetUp() override { queue_ = GetParam().open(dir_.string()); }
   void Create(const std::string& id, int batches, int max_attempts = 2) {
-    JobRecord job;
-    job.id = id;
-    job.api_name = "api";
-    job.spec_json = "{}";
-    job.total_batches = batches;
-    job.max_attempts = max_attempts;
-    std::vector<std::string> payloads;
-    for (int i = 0; i < batches; ++i) payloads.push_back("[" + std::to_string(i) + "]");
-    ASSERT_TRUE(queue_->CreateJob(job, payloads).ok());
+    ASSERT_TRUE(testing::CreateTestJob(*queue_, id, batches, max_attempts).ok());
   }
   cortex::testing::TempDir dir_{"cortex-jq"};
   std::unique_ptr<JobQueue> queue_;

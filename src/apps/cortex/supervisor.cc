@@ -72,7 +72,11 @@ class Supervisor {
       auto now = SteadyClock::now();
       for (auto& daemon : daemons_) {
         if (daemon.pid == 0 && now >= daemon.restart_at && !g_stop) {
-          if (Start(daemon)) WriteState();
+          if (Start(daemon)) {
+            WriteState();
+          } else {
+            Backoff(daemon);
+          }
         }
       }
       if (now >= next_probe) {
@@ -94,7 +98,6 @@ class Supervisor {
     auto pid = Spawn(spawn);
     if (!pid.ok()) {
       Log(absl::StrCat("starting the ", daemon.spec.role, ": ", pid.status().message()));
-      Backoff(daemon);
       return false;
     }
     daemon.pid = *pid;
@@ -120,15 +123,8 @@ class Supervisor {
     return false;
   }
 
-  bool Healthy(const Daemon& daemon) const {
-    net::HttpCall call;
-    call.url = daemon.spec.health_url;
-    call.timeout_ms = 1000;
-    call.connect_timeout_ms = 300;
-    auto result = net::Fetch(call);
-    if (!result.ok() || result->status != 200) return false;
-    json body = json::parse(result->body, nullptr, false);
-    return body.is_object() && body.value("pid", 0) == daemon.pid;
+  static bool Healthy(const Daemon& daemon) {
+    return cli::AnswersAsItself(daemon.spec.health_url, daemon.pid);
   }
 
   void Backoff(Daemon& daemon) {

@@ -9,8 +9,6 @@
 
 #include <cctype>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "common/process.h"
 #include "common/status.h"
@@ -22,9 +20,7 @@ namespace {
 
 // True when `pid` runs the instance `id` (guards against a reused process id).
 bool RunsInstance(pid_t pid, const std::string& id) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/cmdline"), std::ios::binary);
-  std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return cmdline.find(id) != std::string::npos;
+  return CommandLine(pid).find(id) != std::string::npos;
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 
 #include <filesystem>
 
+#include "store/testing/test_jobs.h"
+
 namespace cortex::store {
 namespace {
 
@@ -25,15 +27,7 @@ class SqliteJobQueueTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
   void CreateJob(const std::string& id, int batches, int max_attempts = 2) {
-    JobRecord job;
-    job.id = id;
-    job.api_name = "api";
-    job.spec_json = "{}";
-    job.total_batches = batches;
-    job.max_attempts = max_attempts;
-    std::vector<std::string> payloads;
-    for (int i = 0; i < batches; ++i) payloads.push_back("[" + std::to_string(i) + "]");
-    ASSERT_TRUE(queue_->CreateJob(job, payloads).ok());
+    ASSERT_TRUE(testing::CreateTestJob(*queue_, id, batches, max_attempts).ok());
   }
   std::filesystem::path dir_;
   std::unique_ptr<SqliteJobQueue> queue_;
