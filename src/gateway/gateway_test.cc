@@ -304,6 +304,27 @@ TEST_F(GatewayTest, OversizedHeadersGet431) {
       << answer;
 }
 
+// A refused request with no body leaves the connection open, as its answer says: a client that
+// reuses it (as connection pools do) is answered on it.
+TEST_F(GatewayTest, ARefusedRequestWithoutABodyKeepsTheConnection) {
+  FakeReplica replica(io_);
+  Route({{"r1", "127.0.0.1", replica.port()}});
+  net::Response refused, served;
+  RunClient([&](beast::tcp_stream& stream) -> asio::awaitable<void> {
+    beast::flat_buffer buffer;
+    for (auto* response : {&refused, &served}) {
+      net::Request request{http::verb::get, response == &refused ? "/nowhere" : "/a", 11};
+      request.set(http::field::host, "127.0.0.1");
+      co_await http::async_write(stream, request, asio::use_awaitable);
+      co_await http::async_read(stream, buffer, *response, asio::use_awaitable);
+    }
+  });
+  EXPECT_EQ(refused.result_int(), 404);
+  EXPECT_TRUE(refused.keep_alive());
+  EXPECT_EQ(served.result_int(), 200);
+  EXPECT_EQ(replica.requests, 1);
+}
+
 // A client that asks before it sends its body (curl does so past 1 MiB) is told to go on at
 // once, instead of waiting a second for an answer that never comes.
 TEST_F(GatewayTest, ExpectContinueIsAnsweredWhenTheRequestIsAdmitted) {

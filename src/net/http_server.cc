@@ -156,8 +156,9 @@ void HttpServer::WatchClient(tcp::socket& socket, const std::shared_ptr<ClientWa
                     });
 }
 
-asio::awaitable<bool> HttpServer::Read(beast::tcp_stream& stream, beast::flat_buffer& buffer,
-                                       http::request_parser<http::string_body>& parser) {
+asio::awaitable<HttpServer::ReadOutcome> HttpServer::Read(
+    beast::tcp_stream& stream, beast::flat_buffer& buffer,
+    http::request_parser<http::string_body>& parser) {
   boost::system::error_code ec;
   uint64_t body_limit = options_.body_limit;
   // The body's limit is checked after admission (which may change it), not by the header parser.
@@ -178,20 +179,21 @@ asio::awaitable<bool> HttpServer::Read(beast::tcp_stream& stream, beast::flat_bu
   }
   if (refused) {
     bool body_unread = !ec && !parser.is_done();
-    if (body_unread || ec) refused->keep_alive(false);
+    bool keep_open = !ec && !body_unread && refused->keep_alive();
+    refused->keep_alive(keep_open);
     refused->prepare_payload();
     stream.expires_after(std::chrono::seconds(10));
     co_await http::async_write(stream, *refused, asio::redirect_error(asio::use_awaitable, ec));
     if (body_unread) co_await Linger(stream);
-    co_return false;
+    co_return keep_open && !ec ? ReadOutcome::kAnswered : ReadOutcome::kClosed;
   }
-  if (ec) co_return false;
+  if (ec) co_return ReadOutcome::kClosed;
   if (!parser.is_done()) {
     parser.body_limit(body_limit);
     if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
       http::response<http::empty_body> go_on{http::status::continue_, parser.get().version()};
       co_await http::async_write(stream, go_on, asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) co_return false;
+      if (ec) co_return ReadOutcome::kClosed;
     }
     co_await http::async_read(stream, buffer, parser,
                               asio::redirect_error(asio::use_awaitable, ec));
@@ -201,10 +203,10 @@ asio::awaitable<bool> HttpServer::Read(beast::tcp_stream& stream, beast::flat_bu
         stream.expires_after(std::chrono::seconds(10));
         co_await http::async_write(stream, bad, asio::redirect_error(asio::use_awaitable, ec));
       }
-      co_return false;
+      co_return ReadOutcome::kClosed;
     }
   }
-  co_return true;
+  co_return ReadOutcome::kRequest;
 }
 
 asio::awaitable<void> HttpServer::Serve(tcp::socket socket) {
@@ -213,7 +215,9 @@ asio::awaitable<void> HttpServer::Serve(tcp::socket socket) {
   boost::system::error_code write_ec;
   for (;;) {
     http::request_parser<http::string_body> parser;
-    if (!co_await Read(stream, buffer, parser)) break;
+    ReadOutcome outcome = co_await Read(stream, buffer, parser);
+    if (outcome == ReadOutcome::kClosed) break;
+    if (outcome == ReadOutcome::kAnswered) continue;
     Request request = parser.release();
     // The handler may await for as long as the request takes: no read deadline meanwhile.
     stream.expires_never();

@@ -77,10 +77,12 @@ class HttpServer {
   asio::awaitable<void> Serve(tcp::socket socket);
   // Marks `watch` gone if the client closes the connection while its request is handled.
   static void WatchClient(tcp::socket& socket, const std::shared_ptr<ClientWatch>& watch);
-  // Reads the request into `parser` (header, admission, then body). False: the connection ends
-  // (an answer to a bad or refused request may have been written).
-  asio::awaitable<bool> Read(beast::tcp_stream& stream, beast::flat_buffer& buffer,
-                             http::request_parser<http::string_body>& parser);
+  // Reads the request into `parser` (header, admission, then body). kAnswered: it was refused
+  // and answered, and the connection goes on (no body was left unread); kClosed: the connection
+  // ends (after an answer to a bad or refused request, perhaps).
+  enum class ReadOutcome { kRequest, kAnswered, kClosed };
+  asio::awaitable<ReadOutcome> Read(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                    http::request_parser<http::string_body>& parser);
 
   asio::io_context& io_;
   HttpServerOptions options_;

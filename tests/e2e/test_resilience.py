@@ -133,7 +133,9 @@ def test_a_wedged_operator_is_killed_and_restarted(cluster_factory):
     c.wait_until(lambda: (c.state() or {}).get("operator_pid") not in (None, 0, operator_pid), 30,
                  message="the stopped operator to be replaced")
     assert not pid_alive(operator_pid)
-    assert c.cli("get")[0] == 0
+    # The new operator is recorded when it starts; it answers a moment later.
+    c.wait_until(lambda: c.cli("get")[0] == 0, 30, interval=0.2,
+                 message="the new operator to answer")
     log = open(os.path.join(c.cluster_dir, "logs", "supervisor.log")).read()
     assert "the operator has not answered its health check for 3 s; killing it" in log, log
 
