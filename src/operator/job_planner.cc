@@ -280,15 +280,7 @@ absl::Status ReadJsonValues(const std::string& shown_path, const PlanLimits& lim
 
 }  // namespace
 
-s3::Client S3FromEnvironment() {
-  s3::ClientOptions options;
-  if (const char* region = std::getenv("AWS_REGION"); region && *region) options.region = region;
-  if (const char* endpoint = std::getenv("CORTEX_S3_ENDPOINT"); endpoint && *endpoint) {
-    options.endpoint = endpoint;
-  }
-  options.credentials = s3::CredentialsFromEnvironment();
-  return s3::Client(options);
-}
+s3::Client S3FromEnvironment() { return s3::Client(s3::ClientOptionsFromEnvironment()); }
 
 absl::StatusOr<JobPlan> PlanJob(const json& submission, const PlanLimits& limits) {
   if (!submission.is_object()) {

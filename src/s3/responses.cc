@@ -4,6 +4,8 @@
 
 #include <absl/strings/numbers.h>
 #include <absl/strings/str_cat.h>
+#include <absl/strings/strip.h>
+#include <absl/time/time.h>
 
 #include <cstdint>
 #include <string>
@@ -125,6 +127,17 @@ absl::StatusOr<ListPage> ParseListObjectsV2(std::string_view xml) {
     if (!absl::SimpleAtoi(size, &info.size)) {
       return absl::InvalidArgumentError(
           absl::StrCat("object ", info.key, " has a bad <Size>: '", size, "'"));
+    }
+    absl::Time modified;
+    std::string error;
+    if (absl::ParseTime(absl::RFC3339_full, FirstText(contents, "LastModified"), &modified,
+                        &error)) {
+      info.last_modified_s = absl::ToUnixSeconds(modified);
+    }
+    info.etag = FirstText(contents, "ETag");
+    absl::string_view etag = info.etag;
+    if (absl::ConsumePrefix(&etag, "\"") && absl::ConsumeSuffix(&etag, "\"")) {
+      info.etag = std::string(etag);
     }
     page.objects.push_back(std::move(info));
   }

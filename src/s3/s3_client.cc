@@ -196,6 +196,16 @@ std::optional<Credentials> CredentialsFromEnvironment() {
   return credentials;
 }
 
+ClientOptions ClientOptionsFromEnvironment() {
+  ClientOptions options;
+  if (const char* region = std::getenv("AWS_REGION"); region && *region) options.region = region;
+  if (const char* endpoint = std::getenv("CORTEX_S3_ENDPOINT"); endpoint && *endpoint) {
+    options.endpoint = endpoint;
+  }
+  options.credentials = CredentialsFromEnvironment();
+  return options;
+}
+
 absl::StatusOr<S3Path> ParseS3Path(const std::string& path) {
   constexpr std::string_view kScheme = "s3://";
   if (!absl::StartsWith(path, std::string(kScheme))) {

@@ -3,13 +3,13 @@
 // endpoint. Thread-safe: each call uses its own curl handle.
 #pragma once
 
+#include <absl/status/statusor.h>
+
 #include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <absl/status/statusor.h>
 
 namespace cortex::s3 {
 
@@ -32,6 +32,9 @@ struct ClientOptions {
 // Credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, if set.
 std::optional<Credentials> CredentialsFromEnvironment();
 
+// Options from the environment: AWS_REGION, CORTEX_S3_ENDPOINT and the credentials above.
+ClientOptions ClientOptionsFromEnvironment();
+
 struct S3Path {
   std::string bucket;
   std::string key;  // may be empty (the whole bucket) or a prefix
@@ -42,13 +45,15 @@ absl::StatusOr<S3Path> ParseS3Path(const std::string& path);
 struct ObjectInfo {
   std::string key;
   uint64_t size = 0;
+  int64_t last_modified_s = 0;  // <LastModified> as Unix seconds (0 when absent or unreadable)
+  std::string etag;             // <ETag> without its quotes
 };
 
 // The pieces of a SigV4 signature, exposed so tests can compare them with a reference signer.
 struct SignedRequest {
   std::string canonical_request;
   std::string string_to_sign;
-  std::string authorization;  // the Authorization header value
+  std::string authorization;                                 // the Authorization header value
   std::vector<std::pair<std::string, std::string>> headers;  // all headers to send
 };
 

@@ -357,12 +357,16 @@ constexpr char kListPage[] = R"(<?xml version="1.0" encoding="UTF-8"?>
   <NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</NextContinuationToken>
 </ListBucketResult>)";
 
-TEST(ParseListObjectsV2, ReadsKeysSizesAndTheContinuationToken) {
+TEST(ParseListObjectsV2, ReadsKeysSizesTimesEtagsAndTheContinuationToken) {
   auto page = internal::ParseListObjectsV2(kListPage);
   ASSERT_TRUE(page.ok()) << page.status();
   ASSERT_EQ(page->objects.size(), 2u);
   EXPECT_EQ(page->objects[0].key, "models/a & b.bin");
   EXPECT_EQ(page->objects[0].size, 12345678901u);
+  EXPECT_EQ(page->objects[0].last_modified_s, 1672531200);  // 2023-01-01T00:00:00Z
+  EXPECT_EQ(page->objects[0].etag, "abc");
+  EXPECT_EQ(page->objects[1].last_modified_s, 0);
+  EXPECT_EQ(page->objects[1].etag, "");
   EXPECT_EQ(page->objects[1].key, "models/\xC3\xA9t\xC3\xA9.txt");
   EXPECT_EQ(page->objects[1].size, 0u);
   EXPECT_TRUE(page->truncated);

@@ -1,0 +1,153 @@
+#include "models/model_syncer.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "common/util.h"
+#include "models/testing/fake_model_store.h"
+
+namespace cortex::models {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using json = nlohmann::json;
+
+class ModelSyncerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() / ("syncer_test_" + RandomId(8));
+    fs::create_directories(root_);
+    store_.Put("s3://b/m/1/model.onnx", "one", 100);
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  SyncerOptions Options() {
+    SyncerOptions options;
+    options.models.predictor_type = "onnx";
+    options.models.sources.push_back({"m", "s3://b/m", "", "model_path"});
+    options.cache_root = root_ / "models";
+    options.manifest_path = root_ / "manifest.json";
+    options.log = [this](const std::string& line) { log_.push_back(line); };
+    return options;
+  }
+  json Manifest() { return json::parse(*ReadFile(root_ / "manifest.json")); }
+
+  fs::path root_;
+  FakeModelStore store_;
+  std::vector<std::string> log_;
+};
+
+TEST_F(ModelSyncerTest, TheFirstPassFetchesEveryVersionAndWritesTheManifest) {
+  ModelSyncer syncer(Options(), store_);
+  ASSERT_TRUE(syncer.Sync().ok());
+  json manifest = Manifest();
+  EXPECT_EQ(manifest["generation"], 1);
+  json version = manifest["models"]["m"]["versions"]["1"];
+  EXPECT_EQ(version["timestamp"], 100);
+  fs::path dir = version["path"].get<std::string>();
+  EXPECT_EQ(dir.parent_path(), root_ / "models");
+  EXPECT_EQ(*ReadFile(dir / "model.onnx"), "one");
+  EXPECT_THAT(log_, ::testing::ElementsAre(HasSubstr("model m version 1 downloaded (1 file")));
+}
+
+TEST_F(ModelSyncerTest, TheFirstPassFailsWhenAModelIsMissingOrInvalid) {
+  store_.Remove("s3://b/m/1/model.onnx");
+  store_.Put("s3://b/m/1/weights.bin", "x");
+  ModelSyncer syncer(Options(), store_);
+  absl::Status synced = syncer.Sync();
+  EXPECT_THAT(synced.message(), HasSubstr("model_path: s3://b/m: invalid ONNX model path"));
+  EXPECT_FALSE(fs::exists(root_ / "manifest.json"));
+}
+
+TEST_F(ModelSyncerTest, AnUnchangedSourceIsNeitherFetchedNorRewritten) {
+  ModelSyncer syncer(Options(), store_);
+  ASSERT_TRUE(syncer.Sync().ok());
+  int fetches = store_.fetches();
+  ASSERT_TRUE(syncer.Sync().ok());
+  EXPECT_EQ(store_.fetches(), fetches);
+  EXPECT_EQ(syncer.generation(), 1);
+  // A second replica sharing the cache fetches nothing either.
+  SyncerOptions other = Options();
+  other.manifest_path = root_ / "other.json";
+  ModelSyncer second(other, store_);
+  ASSERT_TRUE(second.Sync().ok());
+  EXPECT_EQ(store_.fetches(), fetches);
+}
+
+TEST_F(ModelSyncerTest, NewChangedAndRemovedVersionsReachTheManifest) {
+  ModelSyncer syncer(Options(), store_);
+  ASSERT_TRUE(syncer.Sync().ok());
+  std::string first_path = Manifest()["models"]["m"]["versions"]["1"]["path"];
+
+  store_.Put("s3://b/m/2/model.onnx", "two", 200);
+  ASSERT_TRUE(syncer.Sync().ok());
+  json manifest = Manifest();
+  EXPECT_EQ(manifest["generation"], 2);
+  EXPECT_EQ(manifest["models"]["m"]["versions"].size(), 2u);
+  EXPECT_THAT(log_, ::testing::Contains(HasSubstr("model m version 2 is available")));
+
+  store_.Put("s3://b/m/1/model.onnx", "one, again", 300);  // re-uploaded: a new ETag
+  ASSERT_TRUE(syncer.Sync().ok());
+  std::string again_path = Manifest()["models"]["m"]["versions"]["1"]["path"];
+  EXPECT_NE(again_path, first_path);
+  EXPECT_EQ(*ReadFile(fs::path(again_path) / "model.onnx"), "one, again");
+  EXPECT_EQ(*ReadFile(fs::path(first_path) / "model.onnx"), "one");  // readers of the old keep it
+  EXPECT_THAT(log_, ::testing::Contains(HasSubstr("model m version 1 was updated")));
+
+  store_.Remove("s3://b/m/1/model.onnx");
+  ASSERT_TRUE(syncer.Sync().ok());
+  EXPECT_FALSE(Manifest()["models"]["m"]["versions"].contains("1"));
+  EXPECT_THAT(log_, ::testing::Contains(HasSubstr("model m version 1 was removed upstream")));
+}
+
+TEST_F(ModelSyncerTest, AnUnreadableOrBrokenSourceKeepsWhatTheModelHad) {
+  ModelSyncer syncer(Options(), store_);
+  ASSERT_TRUE(syncer.Sync().ok());
+  store_.FailWith(absl::UnavailableError("s3://b/m: connection refused"));
+  ASSERT_TRUE(syncer.Sync().ok());
+  EXPECT_EQ(syncer.generation(), 1);
+  EXPECT_THAT(log_.back(), HasSubstr("connection refused; keeping the versions it had"));
+  store_.FailWith(absl::OkStatus());
+
+  store_.Put("s3://b/m/stray.txt", "mixes versions and files");
+  ASSERT_TRUE(syncer.Sync().ok());
+  EXPECT_EQ(Manifest()["models"]["m"]["versions"].size(), 1u);
+  EXPECT_THAT(log_.back(), HasSubstr("invalid ONNX model path"));
+}
+
+TEST_F(ModelSyncerTest, AModelRemovedUpstreamLeavesTheManifest) {
+  SyncerOptions options = Options();
+  options.models.sources.clear();
+  options.models.dir = "s3://b/all";
+  store_.Put("s3://b/all/a/a.onnx", "a");
+  store_.Put("s3://b/all/b/b.onnx", "b");
+  ModelSyncer syncer(options, store_);
+  ASSERT_TRUE(syncer.Sync().ok());
+  EXPECT_EQ(Manifest()["models"].size(), 2u);
+  store_.RemoveDir("s3://b/all/b");
+  ASSERT_TRUE(syncer.Sync().ok());
+  EXPECT_EQ(Manifest()["models"].size(), 1u);
+  EXPECT_THAT(log_.back(), HasSubstr("model b was removed upstream"));
+}
+
+TEST_F(ModelSyncerTest, APollerPicksUpANewVersionAndStops) {
+  ModelSyncer syncer(Options(), store_);
+  ASSERT_TRUE(syncer.Sync().ok());
+  syncer.Start(std::chrono::milliseconds(10));
+  store_.Put("s3://b/m/3/model.onnx", "three", 300);
+  for (int i = 0; i < 500 && syncer.generation() < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  syncer.Stop();
+  EXPECT_EQ(syncer.generation(), 2);
+  EXPECT_TRUE(Manifest()["models"]["m"]["versions"].contains("3"));
+  for (const auto& entry : fs::directory_iterator(root_ / "models")) {
+    EXPECT_THAT(entry.path().filename().string(), ::testing::Not(HasSubstr(".tmp-")));
+  }
+}
+
+}  // namespace
+}  // namespace cortex::models
