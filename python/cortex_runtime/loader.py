@@ -147,7 +147,10 @@ def prepare_environment(spec):
 def has_models(spec):
     """True when predictor.model_path or predictor.models is configured."""
     predictor = spec["predictor"]
-    return bool(predictor.get("model_path") or predictor.get("models"))
+    if predictor.get("model_path"):
+        return True
+    models = predictor.get("models")
+    return isinstance(models, dict) and bool(models.get("paths") or models.get("dir"))
 
 
 def predictor_class_name(spec):
