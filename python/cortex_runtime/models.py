@@ -294,7 +294,7 @@ class ModelRegistry:
             try:
                 model = self.load_fn(path)
             except Exception as e:
-                reason = f"{type(e).__name__}: {e}" if not str(e) else str(e)
+                reason = str(e) or type(e).__name__
                 with self._lock:
                     self._counters["load_failures"] += 1
                 self.log(f"error: model {name} version {version} failed to load: {reason}")
@@ -329,10 +329,7 @@ class ModelRegistry:
 
     def _promote(self, name, version):
         """After a load: latest moves to the highest version once it is in memory (lock held)."""
-        versions = self._manifest.get(name, {})
-        if version == _highest(versions):
-            self._latest[name] = version
-        elif name not in self._latest:
+        if version == _highest(self._manifest.get(name, {})):
             self._latest[name] = version
 
     def _reserve(self, key):

@@ -138,6 +138,16 @@ def test_lazy_load_and_hits(manifest, logs):
     assert reg.metadata() == {"m": {"versions": ["1", "2"], "timestamps": [1000, 1000]}}
 
 
+def test_explicit_version_first_does_not_pin_latest(manifest, logs):
+    manifest.set("m", 1).set("m", 2).write()
+    load = Loader()
+    gate = load.gate("m:2")
+    gate.set()
+    reg = make_registry(manifest, load, logs)
+    assert reg.get("m", "1").text == "m:1"
+    assert reg.get("m").text == "m:2"
+
+
 def test_one_load_per_key_and_other_models_do_not_wait(manifest, logs):
     manifest.set("a", 1).set("b", 1).write()
     load = Loader()
@@ -568,3 +578,28 @@ def test_predictor_class_names_and_refusals(tmp_path):
     (project / "predictor.py").write_text("class PythonPredictor:\n    pass\n")
     with pytest.raises(loader.UserError, match="ONNXPredictor class is not defined"):
         loader.load_predictor_class(spec, str(project))
+
+
+def test_construct_with_models_sets_load_model(manifest):
+    from cortex_runtime import worker
+
+    manifest.set("_cortex_default", 1).write()
+
+    class PythonPredictor:
+        def __init__(self, config, python_client):
+            self.client = python_client
+
+        def load_model(self, model_path):
+            return ("loaded", model_path)
+
+        def predict(self, payload):
+            return self.client.get_model()
+
+    spec = {"predictor": {"type": "python", "path": "p.py", "model_path": "m"},
+            "models_manifest": manifest.path}
+    signatures = loader.validate_predictor_class(PythonPredictor, spec)
+    predictor, registry, clients = worker.construct_with_models(
+        PythonPredictor, signatures, spec, watch=False)  # BatchAPI: no reloading
+    assert registry._watcher is None
+    assert predictor.client is clients["python_client"]
+    assert predictor.predict(None) == ("loaded", manifest.models["_cortex_default"]["1"]["path"])
