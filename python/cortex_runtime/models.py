@@ -530,7 +530,11 @@ def find_onnx_file(path):
 
 
 def onnx_loader(threads, session_factory=None):
-    """The registry's load function for ONNX models: {"session", "signatures", "input_signatures"}."""
+    """The registry's load function for ONNX models.
+
+    A model is {"session", "signatures" (session.inputs()), "input_signatures" ({name: {shape,
+    type}})}; the session reads the version's single ``*.onnx`` file.
+    """
 
     def load(path):
         factory = session_factory

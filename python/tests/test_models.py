@@ -346,7 +346,8 @@ def test_python_client_errors(manifest, logs):
     assert client.get_model("b", "1").text == "b:1"
     with pytest.raises(ModelError) as info:
         client.get_model()
-    assert str(info.value) == "model_name was not specified, choose one of the following: ['a', 'b']"
+    assert str(info.value) == ("model_name was not specified, choose one of the following: "
+                               "['a', 'b']")
     with pytest.raises(ModelError) as info:
         client.get_model("zz")
     assert str(info.value) == "'zz' model wasn't found in the list of available models"
@@ -377,7 +378,8 @@ def test_python_client_models_dir(manifest, logs):
     assert client.get_model("y").text == "y:1"
     with pytest.raises(ModelError) as info:
         client.get_model()
-    assert str(info.value) == "model_name was not specified, choose one of the following: ['x', 'y']"
+    assert str(info.value) == ("model_name was not specified, choose one of the following: "
+                               "['x', 'y']")
     with pytest.raises(ModelError, match="'z' model wasn't found in the list of available"):
         client.get_model("z")
 
