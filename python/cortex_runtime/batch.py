@@ -1,4 +1,4 @@
-"""A batch worker: runs the user's PythonPredictor over the batches of one job.
+"""A batch worker: runs the user's predictor over the batches of one job.
 
     python3 -u -m cortex_runtime.batch --spec SPEC_JSON --operator URL --job JOB_ID --worker ID
 
@@ -22,7 +22,8 @@ import urllib.error
 import urllib.request
 
 from . import loader, orphans
-from .worker import _configure_logging, _configure_output, _exception_message, _flush_and_exit
+from .worker import (_configure_logging, _configure_output, _exception_message, _flush_and_exit,
+                     construct_with_models)
 
 RENEW_EVERY_S = 10
 OPERATOR_PATIENCE_S = 180
@@ -83,7 +84,8 @@ def run(args):
     cls = loader.load_predictor_class(spec, project_dir)
     _configure_logging()
     signatures = loader.validate_predictor_class(cls, spec)
-    predictor = loader.construct_predictor(cls, signatures["__init__"], spec)
+    # Cortex stops reloading models after the first pass for BatchAPI: no watcher.
+    predictor, _, _ = construct_with_models(cls, signatures, spec, watch=False)
     predict_args = set(signatures["predict"])
     operator = Operator(args.operator, args.job, args.worker,
                         os.environ.get("CORTEX_OPERATOR_TOKEN", ""))

@@ -1,8 +1,10 @@
 """Start-up of a worker: environment, the user's module, and the predictor instance.
 
 Follows Cortex v0.24 (spec sections 1 and 4): the module at ``predictor.path`` must define exactly
-one ``PythonPredictor`` class; method signatures are checked before construction; arguments are
-passed by keyword, chosen by parameter name.
+one class named after the predictor type (``PythonPredictor``, ``ONNXPredictor``); method
+signatures are checked before construction; arguments are passed by keyword, chosen by parameter
+name. A PythonPredictor with models configured must declare ``python_client`` and define
+``load_model``.
 """
 
 import copy
@@ -21,20 +23,47 @@ __all__ = [
     "validate_predictor_class",
     "construct_predictor",
     "method_args",
+    "has_models",
+    "predictor_class_name",
 ]
 
 PREDICTOR_CLASS_NAME = "PythonPredictor"
+CLASS_NAMES = {"python": "PythonPredictor", "onnx": "ONNXPredictor",
+               "tensorflow": "TensorFlowPredictor"}
+
+_PREDICT = (["self"], ["payload", "query_params", "headers", "batch_id"])
+_POST_PREDICT = (["self"], ["response", "payload", "query_params", "headers"])
 
 # Cortex v0.24 PYTHON_CLASS_VALIDATION.
 REQUIRED_METHODS = {
     "__init__": (["self", "config"], ["python_client", "job_spec"]),
-    "predict": (["self"], ["payload", "query_params", "headers", "batch_id"]),
+    "predict": _PREDICT,
 }
 OPTIONAL_METHODS = {
-    "post_predict": (["self"], ["response", "payload", "query_params", "headers"]),
+    "post_predict": _POST_PREDICT,
     "load_model": (["self", "model_path"], []),
     "on_job_complete": (["self"], []),
 }
+# With models configured, python_client and load_model become required.
+MODELS_REQUIRED_METHODS = {
+    "__init__": (["self", "config", "python_client"], ["job_spec"]),
+    "predict": _PREDICT,
+    "load_model": (["self", "model_path"], []),
+}
+# Cortex v0.24 ONNX_CLASS_VALIDATION.
+ONNX_REQUIRED_METHODS = {
+    "__init__": (["self", "onnx_client", "config"], ["job_spec"]),
+    "predict": _PREDICT,
+}
+ONNX_OPTIONAL_METHODS = {
+    "post_predict": _POST_PREDICT,
+    "on_job_complete": (["self"], []),
+}
+
+TENSORFLOW_REFUSAL = (
+    "the tensorflow predictor type is not supported by this platform: no TensorFlow runtime "
+    "is available to it; export the model to ONNX (for example with tf2onnx) and use "
+    "type: onnx with an ONNXPredictor instead")
 
 
 class UserError(Exception):
@@ -115,13 +144,29 @@ def prepare_environment(spec):
     return project_dir
 
 
+def has_models(spec):
+    """True when predictor.model_path or predictor.models is configured."""
+    predictor = spec["predictor"]
+    if predictor.get("model_path"):
+        return True
+    models = predictor.get("models")
+    return isinstance(models, dict) and bool(models.get("paths") or models.get("dir"))
+
+
+def predictor_class_name(spec):
+    return CLASS_NAMES.get(spec["predictor"].get("type", "python"), PREDICTOR_CLASS_NAME)
+
+
 def _check_predictor_type(spec):
     predictor = spec["predictor"]
     ptype = predictor.get("type", "python")
-    if ptype != "python":
+    if ptype == "tensorflow":
+        raise UserError(TENSORFLOW_REFUSAL)
+    if ptype not in CLASS_NAMES:
         raise UserError(f"predictor type {ptype!r} is not supported by the python runtime")
-    if predictor.get("model_path") or predictor.get("models"):
-        raise UserError("models are not supported yet for the python predictor type")
+    if ptype == "onnx" and not has_models(spec):
+        raise UserError("at least one model must be specified for the onnx predictor type "
+                        "(predictor.model_path or predictor.models)")
     path = predictor.get("path")
     if not path:
         raise UserError("predictor.path is not set")
@@ -131,8 +176,9 @@ def _check_predictor_type(spec):
 
 
 def load_predictor_class(spec, project_dir):
-    """Executes the module at predictor.path and returns its PythonPredictor class."""
+    """Executes the module at predictor.path and returns its predictor class."""
     path = _check_predictor_type(spec)
+    class_name = predictor_class_name(spec)
     full_path = os.path.join(project_dir, path)
     if not os.path.isfile(full_path):
         raise UserError(f"error in {path}", "file does not exist")
@@ -148,18 +194,18 @@ def load_predictor_class(spec, project_dir):
         raise
 
     found = [obj for name, obj in inspect.getmembers(module, inspect.isclass)
-             if name == PREDICTOR_CLASS_NAME]
+             if name == class_name]
     # getmembers returns each name once; a class is also "defined" under another name when a
     # module re-exports it, which Cortex reported as a duplicate definition.
     found += [obj for name, obj in vars(module).items()
-              if inspect.isclass(obj) and name != PREDICTOR_CLASS_NAME
-              and obj.__name__ == PREDICTOR_CLASS_NAME and obj not in found]
+              if inspect.isclass(obj) and name != class_name
+              and obj.__name__ == class_name and obj not in found]
     if not found:
-        raise UserError(f"error in {path}", f"{PREDICTOR_CLASS_NAME} class is not defined")
+        raise UserError(f"error in {path}", f"{class_name} class is not defined")
     if len(found) > 1:
         raise UserError(
             f"error in {path}",
-            f"multiple definitions for {PREDICTOR_CLASS_NAME} class found; please check your "
+            f"multiple definitions for {class_name} class found; please check your "
             "imports and class definitions and ensure that there is only one Predictor class "
             "definition")
     return found[0]
@@ -206,10 +252,36 @@ def _validate_method(cls, name, required, optional, path):
 def validate_predictor_class(cls, spec):
     """Checks the method signatures; returns {method name: [argument names]}."""
     path = spec["predictor"].get("path", "")
+    ptype = spec["predictor"].get("type", "python")
+    if ptype == "onnx":
+        required_methods, optional_methods = ONNX_REQUIRED_METHODS, ONNX_OPTIONAL_METHODS
+    elif has_models(spec):
+        required_methods, optional_methods = MODELS_REQUIRED_METHODS, OPTIONAL_METHODS
+        class_part = f"class {cls.__name__}"
+        if getattr(cls, "load_model", None) is None:
+            raise UserError(f"error in {path}", class_part,
+                            'required method "load_model" is not defined (a PythonPredictor must '
+                            'define load_model(self, model_path) when predictor.model_path or '
+                            'predictor.models is configured)')
+        init = getattr(cls, "__init__", None)
+        try:
+            init_args = method_args(init) if callable(init) else []
+        except TypeError:
+            init_args = []
+        if "python_client" not in init_args:
+            raise UserError(f"error in {path}", class_part,
+                            f'invalid signature for method "__init__({", ".join(init_args)})"',
+                            '"python_client" is a required argument, but was not provided (the '
+                            'constructor must declare python_client when predictor.model_path '
+                            'or predictor.models is configured)')
+    else:
+        required_methods, optional_methods = REQUIRED_METHODS, OPTIONAL_METHODS
     signatures = {}
-    for name, (required, optional) in REQUIRED_METHODS.items():
+    for name, (required, optional) in required_methods.items():
         signatures[name] = _validate_method(cls, name, required, optional, path)
-    for name, (required, optional) in OPTIONAL_METHODS.items():
+    for name, (required, optional) in optional_methods.items():
+        if name in signatures:
+            continue
         if any(name in vars(klass) for klass in cls.__mro__[:-1]):
             signatures[name] = _validate_method(cls, name, required, optional, path)
     return signatures
@@ -224,12 +296,17 @@ def _deep_merge(base, over):
     return base
 
 
-def construct_predictor(cls, init_args, spec):
-    """Constructs the predictor with the keyword arguments its ``__init__`` declares."""
+def construct_predictor(cls, init_args, spec, clients=None):
+    """Constructs the predictor with the keyword arguments its ``__init__`` declares.
+
+    ``clients``: {"python_client": ..., "onnx_client": ...} when models are configured.
+    """
     config = copy.deepcopy(spec["predictor"].get("config") or {})
     job_spec = spec.get("job_spec")
     if isinstance(job_spec, dict) and isinstance(job_spec.get("config"), dict):
         _deep_merge(config, job_spec["config"])
-    available = {"config": config, "job_spec": copy.deepcopy(job_spec), "python_client": None}
+    available = {"config": config, "job_spec": copy.deepcopy(job_spec), "python_client": None,
+                 "onnx_client": None}
+    available.update(clients or {})
     kwargs = {name: available[name] for name in init_args if name in available}
     return cls(**kwargs)

@@ -1,4 +1,4 @@
-"""A worker process of a replica: runs the user's PythonPredictor behind the slot protocol.
+"""A worker process of a replica: runs the user's predictor behind the slot protocol.
 
     python3 -u -m cortex_runtime.worker --socket PATH --slots T --process-index I --spec SPEC_JSON
 
@@ -21,6 +21,7 @@ from functools import partial
 from . import compat
 from . import forms
 from . import loader
+from . import models
 from .protocol import FrameReader, ProtocolError, write_frame
 
 API_SUMMARY_MESSAGE = (
@@ -31,8 +32,20 @@ NOT_SERIALIZABLE_HINT = (
     "object, a string, or a starlette.response.Response object"
 )
 
-_dumps = json.dumps
 _loads = json.loads
+
+
+def _json_default(obj):
+    """numpy arrays and scalars become lists and Python numbers (numpy is never imported)."""
+    if type(obj).__module__ == "numpy":
+        tolist = getattr(obj, "tolist", None)
+        if tolist is not None:
+            return tolist()
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+_dumps = json.dumps
+_encode_result = json.JSONEncoder(default=_json_default).encode
 
 
 def _response_header(status, content_type, headers=()):
@@ -146,8 +159,10 @@ class RequestHandler:
     The keyword arguments of ``predict`` and ``post_predict`` are decided once, here.
     """
 
-    def __init__(self, predictor, signatures, monitoring=None):
+    def __init__(self, predictor, signatures, monitoring=None, model_metadata=None):
         self.predictor = predictor
+        # With models: a callable that returns the GET route's model_metadata.
+        self.model_metadata = model_metadata
         # Prediction monitoring (spec §10): the value is sent to the front in the response
         # header ("monitor"), which aggregates it per replica.
         self.monitor_key = None
@@ -183,6 +198,8 @@ class RequestHandler:
         method = header.get("method", "POST")
         if method != "POST":
             if method in ("GET", "HEAD"):
+                if self.model_metadata is not None:
+                    return self.summary_with_models()
                 return HDR_JSON_200, SUMMARY_BODY, None
             return HDR_JSON_405, _error_body("method not allowed"), None
 
@@ -235,7 +252,7 @@ class RequestHandler:
         try:
             cls = type(result)
             if cls is dict or cls is list:
-                out = HDR_JSON_200, _dumps(result).encode("utf-8")
+                out = HDR_JSON_200, _encode_result(result).encode("utf-8")
             elif cls is bytes:
                 out = HDR_BYTES_200, result
             elif cls is str:
@@ -247,7 +264,7 @@ class RequestHandler:
             elif _is_response(result):
                 out = encode_response_object(result)
             else:
-                out = HDR_JSON_200, _dumps(result).encode("utf-8")
+                out = HDR_JSON_200, _encode_result(result).encode("utf-8")
         except (TypeError, ValueError) as e:
             # Not serialisable, at the top level or anywhere inside a dict or list.
             log_error("error: the predict return value is not JSON serializable")
@@ -273,6 +290,15 @@ class RequestHandler:
                 and _is_response(result):
             after = (after or []) + [partial(self.run_background, result)]
         return out[0], out[1], after
+
+    def summary_with_models(self):
+        try:
+            meta = self.model_metadata()
+            body = _encode_result({"message": API_SUMMARY_MESSAGE, "model_metadata": meta})
+        except Exception as e:
+            log_error("error: reading the model metadata")
+            return HDR_JSON_500, _error_body(_exception_message(e)), None
+        return HDR_JSON_200, body.encode("utf-8"), None
 
     def with_monitor(self, out, result):
         """Adds the monitored value of `result` to the response header (warns when missing)."""
@@ -407,8 +433,23 @@ def start(args):
     cls = loader.load_predictor_class(spec, project_dir)
     _configure_logging()
     signatures = loader.validate_predictor_class(cls, spec)
-    predictor = loader.construct_predictor(cls, signatures["__init__"], spec)
-    return RequestHandler(predictor, signatures, spec.get("monitoring"))
+    predictor, registry, clients = construct_with_models(cls, signatures, spec, watch=True)
+    metadata = None
+    if registry is not None:
+        metadata = partial(models.model_metadata, registry, clients.get("onnx_client"))
+    return RequestHandler(predictor, signatures, spec.get("monitoring"), metadata)
+
+
+def construct_with_models(cls, signatures, spec, watch=True):
+    """Builds the model registry and clients (when models are configured), then the predictor.
+
+    Returns (predictor, registry or None, clients).
+    """
+    registry, clients = models.build_clients(spec, watch=watch)
+    predictor = loader.construct_predictor(cls, signatures["__init__"], spec, clients)
+    if "python_client" in clients:
+        registry.load_fn = predictor.load_model
+    return predictor, registry, clients
 
 
 def connect_slots(path, count):

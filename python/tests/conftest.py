@@ -177,13 +177,14 @@ def mode(request):
 @pytest.fixture
 def start_worker(tmp_path, mode):
     """start_worker(source, slots=1, config=None, env=None, files=None, predictor=None,
-    connect=True) -> Worker. With connect=True the slots are accepted (and must be)."""
+    connect=True, spec_extra=None) -> Worker. With connect=True the slots are accepted (and
+    must be). spec_extra: top-level keys added to the spec (models_manifest, compute)."""
     sock_dir = tempfile.mkdtemp(prefix="cxw", dir="/tmp")  # short path for AF_UNIX
     workers = []
     listeners = []
 
     def start(source, slots=1, config=None, env=None, files=None, predictor=None,
-              connect=True, process_index=0):
+              connect=True, process_index=0, spec_extra=None):
         project = write_project(tmp_path / f"project{len(workers)}", source, files)
         sock_path = os.path.join(sock_dir, f"w{len(workers)}.sock")
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -195,6 +196,7 @@ def start_worker(tmp_path, mode):
         pred.update(predictor or {})
         spec = {"name": "test-api", "kind": "RealtimeAPI", "predictor": pred,
                 "project_dir": str(project), "replica_id": "r0"}
+        spec.update(spec_extra or {})
         spec_path = tmp_path / f"spec{len(workers)}.json"
         spec_path.write_text(json.dumps(spec))
         environ = {k: v for k, v in os.environ.items()

@@ -135,16 +135,17 @@ def test_bad_post_predict_signature(start_worker):
                         '"prediction" is not a supported argument')
 
 
-def test_models_not_supported(start_worker):
+def test_tensorflow_refused(start_worker):
     w = start_worker("""
-        class PythonPredictor:
-            def __init__(self, config, python_client):
+        class TensorFlowPredictor:
+            def __init__(self, tensorflow_client, config):
                 pass
 
             def predict(self, payload):
                 return 1
-    """, predictor={"model_path": "s3://bucket/model"}, connect=False)
-    assert_failed_start(w, "models are not supported yet for the python predictor type")
+    """, predictor={"type": "tensorflow", "model_path": "s3://bucket/model"}, connect=False)
+    assert_failed_start(w, "the tensorflow predictor type is not supported",
+                        "export the model to ONNX")
 
 
 def test_optional_init_arguments_and_config(start_worker):

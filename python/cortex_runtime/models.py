@@ -1,0 +1,631 @@
+"""Models of a predictor: the registry over the manifest, and the clients given to predictors.
+
+The replica front fetches every model version into a content-addressed directory and describes
+them in a JSON manifest (``spec["models_manifest"]``; see models-contract in the docs):
+
+    {"generation": 3, "models": {"NAME": {"versions": {"1": {"path": "...", "timestamp": 17..}}}}}
+
+``ModelRegistry`` reads it, loads models lazily on first use with the user's loader function and
+keeps them in memory (Cortex v0.24 spec section 5):
+
+* Live reloading (no cache): a watcher thread re-reads the manifest when it changes. Once a model
+  has been used, a new highest version, or a version whose path changed (re-uploaded content), is
+  loaded in the background; ``latest`` moves to it only when it is ready, so requests never wait
+  for a reload and the old version keeps answering meanwhile. Versions and models that left the
+  manifest are dropped.
+* Caching (``predictor.models.cache_size``): models are loaded on demand on the request path and
+  at most ``cache_size`` (name, version) pairs are in memory at any moment, loads in progress
+  included: the least recently used one is evicted before a new one is loaded.
+
+At most one load runs per (name, version); callers of the same key wait for it, callers of other
+models do not.
+"""
+
+import json
+import math
+import os
+import sys
+import threading
+import time
+from collections import OrderedDict
+
+from .loader import UserError
+
+__all__ = [
+    "SINGLE_MODEL_NAME",
+    "ModelError",
+    "ModelNotFound",
+    "ModelRegistry",
+    "read_manifest",
+    "PythonClient",
+    "ONNXClient",
+    "onnx_loader",
+    "intra_op_threads",
+    "parse_cpu",
+    "build_clients",
+    "model_metadata",
+]
+
+SINGLE_MODEL_NAME = "_cortex_default"
+DEFAULT_WATCH_S = 1.0
+
+
+class ModelError(UserError):
+    """An error of get_model/predict meant for the user (Cortex's UserRuntimeException)."""
+
+
+class ModelNotFound(ModelError):
+    """The (name, version) is not in the manifest."""
+
+
+def _log(message):
+    try:
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+    except Exception:
+        pass
+
+
+def read_manifest(path):
+    """{name: {version: {"path": str, "timestamp": int}}} from the manifest file."""
+    with open(path, "rb") as f:
+        doc = json.load(f)
+    if not isinstance(doc, dict) or not isinstance(doc.get("models", {}), dict):
+        raise ValueError(f"{path}: the models manifest must be a JSON object with a models map")
+    models = {}
+    for name, model in (doc.get("models") or {}).items():
+        versions = {}
+        raw = model.get("versions") if isinstance(model, dict) else None
+        for version, entry in (raw or {}).items():
+            if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+                raise ValueError(f"{path}: model {name} version {version} has no path")
+            versions[str(version)] = {"path": entry["path"],
+                                      "timestamp": int(entry.get("timestamp") or 0)}
+        models[str(name)] = versions
+    return models
+
+
+def _version_key(version):
+    return int(version) if version.isdigit() else -1
+
+
+def _highest(versions):
+    return max(versions, key=_version_key) if versions else None
+
+
+class _Loaded:
+    __slots__ = ("path", "timestamp", "model")
+
+    def __init__(self, path, timestamp, model):
+        self.path = path
+        self.timestamp = timestamp
+        self.model = model
+
+
+class ModelRegistry:
+    """Models in memory, over the manifest at ``manifest_path``.
+
+    ``load_fn(path)`` builds the in-memory model from a version's directory. ``cache_size``
+    (None: live reloading) bounds how many (name, version) pairs are held. ``watch=False`` reads
+    the manifest once (BatchAPI: Cortex stops reloading after the first pass).
+    """
+
+    def __init__(self, manifest_path, load_fn, cache_size=None, watch=True, watch_s=None,
+                 log=_log):
+        self.manifest_path = manifest_path
+        self.load_fn = load_fn
+        self.cache_size = int(cache_size) if cache_size else None
+        self.log = log
+        if watch_s is None:
+            watch_s = float(os.environ.get("CORTEX_MODEL_WATCH_S") or DEFAULT_WATCH_S)
+        self.watch_s = max(0.01, watch_s)
+
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # a load finished or a slot was freed
+        self._manifest = {}
+        self._stat = None
+        self._loaded = {}  # (name, version) -> _Loaded
+        self._lru = OrderedDict()  # (name, version) -> None, least recently used first
+        self._loading = {}  # (name, version) -> path being loaded
+        self._reserved = 0  # cache mode: loads in progress, counted against cache_size
+        self._latest = {}  # name -> the version "latest" serves (live reloading)
+        self._used = set()  # names used at least once: their new versions load in the background
+        self._background = set()  # (name, version, path) being loaded in the background
+        self._failed = set()  # (name, version, path) whose background load failed
+        self._counters = {"hits": 0, "misses": 0, "evictions": 0, "loads": 0,
+                          "load_failures": 0}
+        self._stop = threading.Event()
+
+        try:
+            self._stat = self._stat_manifest()
+            self._manifest = read_manifest(manifest_path)
+        except (OSError, ValueError) as e:
+            raise UserError(f"cannot read the models manifest {manifest_path}", str(e)) from e
+        self._watcher = None
+        if watch:
+            self._watcher = threading.Thread(target=self._watch, name="model-watcher",
+                                             daemon=True)
+            self._watcher.start()
+
+    # -- the manifest ------------------------------------------------------------------------
+
+    def _stat_manifest(self):
+        st = os.stat(self.manifest_path)
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _watch(self):
+        while not self._stop.wait(self.watch_s):
+            try:
+                self.refresh()
+            except Exception as e:  # never let the watcher die
+                self.log(f"error: models manifest watcher: {type(e).__name__}: {e}")
+
+    def close(self):
+        self._stop.set()
+
+    def refresh(self, force=False):
+        """Re-reads the manifest if it changed; returns True when it was applied."""
+        try:
+            stat = self._stat_manifest()
+            if not force and stat == self._stat:
+                return False
+            manifest = read_manifest(self.manifest_path)
+        except (OSError, ValueError) as e:
+            self.log(f"error: cannot read the models manifest {self.manifest_path}: {e}")
+            return False
+        self._stat = stat
+        self._apply(manifest)
+        return True
+
+    def _apply(self, manifest):
+        to_load = []
+        with self._lock:
+            self._manifest = manifest
+            # Drop what left the manifest.
+            for key in list(self._loaded):
+                name, version = key
+                if version not in manifest.get(name, {}):
+                    self._drop(key, "unloaded")
+            self._used &= set(manifest)
+            for name in list(self._latest):
+                versions = manifest.get(name)
+                if not versions:
+                    del self._latest[name]
+                elif self._latest[name] not in versions:
+                    # The served version is gone: serve the highest (loaded lazily if needed).
+                    self._latest[name] = _highest(versions)
+            self._failed = {f for f in self._failed
+                            if manifest.get(f[0], {}).get(f[1], {}).get("path") == f[2]}
+            if self.cache_size is None:
+                to_load = self._plan_background(manifest)
+            self._changed.notify_all()
+        for name, version, path in to_load:
+            threading.Thread(target=self._load_in_background, args=(name, version, path),
+                             name=f"model-load-{name}-{version}", daemon=True).start()
+
+    def _plan_background(self, manifest):
+        """(name, version, path) to load in the background (lock held)."""
+        plan = []
+        wanted = set()
+        for name in self._used:  # used models: their new highest version
+            versions = manifest.get(name, {})
+            top = _highest(versions)
+            if top is not None:
+                wanted.add((name, top))
+        for key in self._loaded:  # loaded versions whose content changed
+            wanted.add(key)
+        for name, version in sorted(wanted):
+            entry = manifest.get(name, {}).get(version)
+            if entry is None:
+                continue
+            path = entry["path"]
+            loaded = self._loaded.get((name, version))
+            if loaded is not None and loaded.path == path:
+                if self._latest.get(name) != version and version == _highest(manifest[name]):
+                    self._latest[name] = version
+                continue
+            job = (name, version, path)
+            if job in self._background or job in self._failed:
+                continue
+            self._background.add(job)
+            plan.append(job)
+        return plan
+
+    def _load_in_background(self, name, version, path):
+        job = (name, version, path)
+        try:
+            self._load(name, version, background=True)
+        except ModelNotFound:
+            pass
+        except Exception:
+            with self._lock:
+                self._failed.add(job)
+        finally:
+            with self._lock:
+                self._background.discard(job)
+
+    # -- loading -----------------------------------------------------------------------------
+
+    def _drop(self, key, how):
+        """Removes a loaded model (lock held)."""
+        if self._loaded.pop(key, None) is not None:
+            self._lru.pop(key, None)
+            self.log(f"model {key[0]} version {key[1]} {how}")
+
+    def _entry(self, name, version):
+        entry = self._manifest.get(name, {}).get(version)
+        if entry is None:
+            raise ModelNotFound(f"model {name} of version {version} wasn't found")
+        return entry
+
+    def _load(self, name, version, background=False):
+        """Returns the model for (name, version), loading it if needed (one load per key)."""
+        key = (name, version)
+        with self._lock:
+            while True:
+                entry = self._entry(name, version)
+                loaded = self._loaded.get(key)
+                if loaded is not None and (loaded.path == entry["path"] or
+                                           (not background and self.cache_size is None)):
+                    # Up to date, or (live reloading) new content for this version is being
+                    # loaded in the background: the copy in memory answers meanwhile.
+                    if background:
+                        self._promote(name, version)
+                        return loaded.model
+                    self._counters["hits"] += 1
+                    if self.cache_size is not None:
+                        self._lru.move_to_end(key)
+                    return loaded.model
+                if key not in self._loading:
+                    break
+                self._changed.wait()
+            path = entry["path"]
+            self._loading[key] = path
+            if not background:
+                self._counters["misses"] += 1
+            if self.cache_size is not None:
+                try:
+                    self._reserve(key)
+                except BaseException:
+                    del self._loading[key]
+                    self._changed.notify_all()
+                    raise
+        try:
+            try:
+                model = self.load_fn(path)
+            except Exception as e:
+                reason = str(e) or type(e).__name__
+                with self._lock:
+                    self._counters["load_failures"] += 1
+                self.log(f"error: model {name} version {version} failed to load: {reason}")
+                raise ModelError(
+                    f"failed (re-)loading model {name} of version {version} "
+                    f"(thread {threading.get_ident()})", reason) from e
+            with self._lock:
+                self._counters["loads"] += 1
+                current = self._manifest.get(name, {}).get(version)
+                if current is None or current["path"] != path:
+                    # Left the manifest (or changed again) while loading: do not register it.
+                    self.log(f"model {name} version {version} loaded but no longer current; "
+                             "dropped")
+                    if current is None:
+                        raise ModelNotFound(f"model {name} of version {version} wasn't found")
+                    return model
+                reloaded = key in self._loaded
+                self._loaded[key] = _Loaded(path, current["timestamp"], model)
+                if self.cache_size is not None:
+                    self._lru[key] = None
+                    self._lru.move_to_end(key)
+                self._promote(name, version)
+            self.log(f"model {name} version {version} loaded"
+                     + (" (replacing its previous content)" if reloaded else ""))
+            return model
+        finally:
+            with self._lock:
+                self._loading.pop(key, None)
+                if self.cache_size is not None:
+                    self._reserved -= 1
+                self._changed.notify_all()
+
+    def _promote(self, name, version):
+        """After a load: latest moves to the highest version once it is in memory (lock held)."""
+        if version == _highest(self._manifest.get(name, {})):
+            self._latest[name] = version
+
+    def _reserve(self, key):
+        """Cache mode: frees room for one more model before it loads (lock held)."""
+        while True:
+            held = len(self._loaded) + self._reserved
+            if key in self._loaded:
+                # A stale copy of this key: replace it rather than hold both.
+                self._drop(key, "unloaded (replaced by new content)")
+                continue
+            if held < self.cache_size:
+                self._reserved += 1
+                return
+            victim = next(iter(self._lru), None)
+            if victim is not None:
+                self._counters["evictions"] += 1
+                self._drop(victim, "unloaded (evicted from the cache)")
+                continue
+            self._changed.wait()  # every slot is a load in progress
+
+    # -- the public side ---------------------------------------------------------------------
+
+    def names(self):
+        with self._lock:
+            return sorted(self._manifest)
+
+    def versions(self, name):
+        with self._lock:
+            return sorted(self._manifest.get(name, {}), key=_version_key)
+
+    def has_model(self, name):
+        with self._lock:
+            return name in self._manifest
+
+    def metadata(self):
+        """{name: {"versions": [str], "timestamps": [int]}} from the manifest."""
+        with self._lock:
+            out = {}
+            for name in sorted(self._manifest):
+                versions = sorted(self._manifest[name], key=_version_key)
+                out[name] = {"versions": versions,
+                             "timestamps": [self._manifest[name][v]["timestamp"]
+                                            for v in versions]}
+            return out
+
+    def resolve_version(self, name, version="latest"):
+        """The version that ``version`` means for ``name`` now."""
+        if version != "latest":
+            return version
+        with self._lock:
+            return self._resolve_latest(name)
+
+    def _resolve_latest(self, name):
+        versions = self._manifest.get(name)
+        if versions is None:
+            raise ModelNotFound(f"'{name}' model wasn't found in the list of available models")
+        if not versions:
+            raise ModelNotFound(f"'{name}' model's versions have been removed; add at least a "
+                                "version to the model to resume operations")
+        served = self._latest.get(name) if self.cache_size is None else None
+        if served is not None and served in versions and (name, served) in self._loaded:
+            return served
+        return _highest(versions)
+
+    def get(self, name, version="latest"):
+        """The loaded model (what the loader function returned) for (name, version)."""
+        if version == "latest":
+            with self._lock:
+                version = self._resolve_latest(name)
+        model = self._load(name, version)
+        if self.cache_size is None and name not in self._used:
+            # First use: from now on, new versions of this model load in the background.
+            with self._lock:
+                self._used.add(name)
+                to_load = self._plan_background(self._manifest)
+            for job in to_load:
+                threading.Thread(target=self._load_in_background, args=job,
+                                 name=f"model-load-{job[0]}-{job[1]}", daemon=True).start()
+        return model
+
+    def peek(self, name, version):
+        """The model in memory for (name, version), or None; never loads."""
+        with self._lock:
+            loaded = self._loaded.get((name, version))
+            return None if loaded is None else loaded.model
+
+    def loaded_versions(self):
+        """[(name, version)] in memory now."""
+        with self._lock:
+            return sorted(self._loaded)
+
+    def stats(self):
+        """Counters for metrics: hits, misses, evictions, loads, load_failures, loaded."""
+        with self._lock:
+            out = dict(self._counters)
+            out["loaded"] = len(self._loaded)
+            out["loading"] = len(self._loading)
+            if self.cache_size is not None:
+                out["cache_size"] = self.cache_size
+            return out
+
+    def wait_idle(self, timeout=10.0):
+        """Waits until no load is in progress (tests); returns False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._loading or self._background:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(min(left, 0.05))
+            return True
+
+
+# -- clients -----------------------------------------------------------------------------------
+
+def _models_mode(spec):
+    """("single", None) | ("paths", [names]) | ("dir", None) from the predictor spec."""
+    predictor = spec.get("predictor") or {}
+    if predictor.get("model_path"):
+        return "single", [SINGLE_MODEL_NAME]
+    models = predictor.get("models") or {}
+    if models.get("dir"):
+        return "dir", None
+    paths = models.get("paths") or []
+    return "paths", [p.get("name") for p in paths if isinstance(p, dict)]
+
+
+class _Client:
+    def __init__(self, registry, spec):
+        self._registry = registry
+        self._mode, self._names = _models_mode(spec)
+
+    def _model_name(self, model_name):
+        if self._mode == "single":
+            return SINGLE_MODEL_NAME  # with model_path the name is ignored
+        names = self._names if self._mode == "paths" and self._names else self._registry.names()
+        if model_name is None:
+            raise ModelError(f"model_name was not specified, choose one of the following: "
+                             f"{names}")
+        if model_name not in names or not self._registry.has_model(model_name):
+            raise ModelError(f"'{model_name}' model wasn't found in the list of available models")
+        return model_name
+
+    def _get(self, model_name, model_version):
+        if not isinstance(model_version, str) or (model_version != "latest"
+                                                  and not model_version.isnumeric()):
+            raise ModelError("model_version must be either a parse-able numeric value or "
+                             "'latest'")
+        name = self._model_name(model_name)
+        try:
+            return name, self._registry.get(name, model_version)
+        except ModelNotFound as e:
+            if model_version == "latest":
+                raise
+            raise ModelError(f"model {name} of version {model_version} wasn't found") from e
+
+
+class PythonClient(_Client):
+    """``python_client`` of a PythonPredictor: ``get_model`` returns what ``load_model`` did."""
+
+    def get_model(self, model_name=None, model_version="latest"):
+        return self._get(model_name, model_version)[1]
+
+
+def parse_cpu(value):
+    """A Kubernetes CPU quantity ("200m", "1", 2.5) in cores; None when unset."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = str(value).strip()
+    if text.endswith("m"):
+        return float(text[:-1]) / 1000.0
+    return float(text)
+
+
+def intra_op_threads(spec):
+    """ONNX Runtime's intra-op threads: compute.cpu / processes_per_replica, at least 1."""
+    predictor = spec.get("predictor") or {}
+    processes = int(predictor.get("processes_per_replica") or 1)
+    try:
+        cpu = parse_cpu((spec.get("compute") or {}).get("cpu"))
+    except ValueError:
+        cpu = None
+    if cpu is None:
+        cpu = float(os.cpu_count() or 1)
+    return max(1, int(math.floor(cpu / max(1, processes) + 1e-9)))
+
+
+def find_onnx_file(path):
+    found = []
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        found += [os.path.join(root, f) for f in sorted(files) if f.endswith(".onnx")]
+    if len(found) != 1:
+        raise ValueError(f"{path}: expected exactly one *.onnx file, found {len(found)}")
+    return found[0]
+
+
+def onnx_loader(threads, session_factory=None):
+    """The registry's load function for ONNX models.
+
+    A model is {"session", "signatures" (session.inputs()), "input_signatures" ({name: {shape,
+    type}})}; the session reads the version's single ``*.onnx`` file.
+    """
+
+    def load(path):
+        factory = session_factory
+        if factory is None:
+            import _cortex_onnx
+            factory = _cortex_onnx.Session
+        session = factory(find_onnx_file(path), intra_op_threads=threads)
+        signatures = list(session.inputs())
+        input_signatures = {s["name"]: {"shape": list(s["shape"]), "type": s["type"]}
+                            for s in signatures}
+        return {"session": session, "signatures": signatures,
+                "input_signatures": input_signatures}
+
+    return load
+
+
+class ONNXClient(_Client):
+    """``onnx_client`` of an ONNXPredictor."""
+
+    def __init__(self, registry, spec, prepare_feeds=None):
+        super().__init__(registry, spec)
+        self._prepare_feeds = prepare_feeds
+
+    def get_model(self, model_name=None, model_version="latest"):
+        return self._get(model_name, model_version)[1]
+
+    def predict(self, model_input, model_name=None, model_version="latest"):
+        name, model = self._get(model_name, model_version)
+        prepare = self._prepare_feeds
+        if prepare is None:
+            from .onnx_inputs import prepare_feeds as prepare
+            self._prepare_feeds = prepare
+        feeds = prepare(model["input_signatures"], model_input, name)
+        return model["session"].run(None, feeds)
+
+    def input_signatures(self):
+        """{name: {version: {input: {shape, type}}}} of the versions in the manifest.
+
+        Versions not in memory are loaded through the registry, except in caching mode, where
+        only the versions in memory are reported (loading them all would empty the cache).
+        """
+        registry = self._registry
+        out = {}
+        for name in registry.names():
+            per_version = {}
+            for version in registry.versions(name):
+                model = registry.peek(name, version)
+                if model is None and registry.cache_size is None:
+                    try:
+                        model = registry.get(name, version)
+                    except ModelError:
+                        model = None
+                if model is not None:
+                    per_version[version] = model["input_signatures"]
+            out[name] = per_version
+        return out
+
+
+def _load_model_not_ready(path):
+    raise RuntimeError("load_model cannot be called before the predictor's constructor has "
+                       "returned")
+
+
+def build_clients(spec, watch=True, session_factory=None, prepare_feeds=None):
+    """(registry, {"python_client" | "onnx_client": client}) for a spec with models.
+
+    Returns (None, {}) when the spec has no models. For python the caller sets the registry's
+    ``load_fn`` to the predictor's ``load_model`` once the predictor is constructed.
+    """
+    from .loader import has_models
+    if not has_models(spec):
+        return None, {}
+    predictor = spec["predictor"]
+    manifest = spec.get("models_manifest")
+    if not manifest:
+        raise UserError("models are configured but the spec has no models_manifest")
+    cache_size = (predictor.get("models") or {}).get("cache_size")
+    ptype = predictor.get("type", "python")
+    if ptype == "onnx":
+        registry = ModelRegistry(manifest, onnx_loader(intra_op_threads(spec), session_factory),
+                                 cache_size=cache_size, watch=watch)
+        return registry, {"onnx_client": ONNXClient(registry, spec, prepare_feeds)}
+    registry = ModelRegistry(manifest, _load_model_not_ready, cache_size=cache_size, watch=watch)
+    return registry, {"python_client": PythonClient(registry, spec)}
+
+
+def model_metadata(registry, onnx_client=None):
+    """The GET route's model_metadata: versions and timestamps (and ONNX input signatures)."""
+    meta = registry.metadata()
+    if onnx_client is not None:
+        for name, signatures in onnx_client.input_signatures().items():
+            if name in meta:
+                meta[name]["input_signatures"] = signatures
+    return meta
