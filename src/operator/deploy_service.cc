@@ -10,6 +10,7 @@
 #include "common/json_fields.h"
 #include "common/status.h"
 #include "common/util.h"
+#include "models/model_sources.h"
 #include "operator/deploy_plan.h"
 #include "operator/job_service.h"
 
@@ -18,6 +19,16 @@ namespace cortex::op {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using store::ApiRecord;
+
+namespace {
+
+constexpr char kTensorFlowRefusal[] =
+    "tensorflow predictors cannot run on this platform: no TensorFlow runtime can be installed "
+    "from its package sources (Debian and npm have none); export the model to ONNX (for "
+    "example with tf2onnx: python -m tf2onnx.convert --saved-model DIR --output model.onnx) "
+    "and deploy it with type: onnx and an ONNXPredictor (see docs/models.md)";
+
+}  // namespace
 
 DeployService::DeployService(DeployOptions options, store::StateStore& store, SpecCache& specs,
                              BundleStore& bundles, const ApiLogs& logs,
@@ -87,15 +98,21 @@ absl::StatusOr<json> DeployService::DeployLocked(const json& request) {
             prefix, ": apis: api ", target.name, " was either not found or is not a RealtimeAPI"));
       }
     }
-    if (api.predictor && api.predictor->type != "python") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          prefix, ": predictor: type: ", api.predictor->type, " predictors are not supported yet"));
-    }
-    if (api.predictor && (api.predictor->model_path || !api.predictor->models.is_null())) {
+    if (api.predictor && api.predictor->type == "tensorflow") {
       return absl::InvalidArgumentError(
-          absl::StrCat(prefix,
-                       ": predictor: models are not supported yet for the python "
-                       "predictor type (remove model_path and models)"));
+          absl::StrCat(prefix, ": predictor: type: ", kTensorFlowRefusal));
+    }
+    if (api.predictor && models::HasModels(*api.predictor)) {
+      if (model_store_ == nullptr) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(prefix, ": predictor: models are not supported by this operator"));
+      }
+      absl::StatusOr<std::vector<models::ModelTree>> trees =
+          models::ReadModels(models::ModelsOf(*api.predictor, project_dir), *model_store_);
+      if (!trees.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(prefix, ": predictor: ", trees.status().message()));
+      }
     }
     for (const auto& other : deployed) {
       if (other->name() != api.name &&

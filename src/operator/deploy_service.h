@@ -12,6 +12,7 @@
 #include <string>
 
 #include "common/clock.h"
+#include "models/model_store.h"
 #include "operator/api_logs.h"
 #include "operator/api_spec.h"
 #include "operator/bundle_store.h"
@@ -36,6 +37,9 @@ class DeployService {
                 const Clock& clock);
   // Batch jobs, when this operator runs them (BatchAPIs are refused otherwise).
   void EnableBatchJobs(JobService* jobs) { jobs_ = jobs; }
+  // Where models are read at deploy time to check their layout (APIs with models are refused
+  // otherwise).
+  void EnableModels(const models::ModelStore* store) { model_store_ = store; }
 
   // POST /v1/deploy: {"config": yaml, "config_file_name", "project_id", "force"}.
   // Returns [DeployResult{api, message, error}]; a validation error fails the whole request.
@@ -61,7 +65,8 @@ class DeployService {
   const ApiLogs& logs_;
   const Reconciler& reconciler_;
   const Clock& clock_;
-  JobService* jobs_ = nullptr;  // set once, before serving
+  JobService* jobs_ = nullptr;                       // set once, before serving
+  const models::ModelStore* model_store_ = nullptr;  // set once, before serving
   absl::Mutex mu_;
 };
 

@@ -3,6 +3,7 @@
 
 #include <gmock/gmock.h>
 
+#include "models/testing/fake_model_store.h"
 #include "operator/testing/control_plane_fixture.h"
 
 namespace cortex::op {
@@ -67,7 +68,7 @@ TEST_F(DeployServiceTest, RefusesAnEndpointAnotherApiUses) {
   EXPECT_THAT(clash.status().message(), HasSubstr("endpoint /iris is already being used by iris"));
 }
 
-TEST_F(DeployServiceTest, RefusesBatchApisWithoutBatchJobsAndModelsForNow) {
+TEST_F(DeployServiceTest, RefusesBatchApisWithoutBatchJobsAndModelsWithoutAModelStore) {
   auto batch = Deploy(R"(
 - name: b
   kind: BatchAPI
@@ -79,8 +80,60 @@ TEST_F(DeployServiceTest, RefusesBatchApisWithoutBatchJobsAndModelsForNow) {
   kind: RealtimeAPI
   predictor: {type: python, path: predictor.py, model_path: s3://bucket/model}
 )");
-  EXPECT_THAT(models.status().message(), HasSubstr("models are not supported yet"));
+  EXPECT_THAT(models.status().message(), HasSubstr("models are not supported by this operator"));
   EXPECT_TRUE(store_.ListApis()->empty());  // all-or-nothing
+}
+
+TEST_F(DeployServiceTest, ChecksEveryModelsLayoutBeforeAnythingChanges) {
+  models::FakeModelStore models;
+  deploys_->EnableModels(&models);
+  models.Put("s3://bucket/good/1/model.onnx", "onnx");
+  models.Put("s3://bucket/bad/1/model.onnx", "onnx");
+  models.Put("s3://bucket/bad/notes.txt", "mixed");
+  constexpr char kTwoApis[] = R"(
+- name: good
+  kind: RealtimeAPI
+  predictor: {type: onnx, path: predictor.py, model_path: s3://bucket/good}
+- name: bad
+  kind: RealtimeAPI
+  predictor:
+    type: onnx
+    path: predictor.py
+    models: {paths: [{name: m, model_path: s3://bucket/bad}]}
+)";
+  auto refused = Deploy(kTwoApis);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.status().message(),
+              HasSubstr("cortex.yaml: bad (RealtimeAPI): predictor: models: paths: m: "
+                        "s3://bucket/bad: invalid ONNX model path"));
+  EXPECT_TRUE(store_.ListApis()->empty());
+
+  models.Remove("s3://bucket/bad/notes.txt");
+  auto deployed = Deploy(kTwoApis);
+  ASSERT_TRUE(deployed.ok()) << deployed.status();
+  EXPECT_EQ(store_.ListApis()->size(), 2u);
+
+  auto missing = Deploy(R"(
+- name: missing
+  kind: RealtimeAPI
+  predictor: {type: python, path: predictor.py, model_path: s3://bucket/none}
+)");
+  EXPECT_THAT(missing.status().message(),
+              HasSubstr("predictor: model_path: s3://bucket/none: dir not found or insufficient "
+                        "permissions"));
+}
+
+TEST_F(DeployServiceTest, RefusesTensorFlowSayingWhyAndHowToExportToOnnx) {
+  auto tf = Deploy(R"(
+- name: tf
+  kind: RealtimeAPI
+  predictor: {type: tensorflow, path: predictor.py, model_path: s3://bucket/tf}
+)");
+  ASSERT_FALSE(tf.ok());
+  EXPECT_THAT(tf.status().message(),
+              HasSubstr("tf (RealtimeAPI): predictor: type: tensorflow predictors cannot run on "
+                        "this platform"));
+  EXPECT_THAT(tf.status().message(), HasSubstr("export the model to ONNX"));
 }
 
 TEST_F(DeployServiceTest, AnApiASplitterUsesCannotBeDeleted) {

@@ -23,6 +23,7 @@
 #include "config/cluster_config.h"
 #include "gateway/gateway.h"
 #include "gateway/route_watcher.h"
+#include "models/model_syncer.h"
 #include "operator/api_views.h"
 #include "operator/autoscaling.h"
 #include "operator/deploy_service.h"
@@ -135,6 +136,8 @@ int RunOperator(const OperatorRoleFlags& flags) {
   deploy_options.max_replicas = limits.replicas_per_api;
   deploy_options.max_config_bytes = limits.config_bytes;
   op::DeployService deploys(deploy_options, **store, specs, bundles, logs, reconciler, clock);
+  std::unique_ptr<models::ModelStore> model_store = models::DefaultModelStore();
+  deploys.EnableModels(model_store.get());
   op::ApiViews views({flags.gateway_url, flags.lb_url}, **store, specs, reconciler, logs);
 
   // Batch jobs.
@@ -298,6 +301,27 @@ int RunReplica(const ReplicaRoleFlags& flags) {
   options.runtime_dir = flags.runtime_dir.empty() ? DefaultRuntimeDir() : flags.runtime_dir;
   options.socket_dir =
       flags.socket_dir.empty() ? fs::temp_directory_path().string() : flags.socket_dir;
+  // Every model version is on disk before a worker starts (spec §5); then they are polled.
+  std::unique_ptr<models::ModelStore> model_store;
+  std::unique_ptr<models::ModelSyncer> model_syncer;
+  if (models::HasModels(*options.api.predictor)) {
+    model_store = models::DefaultModelStore();
+    models::SyncerOptions sync;
+    sync.models = models::ModelsOf(*options.api.predictor, options.project_dir);
+    sync.cache_root = StringField(spec, "models_cache");
+    sync.manifest_path = StringField(spec, "models_manifest");
+    sync.log = [](const std::string& line) { Log("replica", line); };
+    if (sync.cache_root.empty() || sync.manifest_path.empty()) {
+      std::cerr << "replica: " << flags.spec << " names no models_cache or models_manifest\n";
+      return 1;
+    }
+    model_syncer = std::make_unique<models::ModelSyncer>(std::move(sync), *model_store);
+    if (absl::Status synced = model_syncer->Sync(); !synced.ok()) {
+      std::cerr << "replica: cannot fetch the models: predictor: " << synced.message() << "\n";
+      return 1;
+    }
+    model_syncer->Start(models::ModelPollInterval());
+  }
   // A predictor's child that leaves the process group (a new session, a daemon) is still ours:
   // adopted when orphaned, stopped with the replica.
   AdoptOrphans();

@@ -49,6 +49,10 @@ ReplicaController::ReplicaController(ReplicaControllerOptions options, store::St
   }
 }
 
+std::string ReplicaController::ManifestPath(const std::string& replica_id) const {
+  return absl::StrCat(options_.data_dir, "/run/", replica_id, ".models.json");
+}
+
 std::string ReplicaController::SpecPath(const std::string& replica_id) const {
   return absl::StrCat(options_.data_dir, "/run/", replica_id, ".json");
 }
@@ -242,6 +246,10 @@ void ReplicaController::Start(ReplicaRecord& replica, const ReplicaSetSpec& set,
   spec["project_dir"] = set.project_dir;
   spec["replica_id"] = replica.id;
   spec["gpu_ids"] = gpus;
+  // Where the replica keeps its models (docs/models.md): the cluster's cache, and a manifest of
+  // its own that its workers read.
+  spec["models_cache"] = (fs::path(options_.data_dir) / "models").string();
+  spec["models_manifest"] = ManifestPath(replica.id);
   ReplicaLaunch launch;
   launch.replica_id = replica.id;
   launch.api_name = set.api_name;
@@ -295,6 +303,7 @@ void ReplicaController::Forget(const ReplicaRecord& replica) {
   gpus_.erase(replica.id);
   std::error_code ignored;
   fs::remove(SpecPath(replica.id), ignored);
+  fs::remove(ManifestPath(replica.id), ignored);
 }
 
 }  // namespace cortex::backends::local

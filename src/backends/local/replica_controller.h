@@ -56,6 +56,7 @@ class ReplicaController {
   // Removes every trace of a stopped replica (record, GPUs, spec file).
   void Forget(const store::ReplicaRecord& replica);
   std::string SpecPath(const std::string& replica_id) const;
+  std::string ManifestPath(const std::string& replica_id) const;
 
   ReplicaControllerOptions options_;
   store::StateStore& records_;
