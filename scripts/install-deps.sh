@@ -18,6 +18,9 @@ PACKAGES=(
   curl procps
   prometheus  # tests/e2e/test_prometheus.py scrapes the cluster with it
   python3-botocore python3-boto3  # tests/s3: the reference SigV4 signer, and the S3 test client
+  # The ONNX predictor: the _cortex_onnx extension (pybind11 over ONNX Runtime's C++ API), and
+  # the test models (onnx.helper graphs, torch.onnx.export); venv + pip for dependency files.
+  pybind11-dev python3-dev python3-torch python3-onnx python3-torchvision python3-venv python3-pip
 )
 # Benchmark peers (the Cortex v0.24 serving stack rebuilt from Debian packages) and plotting
 # (bench/autoscale_bench.py draws its timeline with matplotlib).
@@ -48,4 +51,45 @@ if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
   fi
 else
   echo "install-deps: node/npm not found; skipping s3rver (tests/s3 functional tests skip)" >&2
+fi
+
+# ONNX Runtime (no Debian package has it) from npm, into the (git-ignored) build tree:
+# build/_deps/onnxruntime/{include,lib/libonnxruntime.so}, where CMake looks for it.
+# One download: com.github.asus4.onnxruntime (MIT, a Unity plugin repackaging Microsoft's release
+# builds) is the only npm package that ships ORT's C and C++ API headers, and it also carries the
+# Linux x64 library built from the same release (1.29.0, ORT_API_VERSION 29), so header and
+# library match exactly. onnxruntime-node (1.30.0) would add a second 90 MB download for a
+# library only; the extension loads whatever CORTEX_ONNXRUNTIME_LIB names if a newer one is
+# wanted. `npm pack` fetches and verifies the tarball with npm's own client without installing
+# it (no lifecycle scripts run: --ignore-scripts), and only the headers and the Linux library are
+# unpacked (30 MB of the 400 MB the package holds).
+# Unlike s3rver this is not optional: the Python runtime tests need it.
+ORT_NPM_PACKAGE=com.github.asus4.onnxruntime
+ORT_NPM_VERSION=0.4.9
+ORT_VERSION=1.29.0
+ORT_DIR="${CORTEX_ONNXRUNTIME_DIR:-$(cd "$(dirname "$0")/.." && pwd)/build/_deps/onnxruntime}"
+ORT_STAMP="${ORT_NPM_PACKAGE}@${ORT_NPM_VERSION} onnxruntime ${ORT_VERSION}"
+if [ "$(cat "$ORT_DIR/VERSION" 2>/dev/null)" != "$ORT_STAMP" ] || \
+   [ ! -f "$ORT_DIR/lib/libonnxruntime.so" ] || [ ! -f "$ORT_DIR/include/onnxruntime_cxx_api.h" ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "install-deps: npm not found; it is needed to install ONNX Runtime (install node 20 with npm, then rerun)" >&2
+    exit 1
+  fi
+  mkdir -p "$(dirname "$ORT_DIR")"
+  ort_tmp="$(mktemp -d "$(dirname "$ORT_DIR")/onnxruntime.tmp.XXXXXX")"
+  trap 'rm -rf "$ort_tmp"' EXIT
+  (cd "$ort_tmp" && npm pack "${ORT_NPM_PACKAGE}@${ORT_NPM_VERSION}" --ignore-scripts \
+     --no-audit --no-fund --loglevel=error >/dev/null)
+  ort_headers="package/Plugins/iOS~/onnxruntime.xcframework/ios-arm64/onnxruntime.framework/Headers"
+  ort_lib="package/Plugins/Linux/x64/libonnxruntime.so"
+  tar --no-same-owner -xzf "$ort_tmp/${ORT_NPM_PACKAGE}-${ORT_NPM_VERSION}.tgz" -C "$ort_tmp" "$ort_headers" "$ort_lib"
+  mkdir -p "$ort_tmp/out/include" "$ort_tmp/out/lib"
+  mv "$ort_tmp/$ort_headers"/*.h "$ort_tmp/out/include/"
+  mv "$ort_tmp/$ort_lib" "$ort_tmp/out/lib/libonnxruntime.so"
+  echo "$ORT_STAMP" > "$ort_tmp/out/VERSION"
+  rm -rf "$ORT_DIR"
+  mv "$ort_tmp/out" "$ORT_DIR"
+  rm -rf "$ort_tmp"
+  trap - EXIT
+  echo "install-deps: ONNX Runtime ${ORT_VERSION} installed in $ORT_DIR" >&2
 fi

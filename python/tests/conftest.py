@@ -24,6 +24,10 @@ import pytest
 
 PYTHON_DIR = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PYTHON_DIR))
+# The native extensions (_cortex_onnx) built by CMake; ctest passes the build tree's directory.
+BUILD_PYTHON_DIR = Path(os.environ.get("CORTEX_BUILD_PYTHON_DIR")
+                        or PYTHON_DIR.parent / "build" / "python")
+sys.path.insert(1, str(BUILD_PYTHON_DIR))
 
 from cortex_runtime.protocol import encode_frame  # noqa: E402
 
@@ -201,7 +205,7 @@ def start_worker(tmp_path, mode):
         spec_path.write_text(json.dumps(spec))
         environ = {k: v for k, v in os.environ.items()
                    if not k.startswith("PYTHON") and k != "CORTEX_RUNTIME_NO_STARLETTE"}
-        environ["PYTHONPATH"] = str(PYTHON_DIR)
+        environ["PYTHONPATH"] = f"{PYTHON_DIR}:{BUILD_PYTHON_DIR}"
         if mode == "fallback":
             environ["CORTEX_RUNTIME_NO_STARLETTE"] = "1"
         out_path = tmp_path / f"stdout{len(workers)}.txt"

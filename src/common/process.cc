@@ -258,9 +258,17 @@ std::string SelfExecutable() {
 }
 
 std::map<std::string, std::string> PythonRuntimeEnv(const std::string& runtime_dir) {
+  std::string path = runtime_dir;
+  // The native extensions (_cortex_onnx) of a build tree; an installed layout has them in
+  // runtime_dir itself.
+  std::error_code ec;
+  if (std::filesystem::is_directory(CORTEX_BUILD_PYTHON_DIR, ec) &&
+      runtime_dir != CORTEX_BUILD_PYTHON_DIR) {
+    path += ":" CORTEX_BUILD_PYTHON_DIR;
+  }
   const char* existing = std::getenv("PYTHONPATH");
-  return {{"PYTHONPATH", existing && *existing ? runtime_dir + ":" + existing : runtime_dir},
-          {"PYTHONUNBUFFERED", "1"}};
+  if (existing && *existing) path += std::string(":") + existing;
+  return {{"PYTHONPATH", path}, {"PYTHONUNBUFFERED", "1"}};
 }
 
 void UsePrivateUmask() {

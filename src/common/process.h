@@ -40,7 +40,8 @@ void SignalGroup(pid_t pgid, int signal);
 void StopGroup(pid_t pgid, int grace_ms);
 
 // What a process of our Python runtime needs in its environment: `runtime_dir` first on
-// PYTHONPATH (before the caller's own entries) and unbuffered output.
+// PYTHONPATH, then the build tree's extension directory when it exists (CORTEX_BUILD_PYTHON_DIR),
+// then the caller's own entries; and unbuffered output.
 std::map<std::string, std::string> PythonRuntimeEnv(const std::string& runtime_dir);
 
 // Makes the files this process (and the platform processes it starts) creates private to its

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "common/process.h"
 #include "common/status.h"
 
@@ -31,6 +33,20 @@ TEST(Process, SpawnReportsMissingProgram) {
   options.argv = {"/nonexistent/program"};
   auto pid = Spawn(options);
   EXPECT_FALSE(pid.ok());
+}
+
+TEST(Process, PythonRuntimeEnvPutsTheRuntimeThenTheBuiltExtensionsFirst) {
+  ::unsetenv("PYTHONPATH");
+  auto env = PythonRuntimeEnv("/runtime");
+  std::string expected = "/runtime";
+  if (std::filesystem::is_directory(CORTEX_BUILD_PYTHON_DIR)) {
+    expected += ":" CORTEX_BUILD_PYTHON_DIR;
+  }
+  EXPECT_EQ(env["PYTHONPATH"], expected);
+  EXPECT_EQ(env["PYTHONUNBUFFERED"], "1");
+  ::setenv("PYTHONPATH", "/mine", 1);
+  EXPECT_EQ(PythonRuntimeEnv("/runtime")["PYTHONPATH"], expected + ":/mine");
+  ::unsetenv("PYTHONPATH");
 }
 
 TEST(Status, HttpMappingIsStable) {
