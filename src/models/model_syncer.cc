@@ -3,7 +3,9 @@
 #include <absl/strings/numbers.h>
 #include <absl/strings/str_cat.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <set>
 
 #include "common/status.h"
 #include "common/util.h"
@@ -22,15 +24,24 @@ uint64_t TotalSize(const ModelVersion& version) {
 }  // namespace
 
 ModelSyncer::ModelSyncer(SyncerOptions options, const ModelStore& store)
-    : options_(std::move(options)), store_(store), cache_(options_.cache_root, store) {}
+    : options_(std::move(options)), store_(store), cache_(options_.cache_root, store) {
+  if (options_.wants_path.empty()) options_.wants_path = options_.manifest_path.string() + ".wants";
+}
 
 ModelSyncer::~ModelSyncer() { Stop(); }
 
 absl::StatusOr<ModelSyncer::Versions> ModelSyncer::SyncModel(const ModelSource& source,
                                                              const Versions& before) {
   ASSIGN_OR_RETURN(ModelTree tree, ReadModel(options_.models, source, store_));
+  trees_[source.name] = tree;
   Versions versions;
   for (const ModelVersion& version : tree.versions) {
+    if (caching()) {  // fetched when wanted (ServeWants)
+      versions[version.version] = {
+          cache_.Has(tree, version) ? cache_.PathOf(tree, version).string() : "", version.timestamp,
+          ""};
+      continue;
+    }
     bool fetched = !cache_.Has(tree, version);
     absl::StatusOr<std::filesystem::path> path = cache_.Fetch(tree, version);
     if (!path.ok()) {
@@ -48,7 +59,7 @@ absl::StatusOr<ModelSyncer::Versions> ModelSyncer::SyncModel(const ModelSource& 
                                 version.files.size() == 1 ? "" : "s", ", ",
                                 FormatBytes(TotalSize(version)), ")"));
     }
-    versions[version.version] = {path->string(), version.timestamp};
+    versions[version.version] = {path->string(), version.timestamp, ""};
   }
   return versions;
 }
@@ -77,16 +88,99 @@ absl::Status ModelSyncer::Sync() {
                               "; keeping the versions it had"));
     if (old != snapshot_.end()) next.insert(*old);
   }
-  bool changed = !synced_once_ || next != snapshot_;
-  if (changed) {
-    int64_t generation = generation_.load() + 1;
-    RETURN_IF_ERROR(WriteManifest(next, generation));
+  if (!synced_once_ || next != snapshot_) {
     if (synced_once_) LogChanges(snapshot_, next);
-    snapshot_ = std::move(next);
-    generation_.store(generation);
+    RETURN_IF_ERROR(Publish(std::move(next)));
   }
   synced_once_ = true;
   return absl::OkStatus();
+}
+
+absl::Status ModelSyncer::ServeWants() {
+  if (!caching()) return absl::OkStatus();
+  std::error_code ec;
+  auto modified = std::filesystem::last_write_time(options_.wants_path, ec);
+  if (ec || modified == wants_seen_) return absl::OkStatus();
+  wants_seen_ = modified;
+  absl::StatusOr<std::string> text = ReadFile(options_.wants_path);
+  if (!text.ok()) return absl::OkStatus();
+  json wants = json::parse(*text, nullptr, false);
+  if (!wants.is_object() || !wants.value("wants", json()).is_array()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(options_.wants_path.string(), " is not a wants document"));
+  }
+  // The versions to keep on disk: the first disk_cache_size wanted ones that exist.
+  std::vector<std::pair<std::string, int64_t>> keep;
+  for (const json& want : wants["wants"]) {
+    if (static_cast<int>(keep.size()) >= options_.models.disk_cache_size) break;
+    if (!want.is_array() || want.size() != 2 || !want[0].is_string() || !want[1].is_string()) {
+      continue;
+    }
+    int64_t version = 0;
+    std::string name = want[0];
+    if (!absl::SimpleAtoi(want[1].get<std::string>(), &version)) continue;
+    auto model = snapshot_.find(name);
+    if (model == snapshot_.end() || !model->second.count(version)) continue;
+    std::pair<std::string, int64_t> key{name, version};
+    if (std::find(keep.begin(), keep.end(), key) == keep.end()) keep.push_back(key);
+  }
+  Snapshot next = snapshot_;
+  for (auto& [name, versions] : next) {  // evict first: never more than disk_cache_size on disk
+    for (auto& [version, entry] : versions) {
+      std::pair<std::string, int64_t> key{name, version};
+      if (entry.path.empty() || std::find(keep.begin(), keep.end(), key) != keep.end()) continue;
+      std::filesystem::remove_all(entry.path, ec);
+      options_.log(
+          absl::StrCat("model ", name, " version ", version, " evicted from the disk cache"));
+      entry.path.clear();
+    }
+  }
+  for (const auto& [name, version] : keep) {
+    Entry& entry = next[name][version];
+    if (!entry.path.empty()) continue;
+    const ModelTree& tree = trees_.at(name);
+    auto it = std::find_if(tree.versions.begin(), tree.versions.end(),
+                           [&](const ModelVersion& v) { return v.version == version; });
+    if (it == tree.versions.end()) continue;
+    absl::StatusOr<std::filesystem::path> path = cache_.Fetch(tree, *it);
+    entry.error = path.ok() ? "" : std::string(path.status().message());
+    if (path.ok()) {
+      entry.path = path->string();
+      options_.log(absl::StrCat("model ", name, " version ", version, " downloaded (",
+                                it->files.size(), " file", it->files.size() == 1 ? "" : "s", ", ",
+                                FormatBytes(TotalSize(*it)), ")"));
+    } else {
+      options_.log(absl::StrCat("model ", name, " version ", version, ": ", entry.error));
+    }
+  }
+  wants_seq_ = wants.value("seq", int64_t{0});
+  return Publish(std::move(next));
+}
+
+absl::Status ModelSyncer::Publish(Snapshot snapshot) {
+  int64_t generation = generation_.load() + 1;
+  RETURN_IF_ERROR(WriteManifest(snapshot, generation));
+  if (caching()) RemoveUnlisted(snapshot);
+  snapshot_ = std::move(snapshot);
+  generation_.store(generation);
+  return absl::OkStatus();
+}
+
+void ModelSyncer::RemoveUnlisted(const Snapshot& snapshot) {
+  std::set<std::string> listed;
+  for (const auto& [name, versions] : snapshot) {
+    for (const auto& [version, entry] : versions) {
+      if (!entry.path.empty()) listed.insert(std::filesystem::path(entry.path).filename());
+    }
+  }
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(options_.cache_root, ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    std::string name = it->path().filename();
+    if (name.rfind(".tmp-", 0) == 0 || listed.count(name)) continue;
+    std::error_code ignored;
+    std::filesystem::remove_all(it->path(), ignored);
+  }
 }
 
 void ModelSyncer::LogChanges(const Snapshot& before, const Snapshot& after) const {
@@ -119,11 +213,15 @@ absl::Status ModelSyncer::WriteManifest(const Snapshot& snapshot, int64_t genera
   for (const auto& [name, versions] : snapshot) {
     json entries = json::object();
     for (const auto& [version, entry] : versions) {
-      entries[std::to_string(version)] = {{"path", entry.path}, {"timestamp", entry.timestamp}};
+      json item = {{"path", entry.path.empty() ? json() : json(entry.path)},
+                   {"timestamp", entry.timestamp}};
+      if (!entry.error.empty()) item["error"] = entry.error;
+      entries[std::to_string(version)] = std::move(item);
     }
     models[name] = {{"versions", std::move(entries)}};
   }
   json manifest = {{"generation", generation}, {"models", std::move(models)}};
+  if (caching()) manifest["wants_seq"] = wants_seq_;
   return WriteFileAtomic(options_.manifest_path, manifest.dump(2));
 }
 
@@ -136,13 +234,22 @@ json ModelSyncer::Manifest() const {
 void ModelSyncer::Start(std::chrono::milliseconds every) {
   cache_.RemoveAbandoned(3600);
   poller_ = std::thread([this, every] {
+    // With caching, the wants are looked at often: a worker waits for what it asked.
+    auto tick = caching() ? std::min(every, std::chrono::milliseconds(20)) : every;
+    auto next_sync = std::chrono::steady_clock::now() + every;
     while (true) {
       {
         absl::MutexLock lock(&mu_);
-        if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::FromChrono(every))) return;
+        if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::FromChrono(tick))) return;
       }
-      absl::Status synced = Sync();
-      if (!synced.ok()) options_.log(absl::StrCat("models: ", synced.message()));
+      if (absl::Status served = ServeWants(); !served.ok()) {
+        options_.log(absl::StrCat("models: ", served.message()));
+      }
+      if (std::chrono::steady_clock::now() < next_sync) continue;
+      next_sync = std::chrono::steady_clock::now() + every;
+      if (absl::Status synced = Sync(); !synced.ok()) {
+        options_.log(absl::StrCat("models: ", synced.message()));
+      }
     }
   });
 }

@@ -1,5 +1,6 @@
 #include "models/model_syncer.h"
 
+#include <absl/strings/str_cat.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -147,6 +148,90 @@ TEST_F(ModelSyncerTest, APollerPicksUpANewVersionAndStops) {
   for (const auto& entry : fs::directory_iterator(root_ / "models")) {
     EXPECT_THAT(entry.path().filename().string(), ::testing::Not(HasSubstr(".tmp-")));
   }
+}
+
+class CachingSyncerTest : public ModelSyncerTest {
+ protected:
+  SyncerOptions CachingOptions() {
+    SyncerOptions options = Options();
+    options.models.sources = {{"a", "s3://b/a", "", "models: paths: a"},
+                              {"b", "s3://b/b", "", "models: paths: b"},
+                              {"c", "s3://b/c", "", "models: paths: c"}};
+    options.models.cache_size = 1;
+    options.models.disk_cache_size = 2;
+    for (const char* name : {"a", "b", "c"}) {
+      store_.Put(absl::StrCat("s3://b/", name, "/model.onnx"), name);
+    }
+    return options;
+  }
+  // `wants` as [[name, version], ...], most recently used first.
+  void Want(int seq, const std::vector<std::pair<std::string, std::string>>& wants) {
+    json list = json::array();
+    for (const auto& [name, version] : wants) list.push_back(json::array({name, version}));
+    json doc = {{"seq", seq}, {"wants", list}};
+    ASSERT_TRUE(WriteFileAtomic(root_ / "manifest.json.wants", doc.dump()).ok());
+    // A new modification time even within the file system's time granularity.
+    fs::last_write_time(root_ / "manifest.json.wants",
+                        fs::file_time_type::clock::now() + std::chrono::seconds(seq));
+  }
+  int OnDisk() {
+    int dirs = 0;
+    for (const auto& entry : fs::directory_iterator(root_ / "models")) dirs += entry.is_directory();
+    return dirs;
+  }
+};
+
+TEST_F(CachingSyncerTest, ListsEveryVersionButFetchesOnlyWhatIsWanted) {
+  ModelSyncer syncer(CachingOptions(), store_);
+  ASSERT_TRUE(syncer.Sync().ok());
+  EXPECT_EQ(store_.fetches(), 0);
+  json manifest = Manifest();
+  EXPECT_EQ(manifest["models"].size(), 3u);
+  EXPECT_TRUE(manifest["models"]["a"]["versions"]["1"]["path"].is_null());
+
+  Want(1, {{"b", "1"}});
+  ASSERT_TRUE(syncer.ServeWants().ok());
+  manifest = Manifest();
+  EXPECT_EQ(manifest["wants_seq"], 1);
+  std::string b = manifest["models"]["b"]["versions"]["1"]["path"];
+  EXPECT_EQ(*ReadFile(fs::path(b) / "model.onnx"), "b");
+  EXPECT_TRUE(manifest["models"]["a"]["versions"]["1"]["path"].is_null());
+}
+
+TEST_F(CachingSyncerTest, EvictsTheLeastRecentlyWantedBeforeFetchingSoTheDiskLimitHolds) {
+  ModelSyncer syncer(CachingOptions(), store_);
+  ASSERT_TRUE(syncer.Sync().ok());
+  fs::create_directories(root_ / "models");
+  int most_on_disk = 0;
+  store_.OnFetch([&] { most_on_disk = std::max(most_on_disk, OnDisk()); });
+  Want(1, {{"a", "1"}});
+  ASSERT_TRUE(syncer.ServeWants().ok());
+  Want(2, {{"b", "1"}, {"a", "1"}});
+  ASSERT_TRUE(syncer.ServeWants().ok());
+  EXPECT_EQ(OnDisk(), 2);
+  Want(3, {{"c", "1"}, {"b", "1"}, {"a", "1"}});
+  ASSERT_TRUE(syncer.ServeWants().ok());
+  json manifest = Manifest();
+  EXPECT_TRUE(manifest["models"]["a"]["versions"]["1"]["path"].is_null());
+  EXPECT_FALSE(manifest["models"]["b"]["versions"]["1"]["path"].is_null());
+  EXPECT_FALSE(manifest["models"]["c"]["versions"]["1"]["path"].is_null());
+  EXPECT_EQ(OnDisk(), 2);
+  // While c was fetched, a was already gone: one directory (b) plus the one being filled.
+  EXPECT_LE(most_on_disk, 2);
+  EXPECT_THAT(log_,
+              ::testing::Contains(HasSubstr("model a version 1 evicted from the disk cache")));
+}
+
+TEST_F(CachingSyncerTest, AFailedFetchIsReportedInTheManifest) {
+  ModelSyncer syncer(CachingOptions(), store_);
+  ASSERT_TRUE(syncer.Sync().ok());
+  store_.FailWith(absl::UnavailableError("s3://b/a: connection refused"));
+  Want(1, {{"a", "1"}});
+  ASSERT_TRUE(syncer.ServeWants().ok());
+  json version = Manifest()["models"]["a"]["versions"]["1"];
+  EXPECT_TRUE(version["path"].is_null());
+  EXPECT_THAT(version["error"].get<std::string>(), HasSubstr("connection refused"));
+  EXPECT_EQ(Manifest()["wants_seq"], 1);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <absl/synchronization/mutex.h>
 
 #include <fstream>
+#include <functional>
 #include <map>
 #include <string>
 
@@ -35,6 +36,8 @@ class FakeModelStore : public ModelStore {
     absl::MutexLock lock(&mu_);
     failure_ = std::move(status);
   }
+  // Called (without the store's lock) before each fetch.
+  void OnFetch(std::function<void()> hook) { on_fetch_ = std::move(hook); }
   int fetches() const {
     absl::MutexLock lock(&mu_);
     return fetches_;
@@ -59,6 +62,7 @@ class FakeModelStore : public ModelStore {
 
   absl::Status Fetch(const std::string& dir, const std::string& path,
                      const std::filesystem::path& dest) const override {
+    if (on_fetch_) on_fetch_();
     absl::MutexLock lock(&mu_);
     ++fetches_;
     if (!failure_.ok()) return failure_;
@@ -74,6 +78,7 @@ class FakeModelStore : public ModelStore {
     int64_t modified_s = 0;
     std::string etag;
   };
+  std::function<void()> on_fetch_;  // set before use
   mutable absl::Mutex mu_;
   std::map<std::string, File> files_ ABSL_GUARDED_BY(mu_);
   absl::Status failure_ ABSL_GUARDED_BY(mu_);
