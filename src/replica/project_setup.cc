@@ -42,13 +42,14 @@ bool IsBuildOutput(const fs::path& name) {
          n.ends_with(".egg-info");
 }
 
-// The bytes of a local requirement (a file, or every file below a directory, with its
-// relative path), for the venv key. A path that does not exist adds nothing: pip reports it.
-void AppendContents(const fs::path& path, std::string& out) {
+// The bytes of local requirement `name` at `path` (a file, or every file below a directory,
+// with its relative path), for the venv key: the same in every copy of the project. A path
+// that does not exist adds nothing: pip reports it.
+void AppendContents(const std::string& name, const fs::path& path, std::string& out) {
   std::error_code ec;
   if (fs::is_regular_file(path, ec)) {
     auto bytes = ReadFile(path);
-    absl::StrAppend(&out, "file ", path.string(), " ", bytes.ok() ? Sha256Hex(*bytes) : "", "\n");
+    absl::StrAppend(&out, "file ", name, " ", bytes.ok() ? Sha256Hex(*bytes) : "", "\n");
     return;
   }
   if (!fs::is_directory(path, ec)) return;
@@ -65,7 +66,7 @@ void AppendContents(const fs::path& path, std::string& out) {
                        bytes.ok() ? Sha256Hex(*bytes) : "");
   }
   std::sort(files.begin(), files.end());
-  absl::StrAppend(&out, "dir ", path.string(), "\n");
+  absl::StrAppend(&out, "dir ", name, "\n");
   for (const auto& [name, hash] : files) absl::StrAppend(&out, "  ", name, " ", hash, "\n");
 }
 
@@ -130,7 +131,7 @@ absl::StatusOr<std::string> RequirementsVenv(const ProjectSetupOptions& o,
       version.last_lines.empty() ? "" : absl::StrJoin(version.last_lines, "\n");
   std::string local;
   for (const std::string& path : LocalRequirementPaths(requirements)) {
-    AppendContents(fs::path(o.project_dir) / path, local);
+    AppendContents(path, fs::path(o.project_dir) / path, local);
   }
   // An editable install points into the project directory itself.
   for (absl::string_view line : absl::StrSplit(requirements, '\n')) {

@@ -167,6 +167,22 @@ TEST_F(ProjectSetupTest, TheVenvIsBuiltOnceAndReusedWhileTheRequirementsAreTheSa
   EXPECT_EQ(Venvs().size(), 4u);
 }
 
+TEST_F(ProjectSetupTest, AnotherProjectWithTheSameRequirementsSharesTheVenv) {
+  Write("requirements.txt", "./pkgs/mytool\n");
+  Write("pkgs/mytool/setup.py", "setup()\n");
+  auto first = SetUpProject(Options());
+  ASSERT_TRUE(first.ok()) << first.status();
+  fs::path other = tmp_ / "other-project";
+  fs::copy(project_, other, fs::copy_options::recursive);
+  Write("predictor.py", "changed\n");  // a change elsewhere in the project does not count
+  project_ = other;
+  ran_.clear();
+  auto second = SetUpProject(Options());
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(*second, *first);
+  EXPECT_THAT(ran_, IsEmpty());
+}
+
 TEST_F(ProjectSetupTest, AnIncompleteVenvIsRemovedAndBuiltAgain) {
   Write("requirements.txt", "x\n");
   failures_["pip install"] = {"ERROR: killed"};
