@@ -51,7 +51,7 @@ struct ReplicaRecord {
   int64_t created_at = 0;
   int64_t state_since = 0;    // unix seconds of the last state change
   int64_t next_start_at = 0;  // failed replicas: when to start again (unix ms)
-  bool ever_ready = false;
+  bool ever_ready = false;    // it has been ready since it was last started
 };
 
 class StateStore {

@@ -208,8 +208,20 @@ int main(int argc, char** argv) {
   rep_cmd->add_option("--socket-dir", rep.socket_dir);
   rep_cmd->add_option("--runtime-dir", rep.runtime_dir);
   rep_cmd->add_option("--python", rep.python);
+  rep_cmd->add_option("--data-dir", rep.data_dir);
   rep_cmd->add_option("--max-log-line", rep.max_log_line);
   rep_cmd->callback([&] { code = apps::RunReplica(rep); });
+
+  apps::WorkerSetupRoleFlags ws;
+  auto* ws_cmd = app.add_subcommand(
+      "worker-setup", "run a project's dependency files, then its interpreter with ARGS");
+  ws_cmd->group("");
+  ws_cmd->add_option("--id", ws.id);
+  ws_cmd->add_option("--project-dir", ws.project_dir)->required();
+  ws_cmd->add_option("--python", ws.python);
+  ws_cmd->add_option("--data-dir", ws.data_dir)->required();
+  ws_cmd->add_option("ARGS", ws.args, "the interpreter's arguments (after --)");
+  ws_cmd->callback([&] { code = apps::RunWorkerSetup(ws); });
 
   CLI11_PARSE(app, argc, argv);
   return code;

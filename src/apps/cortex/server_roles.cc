@@ -3,8 +3,11 @@
 #include <absl/strings/str_cat.h>
 #include <absl/strings/strip.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -33,6 +36,7 @@
 #include "operator/operator_server.h"
 #include "operator/reconciler.h"
 #include "replica/front.h"
+#include "replica/project_setup.h"
 #include "store/sqlite/sqlite_job_queue.h"
 #include "store/sqlite/sqlite_state_store.h"
 
@@ -72,6 +76,24 @@ std::optional<std::set<std::string>> ProjectsInUse(store::StateStore& store,
     }
   }
   return keep;
+}
+
+// One write per line keeps lines whole in a log file other processes append to.
+void WriteLine(std::string_view line) {
+  std::string out = absl::StrCat(std::string(line), "\n");
+  (void)!::write(STDOUT_FILENO, out.data(), out.size());
+}
+
+replica::ProjectSetupOptions SetupOptions(const std::string& id, const std::string& project_dir,
+                                          const std::string& python, const std::string& data_dir) {
+  replica::ProjectSetupOptions setup;
+  setup.project_dir = project_dir;
+  setup.python = python;
+  setup.data_dir = data_dir;
+  setup.log = [prefix = absl::StrCat("[", id, " setup] ")](std::string_view line) {
+    WriteLine(absl::StrCat(prefix, std::string(line)));
+  };
+  return setup;
 }
 
 }  // namespace
@@ -325,6 +347,18 @@ int RunReplica(const ReplicaRoleFlags& flags) {
   // A predictor's child that leaves the process group (a new session, a daemon) is still ours:
   // adopted when orphaned, stopped with the replica.
   AdoptOrphans();
+  // The dependency files, before anything listens: until the port file is written the operator
+  // sees a replica that is starting (the API stays "updating"); a failure fails the replica.
+  if (!options.project_dir.empty()) {
+    auto python = replica::SetUpProject(
+        SetupOptions(flags.id, options.project_dir, options.python, flags.data_dir));
+    if (!python.ok()) {
+      WriteLine(absl::StrCat("replica ", flags.id, ": ", python.status().message(),
+                             "; failed to start api"));
+      return 1;
+    }
+    options.python = *python;
+  }
   asio::io_context io(1);
   auto front = replica::Front::Create(io, options);
   if (!front.ok()) {
@@ -349,6 +383,24 @@ int RunReplica(const ReplicaRoleFlags& flags) {
   io.run();
   StopDescendants(2000);
   return (*front)->failed() ? 1 : 0;
+}
+
+int RunWorkerSetup(const WorkerSetupRoleFlags& flags) {
+  auto python = replica::SetUpProject(SetupOptions(
+      flags.id.empty() ? "worker" : flags.id, flags.project_dir, flags.python, flags.data_dir));
+  if (!python.ok()) {
+    WriteLine(absl::StrCat("worker ", flags.id, ": ", python.status().message(),
+                           "; the worker cannot start"));
+    return 1;
+  }
+  std::vector<std::string> args = {*python};
+  args.insert(args.end(), flags.args.begin(), flags.args.end());
+  std::vector<char*> argv;
+  for (auto& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  ::execvp(argv[0], argv.data());
+  WriteLine(absl::StrCat("worker ", flags.id, ": starting ", *python, ": ", std::strerror(errno)));
+  return 127;
 }
 
 }  // namespace cortex::apps

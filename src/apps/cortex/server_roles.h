@@ -1,9 +1,11 @@
 // The server roles of the cortex executable: `cortex operator`, `cortex gateway`,
-// `cortex replica`. Each runs until SIGTERM/SIGINT and returns the exit code.
+// `cortex replica`. Each runs until SIGTERM/SIGINT and returns the exit code. And
+// `cortex worker-setup`, which starts a batch worker.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace cortex::apps {
 
@@ -40,9 +42,21 @@ struct ReplicaRoleFlags {
   std::string socket_dir;
   std::string runtime_dir;
   std::string python = "/usr/bin/python3";
+  std::string data_dir;  // the cluster's: requirements.txt venvs go below it
   int64_t max_log_line = 64 << 10;
 };
 int RunReplica(const ReplicaRoleFlags& flags);
+
+// `cortex worker-setup`: runs the project's dependency files (replica/project_setup.h), then
+// execs the interpreter they leave (the API's, or its venv's) with `args`. For batch workers.
+struct WorkerSetupRoleFlags {
+  std::string id;  // prefixes the output lines
+  std::string project_dir;
+  std::string python = "/usr/bin/python3";
+  std::string data_dir;
+  std::vector<std::string> args;
+};
+int RunWorkerSetup(const WorkerSetupRoleFlags& flags);
 
 // Where the cortex_runtime Python package is: $CORTEX_PYTHON_RUNTIME_DIR, else
 // <exe>/../share/cortex/python, else the source tree.

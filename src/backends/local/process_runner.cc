@@ -57,6 +57,8 @@ absl::StatusOr<pid_t> ProcessRunner::StartReplica(const ReplicaLaunch& launch) {
                 options_.runtime_dir,
                 "--python",
                 launch.python,
+                "--data-dir",
+                options_.data_dir,
                 "--max-log-line",
                 std::to_string(options_.log_line_bytes)};
   spawn.output_path = LogPath(launch.api_name);
@@ -70,12 +72,30 @@ absl::StatusOr<pid_t> ProcessRunner::StartReplica(const ReplicaLaunch& launch) {
 
 absl::StatusOr<pid_t> ProcessRunner::StartWorker(const WorkerLaunch& launch) {
   SpawnOptions spawn;
-  spawn.argv = {launch.python, "-u",
-                "-m",          "cortex_runtime.batch",
-                "--spec",      launch.spec_path,
-                "--operator",  launch.operator_url,
-                "--job",       launch.job_id,
-                "--worker",    launch.worker_id};
+  // The project's dependency files first (`cortex worker-setup`), then the batch runtime on the
+  // interpreter they leave (the venv's when there is a requirements.txt).
+  spawn.argv = {options_.executable,
+                "worker-setup",
+                "--id",
+                launch.worker_id,
+                "--project-dir",
+                launch.working_dir,
+                "--python",
+                launch.python,
+                "--data-dir",
+                options_.data_dir,
+                "--",
+                "-u",
+                "-m",
+                "cortex_runtime.batch",
+                "--spec",
+                launch.spec_path,
+                "--operator",
+                launch.operator_url,
+                "--job",
+                launch.job_id,
+                "--worker",
+                launch.worker_id};
   spawn.env = PythonRuntimeEnv(options_.runtime_dir);
   for (const auto& [key, value] : launch.env) spawn.env[key] = value;
   spawn.env_remove = {"PYTHONHOME"};

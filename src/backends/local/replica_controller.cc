@@ -264,6 +264,9 @@ void ReplicaController::Start(ReplicaRecord& replica, const ReplicaSetSpec& set,
   replica.state = ReplicaState::kStarting;
   replica.state_since = now_ms / 1000;
   replica.port = 0;
+  // Only a replica that was ready in this run can hang: a restarted one that is still running
+  // its dependency files or its predictor's constructor is starting, however long that takes.
+  replica.ever_ready = false;
   if (!pid.ok()) {
     replica.pid = 0;
     replica.state = ReplicaState::kFailed;

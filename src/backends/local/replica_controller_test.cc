@@ -209,5 +209,22 @@ TEST_F(ReplicaControllerTest, AReplicaThatStopsAnsweringIsRestarted) {
   EXPECT_EQ(restarted.replicas.at(0).restarts, 1);
 }
 
+// A restarted replica may take long to start (its dependency files run again): not hung.
+TEST_F(ReplicaControllerTest, ARestartedReplicaIsNotStoppedWhileItStarts) {
+  Sync(Set(1));
+  MakeAllReady();
+  ReplicaSetStatus ready = Sync(Set(1));
+  std::string id = ready.replicas.at(0).id;
+  runner_.Exit(id, 1);  // it crashed
+  ASSERT_EQ(Count(Sync(Set(1)), ReplicaState::kFailed), 1);
+  clock_.Advance(2'000);                                       // the back-off
+  ASSERT_EQ(Count(Sync(Set(1)), ReplicaState::kStarting), 1);  // restarted, setting up
+  for (int i = 0; i < 10; ++i) {
+    clock_.Advance(30'000);
+    EXPECT_EQ(Count(Sync(Set(1)), ReplicaState::kStarting), 1);
+  }
+  EXPECT_TRUE(runner_.stopped.empty());
+}
+
 }  // namespace
 }  // namespace cortex::backends::local
