@@ -220,6 +220,7 @@ int main(int argc, char** argv) {
   ws_cmd->add_option("--project-dir", ws.project_dir)->required();
   ws_cmd->add_option("--python", ws.python);
   ws_cmd->add_option("--data-dir", ws.data_dir)->required();
+  ws_cmd->add_option("--spec", ws.spec);
   ws_cmd->add_option("ARGS", ws.args, "the interpreter's arguments (after --)");
   ws_cmd->callback([&] { code = apps::RunWorkerSetup(ws); });
 

@@ -21,6 +21,7 @@
 #include "common/clock.h"
 #include "common/json_fields.h"
 #include "common/process.h"
+#include "common/status.h"
 #include "common/util.h"
 #include "config/api_config.h"
 #include "config/cluster_config.h"
@@ -94,6 +95,37 @@ replica::ProjectSetupOptions SetupOptions(const std::string& id, const std::stri
     WriteLine(absl::StrCat(prefix, std::string(line)));
   };
   return setup;
+}
+
+// A replica's or batch worker's models, synced once: on disk, and in the manifest its workers
+// read. Null when the API has no models.
+struct ModelsOnDisk {
+  std::unique_ptr<models::ModelStore> store;
+  std::unique_ptr<models::ModelSyncer> syncer;
+};
+absl::StatusOr<std::unique_ptr<ModelsOnDisk>> SyncModels(const nlohmann::json& spec,
+                                                         const config::PredictorConfig& predictor,
+                                                         const std::string& project_dir,
+                                                         const std::string& id) {
+  if (!models::HasModels(predictor)) return nullptr;
+  models::SyncerOptions sync;
+  sync.models = models::ModelsOf(predictor, project_dir);
+  sync.cache_root = StringField(spec, "models_cache");
+  sync.manifest_path = StringField(spec, "models_manifest");
+  sync.log = [prefix = absl::StrCat("[", id, " models] ")](const std::string& line) {
+    WriteLine(absl::StrCat(prefix, line));
+  };
+  if (sync.cache_root.empty() || sync.manifest_path.empty()) {
+    return absl::InvalidArgumentError("the spec names no models_cache or models_manifest");
+  }
+  auto on_disk = std::make_unique<ModelsOnDisk>();
+  on_disk->store = models::DefaultModelStore();
+  on_disk->syncer = std::make_unique<models::ModelSyncer>(std::move(sync), *on_disk->store);
+  if (absl::Status synced = on_disk->syncer->Sync(); !synced.ok()) {
+    return absl::Status(synced.code(),
+                        absl::StrCat("cannot fetch the models: predictor: ", synced.message()));
+  }
+  return on_disk;
 }
 
 }  // namespace
@@ -323,27 +355,6 @@ int RunReplica(const ReplicaRoleFlags& flags) {
   options.runtime_dir = flags.runtime_dir.empty() ? DefaultRuntimeDir() : flags.runtime_dir;
   options.socket_dir =
       flags.socket_dir.empty() ? fs::temp_directory_path().string() : flags.socket_dir;
-  // Every model version is on disk before a worker starts (spec §5); then they are polled.
-  std::unique_ptr<models::ModelStore> model_store;
-  std::unique_ptr<models::ModelSyncer> model_syncer;
-  if (models::HasModels(*options.api.predictor)) {
-    model_store = models::DefaultModelStore();
-    models::SyncerOptions sync;
-    sync.models = models::ModelsOf(*options.api.predictor, options.project_dir);
-    sync.cache_root = StringField(spec, "models_cache");
-    sync.manifest_path = StringField(spec, "models_manifest");
-    sync.log = [](const std::string& line) { Log("replica", line); };
-    if (sync.cache_root.empty() || sync.manifest_path.empty()) {
-      std::cerr << "replica: " << flags.spec << " names no models_cache or models_manifest\n";
-      return 1;
-    }
-    model_syncer = std::make_unique<models::ModelSyncer>(std::move(sync), *model_store);
-    if (absl::Status synced = model_syncer->Sync(); !synced.ok()) {
-      std::cerr << "replica: cannot fetch the models: predictor: " << synced.message() << "\n";
-      return 1;
-    }
-    model_syncer->Start(models::ModelPollInterval());
-  }
   // A predictor's child that leaves the process group (a new session, a daemon) is still ours:
   // adopted when orphaned, stopped with the replica.
   AdoptOrphans();
@@ -359,6 +370,14 @@ int RunReplica(const ReplicaRoleFlags& flags) {
     }
     options.python = *python;
   }
+  // Every model version is on disk before a worker starts (spec §5); then they are polled.
+  auto models = SyncModels(spec, *options.api.predictor, options.project_dir, flags.id);
+  if (!models.ok()) {
+    WriteLine(absl::StrCat("replica ", flags.id, ": ", models.status().message(),
+                           "; failed to start api"));
+    return 1;
+  }
+  if (*models) (*models)->syncer->Start(models::ModelPollInterval());
   asio::io_context io(1);
   auto front = replica::Front::Create(io, options);
   if (!front.ok()) {
@@ -392,6 +411,21 @@ int RunWorkerSetup(const WorkerSetupRoleFlags& flags) {
     WriteLine(absl::StrCat("worker ", flags.id, ": ", python.status().message(),
                            "; the worker cannot start"));
     return 1;
+  }
+  // A BatchAPI's models: fetched once, as Cortex stopped reloading them after the first pass.
+  if (!flags.spec.empty()) {
+    absl::Status synced = [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(std::string text, ReadFile(flags.spec));
+      nlohmann::json spec = nlohmann::json::parse(text, nullptr, false);
+      ASSIGN_OR_RETURN(config::ApiConfig api, config::ApiConfig::FromJson(spec));
+      if (!api.predictor) return absl::OkStatus();
+      return SyncModels(spec, *api.predictor, flags.project_dir, flags.id).status();
+    }();
+    if (!synced.ok()) {
+      WriteLine(
+          absl::StrCat("worker ", flags.id, ": ", synced.message(), "; the worker cannot start"));
+      return 1;
+    }
   }
   std::vector<std::string> args = {*python};
   args.insert(args.end(), flags.args.begin(), flags.args.end());

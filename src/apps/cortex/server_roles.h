@@ -54,6 +54,7 @@ struct WorkerSetupRoleFlags {
   std::string project_dir;
   std::string python = "/usr/bin/python3";
   std::string data_dir;
+  std::string spec;  // the worker's spec: its models are fetched first (if it has any)
   std::vector<std::string> args;
 };
 int RunWorkerSetup(const WorkerSetupRoleFlags& flags);

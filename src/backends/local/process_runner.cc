@@ -84,6 +84,8 @@ absl::StatusOr<pid_t> ProcessRunner::StartWorker(const WorkerLaunch& launch) {
                 launch.python,
                 "--data-dir",
                 options_.data_dir,
+                "--spec",
+                launch.spec_path,
                 "--",
                 "-u",
                 "-m",

@@ -76,6 +76,10 @@ absl::Status WorkerController::Start(const WorkerSetSpec& set, std::vector<std::
   json spec = set.api ? set.api->ToJson() : json::object();
   spec["project_dir"] = set.project_dir;
   spec["job_spec"] = set.job_spec;
+  // Every worker of the job fetches the models once, into the cluster's cache.
+  spec["models_cache"] = absl::StrCat(options_.data_dir, "/models");
+  spec["models_manifest"] =
+      absl::StrCat(options_.data_dir, "/run/job-", set.job_id, ".models.json");
   std::string spec_path = absl::StrCat(options_.data_dir, "/run/job-", set.job_id, ".json");
   RETURN_IF_ERROR(WriteFileAtomic(spec_path, spec.dump()));
   store::WorkerRecord worker;
