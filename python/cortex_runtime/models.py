@@ -48,6 +48,8 @@ __all__ = [
 
 SINGLE_MODEL_NAME = "_cortex_default"
 DEFAULT_WATCH_S = 1.0
+DOWNLOAD_TIMEOUT_S = 600.0  # caching: how long a request waits for its model to download
+MAX_WANTS = 1000  # caching: the most recently used versions the front is told about
 
 
 class ModelError(UserError):
@@ -66,8 +68,12 @@ def _log(message):
         pass
 
 
-def read_manifest(path):
-    """{name: {version: {"path": str, "timestamp": int}}} from the manifest file."""
+def read_manifest(path, with_wants_seq=False):
+    """{name: {version: {"path": str or None, "timestamp": int, "error": str or None}}}.
+
+    ``path`` is None for a version that is not on disk (caching: fetched when wanted).
+    With ``with_wants_seq``, returns (models, the "wants_seq" the front last served).
+    """
     with open(path, "rb") as f:
         doc = json.load(f)
     if not isinstance(doc, dict) or not isinstance(doc.get("models", {}), dict):
@@ -77,11 +83,15 @@ def read_manifest(path):
         versions = {}
         raw = model.get("versions") if isinstance(model, dict) else None
         for version, entry in (raw or {}).items():
-            if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+            if not isinstance(entry, dict) or not (entry.get("path") is None
+                                                   or isinstance(entry.get("path"), str)):
                 raise ValueError(f"{path}: model {name} version {version} has no path")
-            versions[str(version)] = {"path": entry["path"],
-                                      "timestamp": int(entry.get("timestamp") or 0)}
+            versions[str(version)] = {"path": entry.get("path"),
+                                      "timestamp": int(entry.get("timestamp") or 0),
+                                      "error": entry.get("error")}
         models[str(name)] = versions
+    if with_wants_seq:
+        return models, int(doc.get("wants_seq") or 0)
     return models
 
 
@@ -134,11 +144,17 @@ class ModelRegistry:
         self._failed = set()  # (name, version, path) whose background load failed
         self._counters = {"hits": 0, "misses": 0, "evictions": 0, "loads": 0,
                           "load_failures": 0}
+        # Caching: what the front keeps on disk follows the versions wanted, most recent last.
+        self._wanted = OrderedDict()  # (name, version) -> None
+        self._wants_seq = 0  # the last wants written
+        self._wants_served = 0  # the last wants the front answered (manifest "wants_seq")
+        self.wants_path = manifest_path + ".wants"
+        self.download_timeout_s = DOWNLOAD_TIMEOUT_S
         self._stop = threading.Event()
 
         try:
             self._stat = self._stat_manifest()
-            self._manifest = read_manifest(manifest_path)
+            self._manifest, self._wants_served = read_manifest(manifest_path, True)
         except (OSError, ValueError) as e:
             raise UserError(f"cannot read the models manifest {manifest_path}", str(e)) from e
         self._watcher = None
@@ -169,18 +185,19 @@ class ModelRegistry:
             stat = self._stat_manifest()
             if not force and stat == self._stat:
                 return False
-            manifest = read_manifest(self.manifest_path)
+            manifest, served = read_manifest(self.manifest_path, True)
         except (OSError, ValueError) as e:
             self.log(f"error: cannot read the models manifest {self.manifest_path}: {e}")
             return False
         self._stat = stat
-        self._apply(manifest)
+        self._apply(manifest, served)
         return True
 
-    def _apply(self, manifest):
+    def _apply(self, manifest, wants_served=0):
         to_load = []
         with self._lock:
             self._manifest = manifest
+            self._wants_served = max(self._wants_served, wants_served)
             # Drop what left the manifest.
             for key in list(self._loaded):
                 name, version = key
@@ -250,6 +267,8 @@ class ModelRegistry:
         """Removes a loaded model (lock held)."""
         if self._loaded.pop(key, None) is not None:
             self._lru.pop(key, None)
+            if key in self._wanted:
+                self._wanted.move_to_end(key, last=False)
             self.log(f"model {key[0]} version {key[1]} {how}")
 
     def _entry(self, name, version):
@@ -266,7 +285,12 @@ class ModelRegistry:
                 entry = self._entry(name, version)
                 loaded = self._loaded.get(key)
                 if loaded is not None and (loaded.path == entry["path"] or
-                                           (not background and self.cache_size is None)):
+                                           (not background and self.cache_size is None) or
+                                           (entry["path"] is None and
+                                            loaded.timestamp == entry["timestamp"])):
+                    # Up to date (in caching mode its files may have left the disk since), or
+                    # (live reloading) new content for this version is being loaded in the
+                    # background: the copy in memory answers meanwhile.
                     # Up to date, or (live reloading) new content for this version is being
                     # loaded in the background: the copy in memory answers meanwhile.
                     if background:
@@ -275,6 +299,7 @@ class ModelRegistry:
                     self._counters["hits"] += 1
                     if self.cache_size is not None:
                         self._lru.move_to_end(key)
+                        self._touch(key)
                     return loaded.model
                 if key not in self._loading:
                     break
@@ -290,7 +315,12 @@ class ModelRegistry:
                     del self._loading[key]
                     self._changed.notify_all()
                     raise
+                self._touch(key)
         try:
+            if path is None:
+                path = self._download(name, version)
+                with self._lock:
+                    self._loading[key] = path
             try:
                 model = self.load_fn(path)
             except Exception as e:
@@ -326,6 +356,56 @@ class ModelRegistry:
                 if self.cache_size is not None:
                     self._reserved -= 1
                 self._changed.notify_all()
+
+    def _touch(self, key):
+        """Caching: `key` is the most recently wanted (lock held).
+
+        Only models in memory or being loaded are touched, and a model evicted from memory
+        becomes the least recently wanted, so those in memory or loading are always the most
+        recent ones; there are at most cache_size <= disk_cache_size of them, so the front
+        never deletes the files of a model while it loads.
+        """
+        self._wanted[key] = None
+        self._wanted.move_to_end(key)
+        while len(self._wanted) > MAX_WANTS:
+            self._wanted.popitem(last=False)
+
+    def _download(self, name, version):
+        """Caching: asks the front for (name, version) on disk and waits; returns its path."""
+        with self._lock:
+            self._wants_seq = max(self._wants_seq, self._wants_served) + 1
+            seq = self._wants_seq
+            wants = [[n, v] for n, v in reversed(self._wanted)]
+        tmp = f"{self.wants_path}.{os.getpid()}.{threading.get_ident()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump({"seq": seq, "wants": wants}, f)
+        os.replace(tmp, self.wants_path)
+        deadline = time.monotonic() + self.download_timeout_s
+        while True:
+            self.refresh()
+            with self._lock:
+                if self._wants_served >= seq:
+                    entry = self._entry(name, version)
+                    if entry["path"] is not None:
+                        return entry["path"]
+                    if entry.get("error"):
+                        raise ModelError(f"failed (re-)loading model {name} of version {version}",
+                                         f"cannot download it: {entry['error']}")
+                    # Served, but not kept (only possible if the wants raced): ask again.
+                    self._touch((name, version))
+                    self._wants_seq += 1
+                    seq = self._wants_seq
+                    wants = [[n, v] for n, v in reversed(self._wanted)]
+                else:
+                    wants = None
+            if wants is not None:
+                with open(tmp, "w") as f:
+                    json.dump({"seq": seq, "wants": wants}, f)
+                os.replace(tmp, self.wants_path)
+            if time.monotonic() > deadline:
+                raise ModelError(f"model {name} of version {version} was not downloaded within "
+                                 f"{self.download_timeout_s:.0f} s")
+            time.sleep(0.005)
 
     def _promote(self, name, version):
         """After a load: latest moves to the highest version once it is in memory (lock held)."""

@@ -225,3 +225,48 @@ def test_a_new_version_is_served_within_two_polls_with_no_failed_request(model_c
     log = model_cluster.api_log(name)
     assert "model _cortex_default version 2 is available" in log
     assert "model _cortex_default version 2 was removed upstream" in log
+
+
+def test_caching_three_models_with_cache_size_two_never_holds_three(model_cluster, tmp_path):
+    store = str(tmp_path / "cached")
+    for m in ("a", "b", "c"):
+        write_model(store, m, f"{m}-value")
+    name = "cached-models"
+    project = model_cluster.project(name, {
+        "cortex.yaml": models_yaml(name, f"""
+            models:
+              paths:
+                - {{name: a, model_path: {store}/a}}
+                - {{name: b, model_path: {store}/b}}
+                - {{name: c, model_path: {store}/c}}
+              cache_size: 2
+              disk_cache_size: 2
+            """),
+        "predictor.py": TEXT_MODEL_PREDICTOR,
+    })
+    model_cluster.deploy_ok(project)
+    model_cluster.wait_live(name, timeout=60)
+    private = os.path.join(model_cluster.cluster_dir, "models", "replicas")
+    most_on_disk = 0
+    for m in ["a", "b", "c", "a", "c", "b", "b", "a"]:
+        r = model_cluster.post(name, {"model": m}, timeout=30)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"value": f"{m}-value"}
+        on_disk = sum(len([d for d in os.listdir(os.path.join(private, rep))
+                           if not d.startswith(".tmp-")]) for rep in os.listdir(private))
+        most_on_disk = max(most_on_disk, on_disk)
+    assert most_on_disk <= 2
+
+    # What the worker held in memory, replayed from its log.
+    held, most_held = set(), 0
+    for line in model_cluster.api_log(name).splitlines():
+        for m in ("a", "b", "c"):
+            if f"model {m} version 1 loaded" in line:
+                held.add(m)
+            elif f"model {m} version 1 unloaded" in line:
+                held.discard(m)
+        most_held = max(most_held, len(held))
+    assert most_held == 2
+    log = model_cluster.api_log(name)
+    assert "evicted from the cache" in log
+    assert "evicted from the disk cache" in log

@@ -112,6 +112,10 @@ absl::StatusOr<std::unique_ptr<ModelsOnDisk>> SyncModels(const nlohmann::json& s
   sync.models = models::ModelsOf(predictor, project_dir);
   sync.cache_root = StringField(spec, "models_cache");
   sync.manifest_path = StringField(spec, "models_manifest");
+  // With caching, the replica deletes what it evicts: a directory of its own, not the shared one.
+  if (sync.models.cache_size > 0 && !sync.cache_root.empty()) {
+    sync.cache_root = sync.cache_root / "replicas" / id;
+  }
   sync.log = [prefix = absl::StrCat("[", id, " models] ")](const std::string& line) {
     WriteLine(absl::StrCat(prefix, line));
   };

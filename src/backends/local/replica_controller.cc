@@ -307,6 +307,8 @@ void ReplicaController::Forget(const ReplicaRecord& replica) {
   std::error_code ignored;
   fs::remove(SpecPath(replica.id), ignored);
   fs::remove(ManifestPath(replica.id), ignored);
+  fs::remove(ManifestPath(replica.id) + ".wants", ignored);
+  fs::remove_all(fs::path(options_.data_dir) / "models" / "replicas" / replica.id, ignored);
 }
 
 }  // namespace cortex::backends::local
