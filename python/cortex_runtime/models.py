@@ -103,13 +103,25 @@ def _highest(versions):
     return max(versions, key=_version_key) if versions else None
 
 
-class _Loaded:
-    __slots__ = ("path", "timestamp", "model")
+def _dir_bytes(path):
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(root, name))
+            except OSError:
+                pass
+    return total
 
-    def __init__(self, path, timestamp, model):
+
+class _Loaded:
+    __slots__ = ("path", "timestamp", "model", "bytes")
+
+    def __init__(self, path, timestamp, model, size=0):
         self.path = path
         self.timestamp = timestamp
         self.model = model
+        self.bytes = size  # the size of the version's files: what "resident" metrics report
 
 
 class ModelRegistry:
@@ -170,11 +182,25 @@ class ModelRegistry:
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def _watch(self):
+        written = None
         while not self._stop.wait(self.watch_s):
             try:
                 self.refresh()
+                written = self._write_stats(written)
             except Exception as e:  # never let the watcher die
                 self.log(f"error: models manifest watcher: {type(e).__name__}: {e}")
+
+    def _write_stats(self, written):
+        """Writes stats() beside the manifest for the front's /metrics, when they changed."""
+        stats = self.stats()
+        if stats == written:
+            return written
+        index = os.environ.get("CORTEX_PROCESS_INDEX", "0")
+        path = f"{self.manifest_path}.stats.{index}"
+        with open(path + ".tmp", "w") as f:
+            json.dump(stats, f)
+        os.replace(path + ".tmp", path)
+        return stats
 
     def close(self):
         self._stop.set()
@@ -323,6 +349,7 @@ class ModelRegistry:
                     self._loading[key] = path
             try:
                 model = self.load_fn(path)
+                size = _dir_bytes(path)
             except Exception as e:
                 reason = str(e) or type(e).__name__
                 with self._lock:
@@ -342,7 +369,7 @@ class ModelRegistry:
                         raise ModelNotFound(f"model {name} of version {version} wasn't found")
                     return model
                 reloaded = key in self._loaded
-                self._loaded[key] = _Loaded(path, current["timestamp"], model)
+                self._loaded[key] = _Loaded(path, current["timestamp"], model, size)
                 if self.cache_size is not None:
                     self._lru[key] = None
                     self._lru.move_to_end(key)
@@ -506,6 +533,7 @@ class ModelRegistry:
         with self._lock:
             out = dict(self._counters)
             out["loaded"] = len(self._loaded)
+            out["resident_bytes"] = sum(m.bytes for m in self._loaded.values())
             out["loading"] = len(self._loading)
             if self.cache_size is not None:
                 out["cache_size"] = self.cache_size

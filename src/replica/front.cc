@@ -137,10 +137,23 @@ asio::awaitable<net::Response> Front::Handle(net::Request& request, net::ClientW
   if (path == "/metrics") {
     co_return net::MakeResponse(
         request, http::status::ok,
-        metrics_.Prometheus(in_flight_.in_flight(), static_cast<int64_t>(queue_.waiting())),
+        metrics_.Prometheus(in_flight_.in_flight(), static_cast<int64_t>(queue_.waiting())) +
+            metrics_.ModelsPrometheus(ModelReports()),
         "text/plain; version=0.0.4");
   }
   co_return net::StatusResponse(request, absl::NotFoundError("not found"));
+}
+
+std::vector<nlohmann::json> Front::ModelReports() const {
+  std::vector<nlohmann::json> reports;
+  if (options_.models_manifest.empty()) return reports;
+  for (int i = 0; i < options_.api.predictor->processes_per_replica; ++i) {
+    auto text = ReadFile(absl::StrCat(options_.models_manifest, ".stats.", i));
+    if (!text.ok()) continue;
+    nlohmann::json report = nlohmann::json::parse(*text, nullptr, false);
+    if (report.is_object()) reports.push_back(std::move(report));
+  }
+  return reports;
 }
 
 asio::awaitable<net::Response> Front::Predict(net::Request& request, net::ClientWatch& client) {

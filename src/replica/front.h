@@ -35,6 +35,7 @@ struct FrontOptions {
   std::string spec_path;  // JSON: the API config plus project_dir and replica_id
   config::ApiConfig api;  // its decoded configuration
   std::string project_dir;
+  std::string models_manifest;  // where the workers' model reports are (beside it); may be empty
   std::string host = "127.0.0.1";
   uint16_t port = 0;
   std::string port_file;  // written (atomically) with the bound port once listening
@@ -70,6 +71,7 @@ class Front {
   net::asio::awaitable<net::Response> Handle(net::Request& request, net::ClientWatch& client);
   // A request whose client left while it waited for a slot is not run.
   net::asio::awaitable<net::Response> Predict(net::Request& request, net::ClientWatch& client);
+  std::vector<nlohmann::json> ModelReports() const;  // the workers' model registry counters
   bool ServesModels() const {
     return options_.api.predictor->model_path || !options_.api.predictor->models.is_null();
   }

@@ -78,4 +78,34 @@ std::string FrontMetrics::Prometheus(int64_t in_flight, int64_t queued) const {
   return text;
 }
 
+std::string FrontMetrics::ModelsPrometheus(const std::vector<nlohmann::json>& reports) const {
+  if (reports.empty()) return "";
+  struct Metric {
+    const char* key;
+    const char* name;
+    const char* type;
+  };
+  static constexpr Metric kMetrics[] = {
+      {"hits", "cortex_model_cache_hits_total", "counter"},
+      {"misses", "cortex_model_cache_misses_total", "counter"},
+      {"evictions", "cortex_model_cache_evictions_total", "counter"},
+      {"loads", "cortex_model_loads_total", "counter"},
+      {"load_failures", "cortex_model_load_failures_total", "counter"},
+      {"loaded", "cortex_models_loaded", "gauge"},
+      {"resident_bytes", "cortex_model_resident_bytes", "gauge"},
+  };
+  std::string labels = absl::StrFormat(R"(api="%s",replica="%s")", api_, replica_id_);
+  std::string text;
+  for (const Metric& metric : kMetrics) {
+    int64_t total = 0;
+    for (const nlohmann::json& report : reports) {
+      auto it = report.find(metric.key);
+      if (it != report.end() && it->is_number_integer()) total += it->get<int64_t>();
+    }
+    absl::StrAppendFormat(&text, "# TYPE %s %s\n%s{%s} %d\n", metric.name, metric.type, metric.name,
+                          labels, total);
+  }
+  return text;
+}
+
 }  // namespace cortex::replica

@@ -8,6 +8,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "common/histogram.h"
 
@@ -31,6 +32,10 @@ class FrontMetrics {
   // `in_flight`, `queued`, `running`: the front's gauges at this moment.
   nlohmann::json Stats(int64_t in_flight, int64_t queued, int64_t running) const;
   std::string Prometheus(int64_t in_flight, int64_t queued) const;
+  // The model registries' counters, summed over the worker processes' reports (the JSON each
+  // writes beside the models manifest: hits, misses, evictions, loads, load_failures, loaded,
+  // resident_bytes). Empty without reports.
+  std::string ModelsPrometheus(const std::vector<nlohmann::json>& reports) const;
 
  private:
   const std::string api_;

@@ -69,6 +69,19 @@ def documented_metrics():
         return set(re.findall(r"^\| `(cortex_[a-z_]+)` \|", f.read(), re.MULTILINE))
 
 
+MODELLED = """
+class PythonPredictor:
+    def __init__(self, config, python_client):
+        self.client = python_client
+
+    def load_model(self, model_path):
+        with open(model_path + "/value.txt") as f:
+            return f.read()
+
+    def predict(self, payload):
+        return {"value": self.client.get_model()}
+"""
+
 ECHO = """
 class PythonPredictor:
     def __init__(self, config):
@@ -89,6 +102,26 @@ def test_every_exposed_metric_is_documented_and_every_documented_one_exposed(clu
     assert c.http.get(c.url(name), timeout=5).status_code == 200  # a GET: not counted
     port = info["replicas"][0]["port"]
     replica_id = info["replicas"][0]["id"]
+    # An API with a model: its front adds the model registry's counters.
+    modelled = "modelled"
+    model_dir = os.path.join(c.root, "text-model")
+    os.makedirs(model_dir)
+    with open(os.path.join(model_dir, "value.txt"), "w") as f:
+        f.write("v")
+    c.deploy_ok({"cortex.yaml": api_yaml(modelled, predictor_extra=f"model_path: {model_dir}"),
+                 "predictor.py": MODELLED})
+    model_port = c.wait_live(modelled)["replicas"][0]["port"]
+    assert c.post(modelled, {}).json() == {"value": "v"}
+    assert c.post(modelled, {}).json() == {"value": "v"}
+    model_url = f"http://{LOOPBACK}:{model_port}/metrics"
+    c.wait_until(lambda: value(scrape(c, model_url, None)[1], "cortex_model_cache_hits_total",
+                               api=modelled) == 1, 15, interval=0.2,
+                 message="the worker's model counters in the front's metrics")
+    model_samples = scrape(c, model_url, None)[1]
+    assert value(model_samples, "cortex_model_cache_misses_total", api=modelled) == 1
+    assert value(model_samples, "cortex_model_loads_total", api=modelled) == 1
+    assert value(model_samples, "cortex_models_loaded", api=modelled) == 1
+    assert value(model_samples, "cortex_model_resident_bytes", api=modelled) == 1
     operator_url = f"http://{LOOPBACK}:{c.operator_port}/metrics"
 
     # The operator wants its token.
@@ -106,7 +139,8 @@ def test_every_exposed_metric_is_documented_and_every_documented_one_exposed(clu
     for component, url, tok in (("gateway", c.gateway_url + "/metrics", None),
                                 ("gateway", c.gateway_url + "/_cortex/metrics", None),
                                 ("operator", operator_url, token),
-                                ("front", f"http://{LOOPBACK}:{port}/metrics", None)):
+                                ("front", f"http://{LOOPBACK}:{port}/metrics", None),
+                                ("model front", model_url, None)):
         types, samples = scrape(c, url, tok)
         for n, labels, _ in samples:
             family = family_of(n, types)
@@ -123,7 +157,7 @@ def test_every_exposed_metric_is_documented_and_every_documented_one_exposed(clu
             assert value(samples, "cortex_api_desired_replicas", api=name) == 1
             assert value(samples, "cortex_api_autoscaler_recommendation", api=name) == 1
             assert value(samples, "cortex_api_in_flight", api=name) is not None
-        else:
+        elif component == "front":
             assert value(samples, "cortex_replica_in_flight", api=name, replica=replica_id) == 0
             assert value(samples, "cortex_replica_requests_total", api=name, replica=replica_id,
                          code="2XX") == 3

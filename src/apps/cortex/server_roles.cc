@@ -351,6 +351,7 @@ int RunReplica(const ReplicaRoleFlags& flags) {
   }
   options.api = std::move(*api);
   options.project_dir = StringField(spec, "project_dir");
+  options.models_manifest = StringField(spec, "models_manifest");
   options.host = flags.host;
   options.port = static_cast<uint16_t>(flags.port);
   options.port_file = flags.port_file;
