@@ -109,6 +109,9 @@ class S3Store : public ModelStore {
         return absl::FailedPreconditionError(absl::StrCat(dir, ": model path must be a directory"));
       }
     }
+    if (files.empty()) {  // S3 has no directories: nothing under the prefix is no directory
+      return absl::NotFoundError(absl::StrCat(dir, ": dir not found or insufficient permissions"));
+    }
     SortByPath(files);
     return files;
   }

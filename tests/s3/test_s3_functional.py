@@ -16,7 +16,7 @@ import random
 import shutil
 import socket
 import subprocess
-import tempfile
+import sys
 import time
 
 import pytest
@@ -24,10 +24,9 @@ import pytest
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOL = os.environ.get("CORTEX_S3_TOOL") or os.path.join(REPO_ROOT, "build", "src", "s3",
                                                          "cortex_s3_tool")
-S3RVER_DIR = os.environ.get("CORTEX_S3RVER_DIR") or os.path.join(REPO_ROOT, "build", "_deps",
-                                                                  "s3rver")
-LOOPBACK = "127.0.0.1"
-ACCESS_KEY = SECRET_KEY = "S3RVER"  # s3rver's built-in account
+sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))
+from peers.s3rver import (ACCESS_KEY, LOOPBACK, SECRET_KEY, boto_client,  # noqa: E402
+                          running_s3rver)
 BUCKET = "models"
 
 BINARY = bytes(range(256)) * 1024 + random.Random(7).randbytes(77_777)
@@ -50,54 +49,16 @@ def free_port():
 
 @pytest.fixture(scope="module")
 def s3rver():
-    node = shutil.which("node")
-    if node is None:
+    if shutil.which("node") is None:
         pytest.skip("node is not installed; the S3 functional tests need s3rver")
-    script = os.path.join(S3RVER_DIR, "node_modules", "s3rver", "bin", "s3rver.js")
-    assert os.path.exists(script), (
-        f"s3rver is not installed at {S3RVER_DIR}: run scripts/install-deps.sh")
     assert os.access(TOOL, os.X_OK), f"{TOOL} is not built (set CORTEX_S3_TOOL)"
-    data = tempfile.mkdtemp(prefix="cortex-s3rver-")
-    port = free_port()
-    # s3rver's continuation tokens use DES, which Node 17+ (OpenSSL 3) only has in the legacy
-    # provider; without it every truncated listing is an InternalError.
-    process = subprocess.Popen(
-        [node, "--openssl-legacy-provider", script, "-d", data, "-a", LOOPBACK, "-p", str(port), "--silent"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    endpoint = f"http://{LOOPBACK}:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert process.poll() is None, f"s3rver exited: {process.stderr.read().decode()}"
-            try:
-                socket.create_connection((LOOPBACK, port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "s3rver did not start listening in 20 s"
-                time.sleep(0.1)
+    with running_s3rver() as endpoint:
         yield endpoint
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        shutil.rmtree(data, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def boto(s3rver):
-    try:
-        import boto3
-    except ImportError:
-        raise AssertionError("python3-boto3 is missing: run scripts/install-deps.sh")
-    from botocore.config import Config
-    client = boto3.client(
-        "s3", endpoint_url=s3rver, region_name="us-east-1", aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-        config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
-                      retries={"max_attempts": 1}, max_pool_connections=16))
+    client = boto_client(s3rver)
     client.create_bucket(Bucket=BUCKET)
     for key, body in SEED.items():
         client.put_object(Bucket=BUCKET, Key=key, Body=body)
