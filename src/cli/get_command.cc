@@ -16,6 +16,7 @@
 #include "cli/table.h"
 #include "common/job_status.h"
 #include "common/util.h"
+#include "net/http_client.h"
 
 namespace cortex::cli {
 namespace {
@@ -70,6 +71,7 @@ std::vector<Column> RealtimeColumns() {
 }
 
 std::string PredictionTables(const json& metrics);
+std::string ModelTable(const json& info);
 
 std::string LastUpdate(const json& api) {
   return FormatAge(UnixSeconds() - Field(api, "spec").value("last_updated", UnixSeconds()));
@@ -324,6 +326,7 @@ absl::StatusOr<std::string> RenderApi(const std::string& api, bool verbose,
   std::string out = RenderTable(RealtimeColumns(), {RealtimeCells(*info)});
   absl::StrAppend(&out, PredictionTables((*info)["metrics"]));
   absl::StrAppend(&out, "\nendpoint: ", (*info)["endpoint"].get<std::string>(), "\n");
+  absl::StrAppend(&out, ModelTable(*info));
   std::vector<std::vector<std::string>> history;
   for (const auto& v : (*info)["api_versions"]) {
     history.push_back({v["api_id"].get<std::string>(),
@@ -334,6 +337,49 @@ absl::StatusOr<std::string> RenderApi(const std::string& api, bool verbose,
   }
   if (verbose) absl::StrAppend(&out, "\nconfiguration\n", (*info)["spec"].dump(2), "\n");
   return out;
+}
+
+// The models an API serves, read as Cortex did from a GET on its endpoint: "model name | model
+// version | edit time", the latest version tagged. Empty for an API without models.
+std::string ModelTable(const json& info) {
+  const json& predictor = Field(Field(info, "spec"), "predictor");
+  if (!predictor.is_object() ||
+      (Field(predictor, "model_path").is_null() && Field(predictor, "models").is_null())) {
+    return "";
+  }
+  if (Field(Field(info, "status"), "status_code") != "status_live") {
+    return "\nmodels: the model table is available when the api is live\n";
+  }
+  net::HttpCall call;
+  call.url = info.value("endpoint", "");
+  call.timeout_ms = 10'000;
+  absl::StatusOr<net::HttpResult> answer = net::Fetch(call);
+  json summary =
+      answer.ok() && answer->status == 200 ? json::parse(answer->body, nullptr, false) : json();
+  const json& metadata = Field(summary, "model_metadata");
+  if (!metadata.is_object()) {
+    return absl::StrCat("\nmodels: cannot read them from ", call.url, " (",
+                        answer.ok() ? absl::StrCat("status ", answer->status)
+                                    : std::string(answer.status().message()),
+                        ")\n");
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& [name, model] : metadata.items()) {
+    const json& versions = Field(model, "versions");
+    const json& timestamps = Field(model, "timestamps");
+    if (!versions.is_array()) continue;
+    for (size_t i = 0; i < versions.size(); ++i) {
+      std::string version = versions[i].is_string() ? versions[i].get<std::string>() : "";
+      if (i + 1 == versions.size()) version += " (latest)";
+      int64_t edited =
+          timestamps.is_array() && i < timestamps.size() && timestamps[i].is_number_integer()
+              ? timestamps[i].get<int64_t>()
+              : 0;
+      rows.push_back(
+          {name, version, edited > 0 ? FormatAge(UnixSeconds() - edited) + " ago" : "-"});
+    }
+  }
+  return absl::StrCat("\n", RenderTable({{"model name"}, {"model version"}, {"edit time"}}, rows));
 }
 
 // Prediction monitoring: "class | count" (at most 20 classes, most frequent first) or

@@ -95,6 +95,14 @@ def test_models_paths_versions_get_model_and_metadata(model_cluster, tmp_path):
     assert "model a version 2 downloaded" in log
     assert "model a version 2 loaded" in log
 
+    # cortex get API: Cortex's model table, from the same GET.
+    out = model_cluster.cli_ok("get", name)
+    rows = [line.split() for line in out.splitlines()]
+    assert ["model", "name", "model", "version", "edit", "time"] in rows, out
+    assert any(r[:2] == ["a", "1"] for r in rows), out
+    assert any(r[:3] == ["a", "2", "(latest)"] for r in rows), out
+    assert any(r[:3] == ["b", "1", "(latest)"] for r in rows), out
+
 
 def test_a_sklearn_pickle_as_model_path(model_cluster, tmp_path):
     import pickle
