@@ -38,6 +38,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+# node and npm install ONNX Runtime and s3rver from the npm registry: the machine's own (node 20
+# with its npm) when it has them, otherwise Debian's packages.
+if ! command -v npm >/dev/null 2>&1; then
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends nodejs npm
+fi
+
 # The S3 test peer for tests/s3/test_s3_functional.py: s3rver from npm, into the (git-ignored)
 # build tree. It needs node and npm (node 20 with its own npm; Debian's npm package is not
 # wanted); without them the functional S3 tests skip.
