@@ -86,9 +86,11 @@ class S3Store : public ModelStore {
     if (!prefix.empty() && !absl::EndsWith(prefix, "/")) prefix += "/";
     absl::StatusOr<std::vector<s3::ObjectInfo>> objects = client_.List(location->bucket, prefix);
     if (!objects.ok()) {
+      // Cortex's one message for both; the code tells a missing bucket (the model is gone) from
+      // refused credentials (the model may well be there: a replica keeps what it has).
       if (absl::IsNotFound(objects.status()) || absl::IsPermissionDenied(objects.status())) {
-        return absl::NotFoundError(
-            absl::StrCat(dir, ": dir not found or insufficient permissions"));
+        return absl::Status(objects.status().code(),
+                            absl::StrCat(dir, ": dir not found or insufficient permissions"));
       }
       return objects.status();
     }

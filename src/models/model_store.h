@@ -30,8 +30,9 @@ class ModelStore {
   virtual ~ModelStore() = default;
   // Every file under `dir`, recursively, sorted by path. Hidden files and folders (a part of the
   // path starting with '.') are left out, as Cortex did. Errors name `dir`: NotFound
-  // ("<dir>: dir not found or insufficient permissions"), FailedPrecondition when `dir` is a
-  // file ("<dir>: model path must be a directory"), Unavailable when the store cannot be read.
+  // ("<dir>: dir not found or insufficient permissions"; PermissionDenied with the same message
+  // when the store refused the credentials), FailedPrecondition when `dir` is a file
+  // ("<dir>: model path must be a directory"), Unavailable when the store cannot be read.
   virtual absl::StatusOr<std::vector<ModelFile>> List(const std::string& dir) const = 0;
   // Copies `dir`/`path` to the new file `dest`.
   virtual absl::Status Fetch(const std::string& dir, const std::string& path,

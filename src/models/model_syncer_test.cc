@@ -111,6 +111,10 @@ TEST_F(ModelSyncerTest, AnUnreadableOrBrokenSourceKeepsWhatTheModelHad) {
   ASSERT_TRUE(syncer.Sync().ok());
   EXPECT_EQ(syncer.generation(), 1);
   EXPECT_THAT(log_.back(), HasSubstr("connection refused; keeping the versions it had"));
+  store_.FailWith(absl::PermissionDeniedError(
+      "s3://b/m: dir not found or insufficient permissions"));  // expired credentials
+  ASSERT_TRUE(syncer.Sync().ok());
+  EXPECT_EQ(Manifest()["models"]["m"]["versions"].size(), 1u);
   store_.FailWith(absl::OkStatus());
 
   store_.Put("s3://b/m/stray.txt", "mixes versions and files");
