@@ -40,7 +40,11 @@ bool ModelCache::Has(const ModelTree& tree, const ModelVersion& version) const {
 absl::StatusOr<fs::path> ModelCache::Fetch(const ModelTree& tree, const ModelVersion& version) {
   fs::path final_path = PathOf(tree, version);
   std::error_code ec;
-  if (fs::is_directory(final_path, ec)) return final_path;
+  if (fs::is_directory(final_path, ec)) {
+    // Used again: young again, so Prune leaves it.
+    fs::last_write_time(final_path, fs::file_time_type::clock::now(), ec);
+    return final_path;
+  }
   fs::create_directories(root_, ec);
   fs::path temp =
       root_ / absl::StrCat(kTempPrefix, final_path.filename().string(), "-", RandomId(8));
@@ -92,6 +96,23 @@ void ModelCache::RemoveAbandoned(int64_t older_than_s) {
       fs::remove_all(it->path(), ignored);
     }
   }
+}
+
+int ModelCache::Prune(const fs::path& root, const std::set<std::string>& keep, int64_t min_age_s) {
+  auto now = fs::file_time_type::clock::now();
+  int removed = 0;
+  std::error_code ec;
+  for (fs::directory_iterator it(root, ec); !ec && it != fs::directory_iterator();
+       it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    if (name == "replicas" || absl::StartsWith(name, kTempPrefix) || keep.count(name)) continue;
+    std::error_code time_ec;
+    auto written = fs::last_write_time(it->path(), time_ec);
+    if (time_ec || now - written <= std::chrono::seconds(min_age_s)) continue;
+    std::error_code ignored;
+    removed += fs::remove_all(it->path(), ignored) > 0;
+  }
+  return removed;
 }
 
 }  // namespace cortex::models

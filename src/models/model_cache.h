@@ -10,6 +10,7 @@
 #include <absl/status/statusor.h>
 
 #include <filesystem>
+#include <set>
 #include <string>
 
 #include "models/model_layout.h"
@@ -29,6 +30,10 @@ class ModelCache {
   // Removes what a fetch that died part way left behind (temporary directories older than
   // `older_than_s`).
   void RemoveAbandoned(int64_t older_than_s);
+  // Removes the versions no manifest names (`keep`: directory names) that were last fetched or
+  // reused more than `min_age_s` ago; returns how many. Replicas' own caches (caching) are left.
+  static int Prune(const std::filesystem::path& root, const std::set<std::string>& keep,
+                   int64_t min_age_s);
 
  private:
   std::filesystem::path root_;

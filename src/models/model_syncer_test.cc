@@ -154,6 +154,26 @@ TEST_F(ModelSyncerTest, APollerPicksUpANewVersionAndStops) {
   }
 }
 
+TEST_F(ModelSyncerTest, PruneRemovesOnlyOldVersionsNoManifestNames) {
+  ModelSyncer syncer(Options(), store_);
+  ASSERT_TRUE(syncer.Sync().ok());
+  store_.Put("s3://b/m/1/model.onnx", "re-uploaded", 200);
+  ASSERT_TRUE(syncer.Sync().ok());
+  std::string current = Manifest()["models"]["m"]["versions"]["1"]["path"];
+  std::set<std::string> keep = {fs::path(current).filename().string()};
+  fs::create_directories(root_ / "models" / "replicas" / "r1");
+  EXPECT_EQ(ModelCache::Prune(root_ / "models", keep, 3600), 0);  // the old one is young yet
+  for (const auto& entry : fs::directory_iterator(root_ / "models")) {
+    fs::last_write_time(entry.path(), fs::file_time_type::clock::now() - std::chrono::hours(2));
+  }
+  EXPECT_EQ(ModelCache::Prune(root_ / "models", keep, 3600), 1);
+  EXPECT_TRUE(fs::exists(current));
+  EXPECT_TRUE(fs::exists(root_ / "models" / "replicas" / "r1"));
+  int left = 0;
+  for (const auto& entry : fs::directory_iterator(root_ / "models")) left += entry.is_directory();
+  EXPECT_EQ(left, 2);  // the current version and the replicas' directory
+}
+
 class CachingSyncerTest : public ModelSyncerTest {
  protected:
   SyncerOptions CachingOptions() {

@@ -1,5 +1,6 @@
 #include "apps/cortex/server_roles.h"
 
+#include <absl/strings/match.h>
 #include <absl/strings/str_cat.h>
 #include <absl/strings/strip.h>
 #include <signal.h>
@@ -74,6 +75,29 @@ std::optional<std::set<std::string>> ProjectsInUse(store::StateStore& store,
     auto spec = nlohmann::json::parse(*text, nullptr, false);
     if (spec.is_object() && spec.contains("project_dir") && spec["project_dir"].is_string()) {
       keep.insert(fs::path(spec["project_dir"].get<std::string>()).filename().string());
+    }
+  }
+  return keep;
+}
+
+// The model versions some replica's or job's manifest names (their cache directory names).
+std::set<std::string> ModelsInUse(const std::string& data_dir) {
+  std::set<std::string> keep;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(fs::path(data_dir) / "run", ec)) {
+    std::string file = entry.path().filename().string();
+    if (!absl::EndsWith(file, ".models.json")) continue;
+    auto text = ReadFile(entry.path());
+    if (!text.ok()) continue;
+    auto manifest = nlohmann::json::parse(*text, nullptr, false);
+    if (!manifest.is_object() || !manifest["models"].is_object()) continue;
+    for (const auto& [name, model] : manifest["models"].items()) {
+      if (!model.is_object() || !model["versions"].is_object()) continue;
+      for (const auto& [version, entry_json] : model["versions"].items()) {
+        if (entry_json.is_object() && entry_json["path"].is_string()) {
+          keep.insert(fs::path(entry_json["path"].get<std::string>()).filename().string());
+        }
+      }
     }
   }
   return keep;
@@ -211,8 +235,8 @@ int RunOperator(const OperatorRoleFlags& flags) {
   op::JobSupervisor supervisor(batch_options, **job_queue, **store, specs, backend, logs, clock);
   deploys.EnableBatchJobs(&jobs);
   views.EnableBatchJobs(&jobs);
-  // Housekeeping on the control loop: logs rotate (a few stat calls, every 10 s); projects no
-  // API or process uses are removed an hour after their last use (every 10 minutes).
+  // Housekeeping on the control loop: logs rotate (a few stat calls, every 10 s); projects and
+  // model versions nothing uses are removed an hour after their last use (every 10 minutes).
   auto next_rotation = std::chrono::steady_clock::now();
   auto next_prune = next_rotation + std::chrono::minutes(1);
   reconciler.AfterEachPass([&] {
@@ -227,6 +251,11 @@ int RunOperator(const OperatorRoleFlags& flags) {
         if (int removed = bundles.Prune(*keep, 3600); removed > 0) {
           Log("operator", absl::StrCat("removed ", removed, " unused projects"));
         }
+      }
+      if (int removed = models::ModelCache::Prune(fs::path(flags.data_dir) / "models",
+                                                  ModelsInUse(flags.data_dir), 3600);
+          removed > 0) {
+        Log("operator", absl::StrCat("removed ", removed, " unused model versions"));
       }
       next_prune = now + std::chrono::minutes(10);
     }

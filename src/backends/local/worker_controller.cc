@@ -2,6 +2,7 @@
 
 #include <absl/strings/str_cat.h>
 
+#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -41,6 +42,12 @@ std::vector<WorkerSetStatus> WorkerController::Sync(const std::vector<WorkerSetS
       }
       if (probe.alive) runner_.Stop(w.id, w.pid, options_.stop_grace_ms);
       (void)records_.DeleteWorker(w.id);
+      // The job's files go with its last worker (its models' manifest keeps them in the cache).
+      std::error_code ignored;
+      std::filesystem::remove(absl::StrCat(options_.data_dir, "/run/job-", w.job_id, ".json"),
+                              ignored);
+      std::filesystem::remove(
+          absl::StrCat(options_.data_dir, "/run/job-", w.job_id, ".models.json"), ignored);
       continue;
     }
     WorkerSetStatus& s = status[w.job_id];
