@@ -6,10 +6,11 @@ import json
 import os
 import re
 import shutil
+import subprocess
 
 import pytest
 
-from conftest import REPO_ROOT, api_yaml
+from conftest import PYTHON, REPO_ROOT, api_yaml
 
 EXAMPLES = os.path.join(REPO_ROOT, "examples")
 
@@ -20,6 +21,16 @@ def copy_example(cluster, name):
     shutil.copytree(os.path.join(EXAMPLES, name), project,
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     return project
+
+
+def build_example_models(project, script):
+    """Runs an example's model-building script in its copy (it writes next to itself)."""
+    for generated in ("model", "models"):  # whatever a local run left in the repository
+        shutil.rmtree(os.path.join(project, generated), ignore_errors=True)
+    p = subprocess.run([PYTHON, script], cwd=project, capture_output=True, text=True,
+                       timeout=60, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, f"{script} exited {p.returncode}\n{p.stdout}\n{p.stderr}"
+    return p.stdout
 
 
 def deploy_example(cluster, name, timeout=40):
@@ -35,7 +46,8 @@ def table_rows(text):
     return [re.split(r"\s{2,}", line.strip()) for line in text.splitlines() if line.strip()]
 
 
-@pytest.mark.parametrize("name", ["iris-classifier", "image-info", "form-upload", "text-reverser"])
+@pytest.mark.parametrize("name", ["iris-classifier", "image-info", "form-upload", "text-reverser",
+                                  "onnx-mlp", "python-models"])
 def test_example_is_complete(name):
     """Each example has its configuration, predictor, README (with a deploy command and a curl
     sample) and a sample request."""
@@ -194,6 +206,66 @@ def test_text_reverser_plain_text_headers_and_post_predict(cluster):
         return ("reversed 14 characters (request 1" in log
                 and "reversed 25 characters (request 2, user agent e2e-marker-5d1)" in log)
     cluster.wait_until(logged, 10, message="post_predict's log lines in cortex logs")
+
+
+def test_onnx_mlp_builds_its_model_and_classifies(cluster):
+    name = "onnx-mlp"
+    project = copy_example(cluster, name)
+    out = build_example_models(project, "build_model.py")
+    assert "training accuracy" in out, out
+    assert os.path.isfile(os.path.join(project, "model", "1", "model.onnx"))
+    assert f"creating {name} (RealtimeAPI)" in cluster.deploy_ok(project)
+    cluster.wait_live(name, timeout=60)
+
+    # The README's command, from the example's own directory, with the shipped sample.
+    rc, out, err = cluster.cli("predict", name, "sample.json", cwd=project)
+    assert rc == 0, err
+    answer = json.loads(out)
+    assert answer["label"] == "setosa", answer
+    assert sum(answer["probabilities"].values()) == pytest.approx(1, abs=1e-3), answer
+
+    virginica = {"sepal_length": 6.9, "sepal_width": 3.1, "petal_length": 5.4, "petal_width": 2.1}
+    versicolor = {"sepal_length": 5.9, "sepal_width": 2.8, "petal_length": 4.2, "petal_width": 1.3}
+    r = cluster.post(name, [virginica, versicolor])
+    assert r.status_code == 200, r.text
+    assert [a["label"] for a in r.json()] == ["virginica", "versicolor"], r.text
+    r = cluster.post(name, {"sepal_length": 1})
+    assert r.status_code == 400, r.text
+
+    meta = cluster.http.get(cluster.url(name), timeout=10).json()["model_metadata"]
+    assert meta["_cortex_default"]["versions"] == ["1"], meta
+    assert meta["_cortex_default"]["input_signatures"] == {
+        "1": {"input": {"shape": [None, 4], "type": "tensor(float)"}}}, meta
+
+
+def test_python_models_chooses_its_model_by_name(cluster):
+    name = "python-models"
+    project = copy_example(cluster, name)
+    out = build_example_models(project, "build_models.py")
+    assert "logistic: LogisticRegression" in out and "tree: DecisionTreeClassifier" in out, out
+    assert f"creating {name} (RealtimeAPI)" in cluster.deploy_ok(project)
+    cluster.wait_live(name, timeout=60)
+
+    rc, out, err = cluster.cli("predict", name, "sample.json", cwd=project)
+    assert rc == 0, err
+    assert json.loads(out) == {"model": "logistic", "version": "latest", "label": "virginica"}
+
+    setosa = {"sepal_length": 5.2, "sepal_width": 3.6, "petal_length": 1.4, "petal_width": 0.3}
+    r = cluster.post(f"{name}?model=tree&version=1", setosa)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"model": "tree", "version": "1", "label": "setosa"}
+    r = cluster.post(name, dict(setosa, model="tree"))
+    assert r.json() == {"model": "tree", "version": "latest", "label": "setosa"}, r.text
+    r = cluster.post(f"{name}?model=forest", setosa)
+    assert r.status_code >= 400, r.text
+    assert "'forest' model wasn't found in the list of available models" in r.text
+    r = cluster.post(f"{name}?model=tree&version=7", setosa)
+    assert r.status_code >= 400 and "model tree of version 7 wasn't found" in r.text, r.text
+
+    meta = cluster.http.get(cluster.url(name), timeout=10).json()["model_metadata"]
+    assert {m: meta[m]["versions"] for m in meta} == {"logistic": ["1"], "tree": ["1"]}, meta
+    log = cluster.api_log(name)
+    assert "loaded DecisionTreeClassifier from" in log and "loaded LogisticRegression" in log, log
 
 
 REGRESSION_PREDICTOR = """
