@@ -45,7 +45,10 @@ absl::StatusOr<std::unique_ptr<Runtime>> RuntimeFor(const config::ApiConfig& api
   if (!api.predictor) {
     return absl::InvalidArgumentError(absl::StrCat(api.name, " has no predictor to run"));
   }
-  if (api.predictor->type == "python") return std::make_unique<PythonRuntime>(options);
+  // The Python runtime hosts the ONNX predictor too (ONNX Runtime through _cortex_onnx).
+  if (api.predictor->type == "python" || api.predictor->type == "onnx") {
+    return std::make_unique<PythonRuntime>(options);
+  }
   return absl::UnimplementedError(
       absl::StrCat("no runtime can run predictors of type ", api.predictor->type, " yet"));
 }

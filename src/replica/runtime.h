@@ -1,7 +1,7 @@
 // The runtime port: what the front starts as a worker process, chosen by the API's predictor
 // type. A runtime is a program that connects to the worker's Unix socket once per slot and
 // speaks the slot protocol (docs/worker-protocol.md); the front does not know which one it
-// drives. Today: the Python runtime (python/cortex_runtime) for `type: python`.
+// drives. Today: the Python runtime (python/cortex_runtime) for `type: python` and `type: onnx`.
 #pragma once
 
 #include <absl/status/statusor.h>

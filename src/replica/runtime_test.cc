@@ -27,13 +27,17 @@ TEST(Runtime, APythonPredictorRunsThePythonRuntime) {
   EXPECT_EQ(command.working_dir, "/srv/project");
 }
 
-TEST(Runtime, OtherPredictorTypesHaveNoRuntimeYet) {
+TEST(Runtime, OnnxRunsOnThePythonRuntimeAndTensorFlowOnNone) {
   config::ApiConfig api;
   api.predictor = config::PredictorConfig{};
   api.predictor->type = "onnx";
-  auto runtime = RuntimeFor(api, {});
-  EXPECT_EQ(runtime.status().code(), absl::StatusCode::kUnimplemented);
-  EXPECT_THAT(std::string(runtime.status().message()), HasSubstr("type onnx"));
+  auto onnx = RuntimeFor(api, {});
+  ASSERT_TRUE(onnx.ok()) << onnx.status();
+  EXPECT_EQ((*onnx)->name(), "python");
+  api.predictor->type = "tensorflow";
+  auto tf = RuntimeFor(api, {});
+  EXPECT_EQ(tf.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(std::string(tf.status().message()), HasSubstr("type tensorflow"));
   api.predictor.reset();
   EXPECT_FALSE(RuntimeFor(api, {}).ok());
 }

@@ -441,8 +441,11 @@ def _teardown_cluster(c, keep):
 @pytest.fixture(scope="module")
 def _module_cluster(request, cortex_bin):
     root = tempfile.mkdtemp(prefix="cx-e2e-", dir="/tmp")
-    # A module's CLUSTER_YAML is its cluster's configuration ("{root}": the cluster's directory).
-    c = Cluster(root, cluster_yaml=getattr(request.module, "CLUSTER_YAML", None))
+    # A module's CLUSTER_YAML is its cluster's configuration ("{root}": the cluster's directory),
+    # CLUSTER_UP_ARGS extra `cortex cluster up` flags, CLUSTER_ENV extra environment variables.
+    c = Cluster(root, up_args=getattr(request.module, "CLUSTER_UP_ARGS", ()),
+                cluster_yaml=getattr(request.module, "CLUSTER_YAML", None))
+    c.env.update(getattr(request.module, "CLUSTER_ENV", {}))
     c.failed_tests = []
     try:
         c.start()

@@ -10,11 +10,10 @@ user would (PIP_NO_INDEX=1, PIP_NO_BUILD_ISOLATION=0); the product passes neithe
 import json
 import os
 import shutil
-import tempfile
 
 import pytest
 
-from conftest import Cluster, _teardown_cluster, api_yaml
+from conftest import api_yaml
 
 OFFLINE_PIP = {"PIP_NO_INDEX": "1", "PIP_NO_BUILD_ISOLATION": "0",
                "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
@@ -84,31 +83,13 @@ class PythonPredictor:
 """
 
 
-@pytest.fixture(scope="module")
-def _offline_cluster(cortex_bin):
-    root = tempfile.mkdtemp(prefix="cx-e2e-", dir="/tmp")
-    c = Cluster(root)
-    c.env.update(OFFLINE_PIP)
-    c.failed_tests = []
-    try:
-        c.start()
-    except BaseException:
-        _teardown_cluster(c, keep=True)
-        raise
-    yield c
-    problems = _teardown_cluster(c, keep=bool(c.failed_tests))
-    assert not problems, "\n".join(problems)
+CLUSTER_ENV = OFFLINE_PIP  # the module's cluster installs offline
 
 
 @pytest.fixture
-def oc(request, _offline_cluster):
-    """The module's cluster (offline pip); a failed test prints its logs."""
-    yield _offline_cluster
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        _offline_cluster.failed_tests.append(request.node.nodeid)
-        print(f"\n===== logs of cluster {_offline_cluster.config_dir} =====\n"
-              f"{_offline_cluster.all_logs()}")
+def oc(module_cluster):
+    """The module's cluster (offline pip)."""
+    return module_cluster
 
 
 def venvs(c):

@@ -7,14 +7,13 @@ Most tests share one cluster started with `--gateway-timeout-ms 1000`; each uses
 endpoints of its own."""
 
 import json
-import tempfile
 import threading
 import time
 
 import pytest
 import requests
 
-from conftest import Cluster, _teardown_cluster, api_yaml
+from conftest import api_yaml
 
 GATEWAY_TIMEOUT_MS = 1000
 
@@ -56,30 +55,13 @@ class PythonPredictor:
 """
 
 
-@pytest.fixture(scope="module")
-def _listeners_cluster(cortex_bin):
-    c = Cluster(tempfile.mkdtemp(prefix="cx-e2e-", dir="/tmp"),
-                up_args=("--gateway-timeout-ms", GATEWAY_TIMEOUT_MS))
-    c.failed_tests = []
-    try:
-        c.start()
-    except BaseException:
-        _teardown_cluster(c, keep=True)
-        raise
-    yield c
-    problems = _teardown_cluster(c, keep=bool(c.failed_tests))
-    assert not problems, "\n".join(problems)
+CLUSTER_UP_ARGS = ("--gateway-timeout-ms", GATEWAY_TIMEOUT_MS)  # the module's cluster
 
 
 @pytest.fixture
-def lc(request, _listeners_cluster):
-    """The module's cluster (API gateway timeout 1 s); a failed test prints its logs."""
-    yield _listeners_cluster
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        _listeners_cluster.failed_tests.append(request.node.nodeid)
-        print(f"\n===== logs of cluster {_listeners_cluster.config_dir} =====\n"
-              f"{_listeners_cluster.all_logs()}")
+def lc(module_cluster):
+    """The module's cluster (API gateway timeout 1 s)."""
+    return module_cluster
 
 
 def lb_url(c):

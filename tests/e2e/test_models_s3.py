@@ -10,26 +10,13 @@ import time
 import pytest
 
 from conftest import REPO_ROOT, api_yaml
+from test_models import TEXT_MODEL_PREDICTOR as PREDICTOR
 
 sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))
 from peers.s3rver import ACCESS_KEY, SECRET_KEY, boto_client, running_s3rver  # noqa: E402
 
 BUCKET = "models"
 POLL_S = 0.5
-
-PREDICTOR = """
-class PythonPredictor:
-    def __init__(self, config, python_client):
-        self.client = python_client
-
-    def load_model(self, model_path):
-        with open(model_path + "/value.txt") as f:
-            return f.read().strip()
-
-    def predict(self, payload):
-        return {"value": self.client.get_model(payload.get("model"),
-                                               payload.get("version", "latest"))}
-"""
 
 
 @pytest.fixture(scope="module")
