@@ -135,12 +135,14 @@ absl::Status ModelSyncer::ServeWants() {
       entry.path.clear();
     }
   }
-  for (const auto& [name, version] : keep) {
+  for (const auto& key : keep) {
+    const auto& [name, version] = key;
+    int64_t wanted = version;  // clang 14 cannot capture a structured binding
     Entry& entry = next[name][version];
     if (!entry.path.empty()) continue;
     const ModelTree& tree = trees_.at(name);
     auto it = std::find_if(tree.versions.begin(), tree.versions.end(),
-                           [&](const ModelVersion& v) { return v.version == version; });
+                           [&](const ModelVersion& v) { return v.version == wanted; });
     if (it == tree.versions.end()) continue;
     absl::StatusOr<std::filesystem::path> path = cache_.Fetch(tree, *it);
     entry.error = path.ok() ? "" : std::string(path.status().message());

@@ -278,3 +278,28 @@ def test_caching_three_models_with_cache_size_two_never_holds_three(model_cluste
     log = model_cluster.api_log(name)
     assert "evicted from the cache" in log
     assert "evicted from the disk cache" in log
+
+
+def test_a_replica_that_cannot_fetch_its_model_is_an_error_with_the_reason_in_the_logs(
+        model_cluster, tmp_path):
+    import signal
+
+    store = str(tmp_path / "vanishing")
+    write_model(store, "1", "one")
+    name = "vanishing-model"
+    project = model_cluster.project(name, {
+        "cortex.yaml": models_yaml(name, f"model_path: {store}"),
+        "predictor.py": TEXT_MODEL_PREDICTOR,
+    })
+    model_cluster.deploy_ok(project)
+    replica = model_cluster.wait_live(name, timeout=60)["replicas"][0]
+    # The model goes away, then the replica dies: its successor cannot start without it.
+    shutil.rmtree(store)
+    os.killpg(replica["pid"], signal.SIGKILL)
+    reason = (f"cannot fetch the models: predictor: model_path: {store}: dir not found or "
+              "insufficient permissions; failed to start api")
+    model_cluster.wait_until(lambda: reason in model_cluster.api_log(name), timeout=60,
+                             interval=0.2, message="the restarted replica's reason in the log")
+    model_cluster.wait_reconcile_passes(2)
+    assert model_cluster.status_code(name) == "status_error"
+    assert model_cluster.post(name, {}).status_code == 503

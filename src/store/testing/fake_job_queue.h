@@ -67,10 +67,11 @@ class FakeJobQueue : public JobQueue {
   }
   absl::Status DeleteJobs(const std::string& api_name) override {
     absl::MutexLock lock(&mu_);
-    std::erase_if(batches_, [&](const auto& b) {
-      auto job = jobs_.find(b.second.job_id);
-      return job != jobs_.end() && job->second.api_name == api_name;
-    });
+    for (auto it = batches_.begin(); it != batches_.end();) {  // no lambda: the analysis sees mu_
+      auto job = jobs_.find(it->second.job_id);
+      bool of_api = job != jobs_.end() && job->second.api_name == api_name;
+      it = of_api ? batches_.erase(it) : std::next(it);
+    }
     std::erase_if(jobs_, [&](const auto& j) { return j.second.api_name == api_name; });
     return absl::OkStatus();
   }
