@@ -62,11 +62,12 @@ def _log(message):
         pass
 
 
-def read_manifest(path, with_wants_seq=False):
+def read_manifest(path, with_wants_seq=False, with_generation=False):
     """{name: {version: {"path": str or None, "timestamp": int, "error": str or None}}}.
 
     ``path`` is None for a version that is not on disk (caching: fetched when wanted).
-    With ``with_wants_seq``, returns (models, the "wants_seq" the front last served).
+    With ``with_wants_seq``, returns (models, the "wants_seq" the front last served), and with
+    ``with_generation`` also the manifest's generation.
     """
     with open(path, "rb") as f:
         doc = json.load(f)
@@ -85,7 +86,10 @@ def read_manifest(path, with_wants_seq=False):
                                       "error": entry.get("error")}
         models[str(name)] = versions
     if with_wants_seq:
-        return models, int(doc.get("wants_seq") or 0)
+        served = int(doc.get("wants_seq") or 0)
+        if with_generation:
+            return models, served, int(doc.get("generation") or 0)
+        return models, served
     return models
 
 
@@ -155,12 +159,16 @@ class ModelRegistry:
         self._wants_seq = 0  # the last wants written
         self._wants_served = 0  # the last wants the front answered (manifest "wants_seq")
         self.wants_path = manifest_path + ".wants"
+        self._wants_lock = threading.Lock()  # one wants writer at a time
+        self._refresh_lock = threading.Lock()  # one manifest reader at a time
+        self._generation = -1  # the manifest's generation last applied
         self.download_timeout_s = DOWNLOAD_TIMEOUT_S
         self._stop = threading.Event()
 
         try:
             self._stat = self._stat_manifest()
-            self._manifest, self._wants_served = read_manifest(manifest_path, True)
+            self._manifest, self._wants_served, self._generation = read_manifest(
+                manifest_path, True, with_generation=True)
         except (OSError, ValueError) as e:
             raise UserError(f"cannot read the models manifest {manifest_path}", str(e)) from e
         self._watcher = None
@@ -200,18 +208,27 @@ class ModelRegistry:
         self._stop.set()
 
     def refresh(self, force=False):
-        """Re-reads the manifest if it changed; returns True when it was applied."""
-        try:
-            stat = self._stat_manifest()
-            if not force and stat == self._stat:
+        """Re-reads the manifest if it changed; returns True when it was applied.
+
+        One caller at a time (the watcher, and in caching mode the requests that wait for a
+        download), and never an older generation after a newer one.
+        """
+        with self._refresh_lock:
+            try:
+                stat = self._stat_manifest()
+                if not force and stat == self._stat:
+                    return False
+                manifest, served, generation = read_manifest(self.manifest_path, True,
+                                                             with_generation=True)
+            except (OSError, ValueError) as e:
+                self.log(f"error: cannot read the models manifest {self.manifest_path}: {e}")
                 return False
-            manifest, served = read_manifest(self.manifest_path, True)
-        except (OSError, ValueError) as e:
-            self.log(f"error: cannot read the models manifest {self.manifest_path}: {e}")
-            return False
-        self._stat = stat
-        self._apply(manifest, served)
-        return True
+            self._stat = stat
+            if generation < self._generation:
+                return False
+            self._generation = generation
+            self._apply(manifest, served)
+            return True
 
     def _apply(self, manifest, wants_served=0):
         to_load = []
@@ -376,6 +393,10 @@ class ModelRegistry:
                 self._loading.pop(key, None)
                 if self.cache_size is not None:
                     self._reserved -= 1
+                    if key not in self._loaded and key in self._wanted:
+                        # Not loaded after all (a failed download or load): the least recently
+                        # wanted, so the front never keeps it over a model that is loading.
+                        self._wanted.move_to_end(key, last=False)
                 self._changed.notify_all()
 
     def _touch(self, key):
@@ -391,38 +412,42 @@ class ModelRegistry:
         while len(self._wanted) > MAX_WANTS:
             self._wanted.popitem(last=False)
 
+    def _write_wants(self):
+        """Caching: writes the wants file (a new seq, the wanted versions most recent first).
+
+        One writer at a time, with the seq and the list taken together, so the file's seqs only
+        grow and the latest file holds the latest list. Returns the seq written.
+        """
+        with self._wants_lock:
+            with self._lock:
+                self._wants_seq = max(self._wants_seq, self._wants_served) + 1
+                seq = self._wants_seq
+                wants = [[n, v] for n, v in reversed(self._wanted)]
+            tmp = f"{self.wants_path}.{os.getpid()}.tmp"
+            with open(tmp, "w") as f:
+                json.dump({"seq": seq, "wants": wants}, f)
+            os.replace(tmp, self.wants_path)
+            return seq
+
     def _download(self, name, version):
         """Caching: asks the front for (name, version) on disk and waits; returns its path."""
-        with self._lock:
-            self._wants_seq = max(self._wants_seq, self._wants_served) + 1
-            seq = self._wants_seq
-            wants = [[n, v] for n, v in reversed(self._wanted)]
-        tmp = f"{self.wants_path}.{os.getpid()}.{threading.get_ident()}.tmp"
-        with open(tmp, "w") as f:
-            json.dump({"seq": seq, "wants": wants}, f)
-        os.replace(tmp, self.wants_path)
+        seq = self._write_wants()
         deadline = time.monotonic() + self.download_timeout_s
         while True:
             self.refresh()
             with self._lock:
-                if self._wants_served >= seq:
+                served = self._wants_served >= seq
+                if served:
                     entry = self._entry(name, version)
                     if entry["path"] is not None:
                         return entry["path"]
                     if entry.get("error"):
                         raise ModelError(f"failed (re-)loading model {name} of version {version}",
                                          f"cannot download it: {entry['error']}")
-                    # Served, but not kept (only possible if the wants raced): ask again.
+                    # Served, but not kept (a later want of another thread came first).
                     self._touch((name, version))
-                    self._wants_seq += 1
-                    seq = self._wants_seq
-                    wants = [[n, v] for n, v in reversed(self._wanted)]
-                else:
-                    wants = None
-            if wants is not None:
-                with open(tmp, "w") as f:
-                    json.dump({"seq": seq, "wants": wants}, f)
-                os.replace(tmp, self.wants_path)
+            if served:
+                seq = self._write_wants()
             if time.monotonic() > deadline:
                 raise ModelError(f"model {name} of version {version} was not downloaded within "
                                  f"{self.download_timeout_s:.0f} s")

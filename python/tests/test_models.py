@@ -605,3 +605,78 @@ def test_construct_with_models_sets_load_model(manifest):
     assert registry._watcher is None
     assert predictor.client is clients["python_client"]
     assert predictor.predict(None) == ("loaded", manifest.models["_cortex_default"]["1"]["path"])
+
+
+class FakeFront:
+    """Serves the wants file as the replica front does: keeps the first `disk` wanted versions
+    on disk (a path in the manifest), the others not (null), and answers with wants_seq."""
+
+    def __init__(self, manifest, disk):
+        self.manifest = manifest
+        self.disk = disk
+        self.served = []  # the wants lists served, in order
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        seen = 0
+        while not self.stop.wait(0.005):
+            try:
+                with open(self.manifest.path + ".wants") as f:
+                    doc = json.load(f)
+            except (OSError, ValueError):
+                continue
+            if doc["seq"] <= seen:
+                continue
+            seen = doc["seq"]
+            keep = [tuple(w) for w in doc["wants"]][:self.disk]
+            self.served.append([tuple(w) for w in doc["wants"]])
+            for name, versions in self.manifest.models.items():
+                for version, entry in versions.items():
+                    if (name, version) in keep:
+                        entry["path"] = self.manifest.version_dir(name, version)
+                    else:
+                        entry["path"] = None
+            self.manifest.wants_seq = seen
+            self.manifest.write()
+
+
+def test_cache_downloads_through_the_wants_file_and_a_failed_load_is_wanted_least(tmp_path):
+    manifest = Manifest(tmp_path)
+    for name in ("k", "f", "g"):
+        manifest.models[name] = {"1": {"path": None, "timestamp": 1000}}
+    manifest.wants_seq = 0
+    original_write = manifest.write
+
+    def write_with_seq():
+        original_write()
+        with open(manifest.path) as f:
+            doc = json.load(f)
+        doc["wants_seq"] = manifest.wants_seq
+        with open(manifest.path + ".tmp", "w") as f:
+            json.dump(doc, f)
+        os.replace(manifest.path + ".tmp", manifest.path)
+        return manifest
+
+    manifest.write = write_with_seq
+    manifest.write()
+    front = FakeFront(manifest, disk=2)
+    front.thread.start()
+    load = Loader()
+    load.fail.add("f:1")
+    registry = ModelRegistry(manifest.path, load, cache_size=2, watch_s=0.01)
+    try:
+        assert registry.get("k", "1").text == "k:1"
+        with pytest.raises(ModelError, match="failed"):
+            registry.get("f", "1")
+        assert registry.get("g", "1").text == "g:1"
+        # The failed model was wanted least when g was asked for: the front kept k and g.
+        assert front.served[-1][:2] == [("g", "1"), ("k", "1")]
+        assert front.served[-1][-1] == ("f", "1")
+        seqs = []
+        with open(manifest.path + ".wants") as f:
+            seqs.append(json.load(f)["seq"])
+        assert seqs[0] == len(front.served)  # every wants file was served, in order
+    finally:
+        front.stop.set()
+        registry.close()

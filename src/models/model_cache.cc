@@ -55,7 +55,12 @@ absl::StatusOr<fs::path> ModelCache::Fetch(const ModelTree& tree, const ModelVer
   };
   std::string from = VersionDir(tree, version);
   for (const ModelFile& file : version.files) {
-    fs::path dest = temp / file.path;
+    fs::path dest = (temp / file.path).lexically_normal();
+    if (fs::path(file.path).is_absolute() ||
+        !absl::StartsWith(dest.generic_string(), temp.generic_string() + "/")) {
+      return fail(absl::InvalidArgumentError(
+          absl::StrCat(from, "/", file.path, ": is not a path inside the model")));
+    }
     fs::create_directories(dest.parent_path(), ec);
     if (ec) {
       return fail(absl::UnavailableError(
@@ -109,8 +114,13 @@ int ModelCache::Prune(const fs::path& root, const std::set<std::string>& keep, i
     std::error_code time_ec;
     auto written = fs::last_write_time(it->path(), time_ec);
     if (time_ec || now - written <= std::chrono::seconds(min_age_s)) continue;
+    // Renamed away first: from then on no replica can find it and start to use it.
+    fs::path trash = root / absl::StrCat(kTempPrefix, "pruned-", name, "-", RandomId(6));
+    std::error_code rename_ec;
+    fs::rename(it->path(), trash, rename_ec);
+    if (rename_ec) continue;
     std::error_code ignored;
-    removed += fs::remove_all(it->path(), ignored) > 0;
+    removed += fs::remove_all(trash, ignored) > 0;
   }
   return removed;
 }

@@ -139,6 +139,18 @@ TEST_F(LocalStoreTest, ListsFilesRecursivelyWithoutHiddenOnes) {
   EXPECT_EQ(*ReadFile(dest), "12345");
 }
 
+TEST_F(LocalStoreTest, SymbolicLinksKeepTheirOwnNames) {
+  fs::create_directories(root_ / "blobs");
+  std::ofstream(root_ / "blobs" / "abc123") << "weights";
+  fs::create_directories(root_ / "snapshot" / "1");
+  fs::create_symlink(root_ / "blobs" / "abc123", root_ / "snapshot" / "1" / "model.onnx");
+  auto files = LocalModelStore()->List((root_ / "snapshot").string());
+  ASSERT_TRUE(files.ok()) << files.status();
+  ASSERT_EQ(files->size(), 1u);
+  EXPECT_EQ((*files)[0].path, "1/model.onnx");
+  EXPECT_EQ((*files)[0].size, 7u);
+}
+
 TEST_F(LocalStoreTest, MissingPathsAndFilesAreClearErrors) {
   auto store = LocalModelStore();
   auto missing = store->List((root_ / "nope").string());

@@ -13,9 +13,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-bool IsHidden(const std::string& relative) {
+// Hidden files and folders are left out, as Cortex did; so are paths a copy could not keep
+// under its directory (empty parts: an S3 key "m//etc/x" would be "/etc/x" here).
+bool Skipped(const std::string& relative) {
+  if (relative.empty()) return true;
   for (absl::string_view part : absl::StrSplit(relative, '/')) {
-    if (absl::StartsWith(part, ".")) return true;
+    if (part.empty() || absl::StartsWith(part, ".")) return true;
   }
   return false;
 }
@@ -39,9 +42,9 @@ class LocalStore : public ModelStore {
     std::vector<ModelFile> files;
     fs::recursive_directory_iterator it(dir, fs::directory_options::follow_directory_symlink, ec);
     for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-      std::string relative = fs::relative(it->path(), dir, ec).generic_string();
-      if (ec) break;
-      if (IsHidden(relative)) {
+      // Lexically: a symbolic link keeps its own name (fs::relative would resolve it).
+      std::string relative = it->path().lexically_relative(dir).generic_string();
+      if (Skipped(relative)) {
         if (it->is_directory()) it.disable_recursion_pending();
         continue;
       }
@@ -49,6 +52,7 @@ class LocalStore : public ModelStore {
       ModelFile file;
       file.path = relative;
       file.size = it->file_size(ec);
+      if (ec) break;
       auto mtime = it->last_write_time(ec);
       if (ec) break;
       auto nanos = std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -58,7 +62,10 @@ class LocalStore : public ModelStore {
       file.etag = std::to_string(nanos);
       files.push_back(std::move(file));
     }
-    if (ec) return absl::UnavailableError(absl::StrCat(dir, ": cannot be read: ", ec.message()));
+    if (ec) {
+      std::string where = it == fs::recursive_directory_iterator() ? dir : it->path().string();
+      return absl::UnavailableError(absl::StrCat(where, ": cannot be read: ", ec.message()));
+    }
     SortByPath(files);
     return files;
   }
@@ -98,7 +105,7 @@ class S3Store : public ModelStore {
     for (const s3::ObjectInfo& object : *objects) {
       std::string relative = object.key.substr(prefix.size());
       // "folder/" placeholder objects that consoles create are not files.
-      if (relative.empty() || absl::EndsWith(relative, "/") || IsHidden(relative)) continue;
+      if (relative.empty() || absl::EndsWith(relative, "/") || Skipped(relative)) continue;
       files.push_back({relative, object.size, object.last_modified_s, object.etag});
     }
     if (files.empty() && !location->key.empty() && !absl::EndsWith(location->key, "/")) {

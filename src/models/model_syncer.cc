@@ -98,17 +98,18 @@ absl::Status ModelSyncer::Sync() {
 
 absl::Status ModelSyncer::ServeWants() {
   if (!caching()) return absl::OkStatus();
-  std::error_code ec;
-  auto modified = std::filesystem::last_write_time(options_.wants_path, ec);
-  if (ec || modified == wants_seen_) return absl::OkStatus();
-  wants_seen_ = modified;
+  // The wants file is small: read it every time, and serve it when its seq is new (its mtime
+  // can miss a rewrite within the file system's clock tick).
   absl::StatusOr<std::string> text = ReadFile(options_.wants_path);
   if (!text.ok()) return absl::OkStatus();
   json wants = json::parse(*text, nullptr, false);
-  if (!wants.is_object() || !wants.value("wants", json()).is_array()) {
+  if (!wants.is_object() || !wants.value("wants", json()).is_array() ||
+      !wants.value("seq", json()).is_number_integer()) {
     return absl::InvalidArgumentError(
         absl::StrCat(options_.wants_path.string(), " is not a wants document"));
   }
+  int64_t seq = wants["seq"].get<int64_t>();
+  if (seq <= wants_seq_) return absl::OkStatus();  // served already (or older than what was)
   // The versions to keep on disk: the first disk_cache_size wanted ones that exist.
   std::vector<std::pair<std::string, int64_t>> keep;
   for (const json& want : wants["wants"]) {
@@ -124,16 +125,36 @@ absl::Status ModelSyncer::ServeWants() {
     std::pair<std::string, int64_t> key{name, version};
     if (std::find(keep.begin(), keep.end(), key) == keep.end()) keep.push_back(key);
   }
+  auto kept = [&](const std::string& name, int64_t version) {
+    return std::find(keep.begin(), keep.end(), std::make_pair(name, version)) != keep.end();
+  };
+  // Evict first, so that the disk never holds more than disk_cache_size versions, and publish
+  // the eviction before fetching: no manifest names a deleted directory while a fetch runs.
+  // Two models can share a directory (the same source): it goes only when neither is kept.
+  std::set<std::string> kept_paths;
+  for (const auto& [name, versions] : snapshot_) {
+    for (const auto& [version, entry] : versions) {
+      if (!entry.path.empty() && kept(name, version)) kept_paths.insert(entry.path);
+    }
+  }
   Snapshot next = snapshot_;
-  for (auto& [name, versions] : next) {  // evict first: never more than disk_cache_size on disk
+  std::map<std::string, std::string> evicted;  // directory -> "model a version 1"
+  for (auto& [name, versions] : next) {
     for (auto& [version, entry] : versions) {
-      std::pair<std::string, int64_t> key{name, version};
-      if (entry.path.empty() || std::find(keep.begin(), keep.end(), key) != keep.end()) continue;
-      std::filesystem::remove_all(entry.path, ec);
-      options_.log(
-          absl::StrCat("model ", name, " version ", version, " evicted from the disk cache"));
+      if (entry.path.empty() || kept(name, version)) continue;
+      if (!kept_paths.count(entry.path)) {
+        evicted.emplace(entry.path, absl::StrCat("model ", name, " version ", version));
+      }
       entry.path.clear();
     }
+  }
+  if (next != snapshot_) RETURN_IF_ERROR(Publish(next));  // the workers stop using them
+  for (const auto& [path, what] : evicted) {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+    options_.log(
+        ec ? absl::StrCat(what, ": cannot evict ", path, " from the disk cache: ", ec.message())
+           : absl::StrCat(what, " evicted from the disk cache"));
   }
   for (const auto& key : keep) {
     const auto& [name, version] = key;
@@ -155,7 +176,7 @@ absl::Status ModelSyncer::ServeWants() {
       options_.log(absl::StrCat("model ", name, " version ", version, ": ", entry.error));
     }
   }
-  wants_seq_ = wants.value("seq", int64_t{0});
+  wants_seq_ = seq;
   return Publish(std::move(next));
 }
 

@@ -52,7 +52,7 @@ class ModelSyncer {
   // One pass. The first one fails on any error (a replica must not start without its models);
   // later ones keep what a failing model had and log why.
   absl::Status Sync();
-  // Caching: serves the wants file if it changed since the last call.
+  // Caching: serves the wants file if its seq is newer than the last one served.
   absl::Status ServeWants();
   // Calls Sync every `every` (and, with caching, ServeWants as soon as the wants change) on a
   // thread of its own, until Stop or destruction.
@@ -92,7 +92,6 @@ class ModelSyncer {
   std::map<std::string, ModelTree> trees_;  // as last read, by model name
   bool synced_once_ = false;
   int64_t wants_seq_ = 0;  // caching: the last wants served
-  std::filesystem::file_time_type wants_seen_{};
   std::atomic<int64_t> generation_{0};
 
   absl::Mutex mu_;

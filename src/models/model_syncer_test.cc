@@ -154,6 +154,17 @@ TEST_F(ModelSyncerTest, APollerPicksUpANewVersionAndStops) {
   }
 }
 
+TEST_F(ModelSyncerTest, AFileThatWouldLandOutsideTheCacheIsRefused) {
+  store_.Put("s3://b/p//tmp/escaped.bin", "x");  // an S3 key with an empty part
+  SyncerOptions options = Options();
+  options.models.predictor_type = "python";
+  options.models.sources = {{"p", "s3://b/p", "", "model_path"}};
+  ModelSyncer syncer(options, store_);
+  absl::Status synced = syncer.Sync();
+  EXPECT_THAT(synced.message(), HasSubstr("is not a path inside the model"));
+  EXPECT_FALSE(fs::exists("/tmp/escaped.bin"));
+}
+
 TEST_F(ModelSyncerTest, PruneRemovesOnlyOldVersionsNoManifestNames) {
   ModelSyncer syncer(Options(), store_);
   ASSERT_TRUE(syncer.Sync().ok());
@@ -194,9 +205,6 @@ class CachingSyncerTest : public ModelSyncerTest {
     for (const auto& [name, version] : wants) list.push_back(json::array({name, version}));
     json doc = {{"seq", seq}, {"wants", list}};
     ASSERT_TRUE(WriteFileAtomic(root_ / "manifest.json.wants", doc.dump()).ok());
-    // A new modification time even within the file system's time granularity.
-    fs::last_write_time(root_ / "manifest.json.wants",
-                        fs::file_time_type::clock::now() + std::chrono::seconds(seq));
   }
   int OnDisk() {
     int dirs = 0;
@@ -244,6 +252,59 @@ TEST_F(CachingSyncerTest, EvictsTheLeastRecentlyWantedBeforeFetchingSoTheDiskLim
   EXPECT_LE(most_on_disk, 2);
   EXPECT_THAT(log_,
               ::testing::Contains(HasSubstr("model a version 1 evicted from the disk cache")));
+}
+
+TEST_F(CachingSyncerTest, AWantsFileIsServedByItsSeqNotItsTime) {
+  ModelSyncer syncer(CachingOptions(), store_);
+  ASSERT_TRUE(syncer.Sync().ok());
+  Want(2, {{"a", "1"}});
+  ASSERT_TRUE(syncer.ServeWants().ok());
+  int64_t generation = syncer.generation();
+  ASSERT_TRUE(syncer.ServeWants().ok());  // the same seq: nothing to do
+  EXPECT_EQ(syncer.generation(), generation);
+  Want(1, {{"b", "1"}});  // an older writer's list, replaced in late: ignored
+  ASSERT_TRUE(syncer.ServeWants().ok());
+  EXPECT_TRUE(Manifest()["models"]["b"]["versions"]["1"]["path"].is_null());
+  EXPECT_EQ(Manifest()["wants_seq"], 2);
+  Want(3, {{"b", "1"}, {"a", "1"}});  // within the same clock tick as the last write
+  ASSERT_TRUE(syncer.ServeWants().ok());
+  EXPECT_FALSE(Manifest()["models"]["b"]["versions"]["1"]["path"].is_null());
+  EXPECT_EQ(Manifest()["wants_seq"], 3);
+}
+
+TEST_F(CachingSyncerTest, AnEvictionIsPublishedBeforeTheNextFetch) {
+  ModelSyncer syncer(CachingOptions(), store_);
+  ASSERT_TRUE(syncer.Sync().ok());
+  Want(1, {{"b", "1"}, {"a", "1"}});
+  ASSERT_TRUE(syncer.ServeWants().ok());
+  json during;
+  store_.OnFetch([&] { during = Manifest(); });
+  Want(2, {{"c", "1"}, {"b", "1"}, {"a", "1"}});
+  ASSERT_TRUE(syncer.ServeWants().ok());
+  // While c was being fetched, the manifest no longer named a's deleted directory.
+  ASSERT_TRUE(during.is_object());
+  EXPECT_TRUE(during["models"]["a"]["versions"]["1"]["path"].is_null());
+  EXPECT_FALSE(during["models"]["b"]["versions"]["1"]["path"].is_null());
+}
+
+TEST_F(CachingSyncerTest, TwoModelsOfOneSourceShareADirectoryThatStaysWhileEitherIsKept) {
+  SyncerOptions options = CachingOptions();
+  options.models.sources[1].dir = "s3://b/a";  // b is a's source too
+  options.models.disk_cache_size = 1;
+  ModelSyncer syncer(options, store_);
+  ASSERT_TRUE(syncer.Sync().ok());
+  Want(1, {{"a", "1"}});
+  ASSERT_TRUE(syncer.ServeWants().ok());
+  ASSERT_TRUE(syncer.Sync().ok());  // a poll: b's version is on disk too (a's directory)
+  EXPECT_FALSE(Manifest()["models"]["b"]["versions"]["1"]["path"].is_null());
+  int fetches = store_.fetches();
+  Want(2, {{"b", "1"}});  // evicts a, whose directory b uses
+  ASSERT_TRUE(syncer.ServeWants().ok());
+  EXPECT_EQ(store_.fetches(), fetches);  // nothing was deleted, so nothing was fetched again
+  json manifest = Manifest();
+  std::string b = manifest["models"]["b"]["versions"]["1"]["path"];
+  EXPECT_EQ(*ReadFile(fs::path(b) / "model.onnx"), "a");
+  EXPECT_TRUE(manifest["models"]["a"]["versions"]["1"]["path"].is_null());
 }
 
 TEST_F(CachingSyncerTest, AFailedFetchIsReportedInTheManifest) {

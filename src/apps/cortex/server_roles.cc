@@ -81,16 +81,22 @@ std::optional<std::set<std::string>> ProjectsInUse(store::StateStore& store,
 }
 
 // The model versions some replica's or job's manifest names (their cache directory names).
-std::set<std::string> ModelsInUse(const std::string& data_dir) {
+// Nothing when a manifest cannot be read: then nothing is pruned.
+std::optional<std::set<std::string>> ModelsInUse(const std::string& data_dir) {
   std::set<std::string> keep;
   std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(fs::path(data_dir) / "run", ec)) {
+  fs::directory_iterator entries(fs::path(data_dir) / "run", ec);
+  if (ec) return std::nullopt;
+  for (const auto& entry : entries) {
     std::string file = entry.path().filename().string();
     if (!absl::EndsWith(file, ".models.json")) continue;
     auto text = ReadFile(entry.path());
-    if (!text.ok()) continue;
+    if (!text.ok()) {
+      if (fs::exists(entry.path())) return std::nullopt;
+      continue;  // its replica went meanwhile
+    }
     auto manifest = nlohmann::json::parse(*text, nullptr, false);
-    if (!manifest.is_object() || !manifest["models"].is_object()) continue;
+    if (!manifest.is_object() || !manifest["models"].is_object()) return std::nullopt;
     for (const auto& [name, model] : manifest["models"].items()) {
       if (!model.is_object() || !model["versions"].is_object()) continue;
       for (const auto& [version, entry_json] : model["versions"].items()) {
@@ -252,10 +258,11 @@ int RunOperator(const OperatorRoleFlags& flags) {
           Log("operator", absl::StrCat("removed ", removed, " unused projects"));
         }
       }
-      if (int removed = models::ModelCache::Prune(fs::path(flags.data_dir) / "models",
-                                                  ModelsInUse(flags.data_dir), 3600);
-          removed > 0) {
-        Log("operator", absl::StrCat("removed ", removed, " unused model versions"));
+      if (auto in_use = ModelsInUse(flags.data_dir)) {
+        int removed = models::ModelCache::Prune(fs::path(flags.data_dir) / "models", *in_use, 3600);
+        if (removed > 0) {
+          Log("operator", absl::StrCat("removed ", removed, " unused model versions"));
+        }
       }
       next_prune = now + std::chrono::minutes(10);
     }

@@ -308,6 +308,9 @@ void ReplicaController::Forget(const ReplicaRecord& replica) {
   fs::remove(SpecPath(replica.id), ignored);
   fs::remove(ManifestPath(replica.id), ignored);
   fs::remove(ManifestPath(replica.id) + ".wants", ignored);
+  for (int i = 0; fs::remove(ManifestPath(replica.id) + ".stats." + std::to_string(i), ignored);
+       ++i) {
+  }
   fs::remove_all(fs::path(options_.data_dir) / "models" / "replicas" / replica.id, ignored);
 }
 
