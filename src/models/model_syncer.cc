@@ -1,5 +1,6 @@
 #include "models/model_syncer.h"
 
+#include <absl/strings/match.h>
 #include <absl/strings/numbers.h>
 #include <absl/strings/str_cat.h>
 
@@ -82,7 +83,12 @@ absl::Status ModelSyncer::Sync() {
       next[source.name] = *std::move(versions);
       continue;
     }
-    if (!synced_once_) return versions.status();
+    // A model of models.dir with a bad layout (one being uploaded, say) is left out, as later
+    // polls do: the directory's other models still serve.
+    bool in_dir = absl::StartsWith(source.field, "models: dir: ");
+    if (!synced_once_ && !(in_dir && absl::IsInvalidArgument(versions.status()))) {
+      return versions.status();
+    }
     if (absl::IsNotFound(versions.status())) continue;  // removed upstream
     options_.log(absl::StrCat("model ", source.name, ": ", versions.status().message(),
                               "; keeping the versions it had"));

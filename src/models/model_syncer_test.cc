@@ -138,6 +138,19 @@ TEST_F(ModelSyncerTest, AModelRemovedUpstreamLeavesTheManifest) {
   EXPECT_THAT(log_.back(), HasSubstr("model b was removed upstream"));
 }
 
+TEST_F(ModelSyncerTest, ABadModelOfADirIsLeftOutOfTheFirstPassToo) {
+  SyncerOptions options = Options();
+  options.models.sources.clear();
+  options.models.dir = "s3://b/all";
+  store_.Put("s3://b/all/good/good.onnx", "g");
+  store_.Put("s3://b/all/uploading/notes.txt", "no onnx yet");
+  ModelSyncer syncer(options, store_);
+  ASSERT_TRUE(syncer.Sync().ok());
+  EXPECT_EQ(Manifest()["models"].size(), 1u);
+  EXPECT_TRUE(Manifest()["models"].contains("good"));
+  EXPECT_THAT(log_, ::testing::Contains(HasSubstr("model uploading: models: dir: uploading")));
+}
+
 TEST_F(ModelSyncerTest, APollerPicksUpANewVersionAndStops) {
   ModelSyncer syncer(Options(), store_);
   ASSERT_TRUE(syncer.Sync().ok());
