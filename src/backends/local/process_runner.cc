@@ -114,9 +114,12 @@ InstanceProbe ProcessRunner::Probe(const std::string& id, pid_t pid, int64_t mem
   InstanceProbe probe;
   if (pid <= 0) return probe;
   // Our child (started by this operator process): its exit status is known.
+  bool running_child = false;
   auto reaped = [&](InstanceProbe& out) {
     int status = 0;
-    if (::waitpid(pid, &status, WNOHANG) != pid) return false;
+    pid_t waited = ::waitpid(pid, &status, WNOHANG);
+    running_child = waited == 0;
+    if (waited != pid) return false;
     out.alive = false;
     out.exit_code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
     out.reason = WIFSIGNALED(status) ? absl::StrCat("was killed by signal ", WTERMSIG(status))
@@ -124,8 +127,11 @@ InstanceProbe ProcessRunner::Probe(const std::string& id, pid_t pid, int64_t mem
     return true;
   };
   if (reaped(probe)) return probe;
-  // Not our child (adopted after an operator restart) or still running.
-  probe.alive = ProcessAlive(pid) && RunsInstance(pid, id);
+  // A running child of ours is the instance, whatever its command line says at this instant
+  // (between fork and exec, or while `cortex worker-setup` execs the interpreter, it names
+  // something else). One adopted after an operator restart must still run the instance: its
+  // pid may have been reused.
+  probe.alive = running_child || (ProcessAlive(pid) && RunsInstance(pid, id));
   if (!probe.alive) {
     // It may have exited between the two checks: then its status is there now.
     if (reaped(probe)) return probe;
