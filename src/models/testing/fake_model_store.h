@@ -4,11 +4,11 @@
 
 #include <absl/strings/match.h>
 #include <absl/strings/str_cat.h>
-#include <absl/synchronization/mutex.h>
 
 #include <fstream>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <string>
 
 #include "models/model_store.h"
@@ -18,33 +18,33 @@ namespace cortex::models {
 class FakeModelStore : public ModelStore {
  public:
   void Put(const std::string& path, const std::string& content, int64_t modified_s = 1) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     files_[path] = {content, modified_s, absl::StrCat(++etags_)};
   }
   void Remove(const std::string& path) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     files_.erase(path);
   }
   void RemoveDir(const std::string& dir) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     for (auto it = files_.begin(); it != files_.end();) {
       it = absl::StartsWith(it->first, dir + "/") ? files_.erase(it) : std::next(it);
     }
   }
   // Makes every call fail with `status` (OkStatus: back to normal).
   void FailWith(absl::Status status) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     failure_ = std::move(status);
   }
   // Called (without the store's lock) before each fetch.
   void OnFetch(std::function<void()> hook) { on_fetch_ = std::move(hook); }
   int fetches() const {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     return fetches_;
   }
 
   absl::StatusOr<std::vector<ModelFile>> List(const std::string& dir) const override {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (!failure_.ok()) return failure_;
     if (files_.count(dir)) {
       return absl::FailedPreconditionError(absl::StrCat(dir, ": model path must be a directory"));
@@ -63,7 +63,7 @@ class FakeModelStore : public ModelStore {
   absl::Status Fetch(const std::string& dir, const std::string& path,
                      const std::filesystem::path& dest) const override {
     if (on_fetch_) on_fetch_();
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     ++fetches_;
     if (!failure_.ok()) return failure_;
     auto it = files_.find(absl::StrCat(dir, "/", path));
@@ -79,11 +79,14 @@ class FakeModelStore : public ModelStore {
     std::string etag;
   };
   std::function<void()> on_fetch_;  // set before use
-  mutable absl::Mutex mu_;
-  std::map<std::string, File> files_ ABSL_GUARDED_BY(mu_);
-  absl::Status failure_ ABSL_GUARDED_BY(mu_);
-  int etags_ ABSL_GUARDED_BY(mu_) = 0;
-  mutable int fetches_ ABSL_GUARDED_BY(mu_) = 0;
+  // A std::mutex, not absl::Mutex: ThreadSanitizer sees the pthread calls behind it, not the
+  // atomics inside Debian's (uninstrumented) Abseil, and the tests share this fake between the
+  // syncer's poller and the test's thread. Every field below is guarded by it.
+  mutable std::mutex mu_;
+  std::map<std::string, File> files_;
+  absl::Status failure_;
+  int etags_ = 0;
+  mutable int fetches_ = 0;
 };
 
 }  // namespace cortex::models
