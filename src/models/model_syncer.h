@@ -1,5 +1,5 @@
 // Keeps a replica's models in step with their sources: fetches every version into the model
-// cache and writes the manifest its workers read (docs/worker-protocol.md, "Models"), first
+// cache and writes the manifest its workers read (docs/models.md, "Where models live"), first
 // before the workers start, then every poll (live reloading, spec §5). A version that appears
 // upstream is fetched and added; one that disappears is removed; a model whose source cannot be
 // read keeps the versions it had, and the reason is logged.
