@@ -148,15 +148,7 @@ f:close()
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "%(ctype)s"
 
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'BENCHJSON {"requests":%%d,"duration_us":%%d,"p50_us":%%d,"p99_us":%%d,"mean_us":%%.1f,' ..
-    '"max_us":%%d,"connect":%%d,"read":%%d,"write":%%d,"status":%%d,"timeout":%%d}\\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    latency.mean, latency.max, e.connect, e.read, e.write, e.status, e.timeout))
-end
-"""
+""" + sb.WRK_DONE_LUA
 
 
 def log(msg):

@@ -280,11 +280,8 @@ app.add_api_route(PREDICT_ROUTE, predict, methods=["POST"])
 app.add_api_route(PREDICT_ROUTE, get_summary, methods=["GET"])
 '''
 
-POST_LUA = """\
-wrk.method = "POST"
-wrk.body = '%s'
-wrk.headers["Content-Type"] = "application/json"
-
+# wrk's summary as one JSON line (a %-format template: every literal % is doubled).
+WRK_DONE_LUA = """\
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -293,7 +290,14 @@ done = function(summary, latency, requests)
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
     latency.mean, latency.max, e.connect, e.read, e.write, e.status, e.timeout))
 end
-""" % BODY
+"""
+
+POST_LUA = ("""\
+wrk.method = "POST"
+wrk.body = '%s'
+wrk.headers["Content-Type"] = "application/json"
+
+""" + WRK_DONE_LUA) % BODY
 
 
 def log(msg):

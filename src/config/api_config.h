@@ -41,6 +41,9 @@ struct PredictorConfig {
   std::map<std::string, std::string> env;
   // Local provider only: the Python interpreter that runs the predictor (e.g. a virtualenv's).
   std::optional<std::string> python;
+
+  // True when the predictor names models (model_path or models; docs/models.md).
+  bool HasModels() const { return model_path.has_value() || !models.is_null(); }
 };
 
 struct NetworkingConfig {

@@ -43,10 +43,6 @@ absl::Status InField(const std::string& field, const absl::Status& status) {
 
 }  // namespace
 
-bool HasModels(const config::PredictorConfig& predictor) {
-  return predictor.model_path.has_value() || !predictor.models.is_null();
-}
-
 ModelsConfig ModelsOf(const config::PredictorConfig& predictor, const std::string& project_dir) {
   ModelsConfig models;
   models.predictor_type = predictor.type;

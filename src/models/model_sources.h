@@ -34,9 +34,6 @@ struct ModelsConfig {
   int disk_cache_size = 0;
 };
 
-// True when the predictor names models (model_path or models).
-bool HasModels(const config::PredictorConfig& predictor);
-
 // The models of `predictor`, with relative local paths resolved in `project_dir`.
 ModelsConfig ModelsOf(const config::PredictorConfig& predictor, const std::string& project_dir);
 

@@ -16,10 +16,13 @@ namespace {
 
 using json = nlohmann::json;
 
-uint64_t TotalSize(const ModelVersion& version) {
+// "model m version 3 downloaded (2 files, 1.5 MiB)"
+std::string Downloaded(const std::string& name, const ModelVersion& version) {
   uint64_t total = 0;
   for (const ModelFile& file : version.files) total += file.size;
-  return total;
+  return absl::StrCat("model ", name, " version ", version.version, " downloaded (",
+                      version.files.size(), " file", version.files.size() == 1 ? "" : "s", ", ",
+                      FormatBytes(total), ")");
 }
 
 }  // namespace
@@ -55,10 +58,7 @@ absl::StatusOr<ModelSyncer::Versions> ModelSyncer::SyncModel(const ModelSource& 
       continue;
     }
     if (fetched) {
-      options_.log(absl::StrCat("model ", source.name, " version ", version.version,
-                                " downloaded (", version.files.size(), " file",
-                                version.files.size() == 1 ? "" : "s", ", ",
-                                FormatBytes(TotalSize(version)), ")"));
+      options_.log(Downloaded(source.name, version));
     }
     versions[version.version] = {path->string(), version.timestamp, ""};
   }
@@ -175,9 +175,7 @@ absl::Status ModelSyncer::ServeWants() {
     entry.error = path.ok() ? "" : std::string(path.status().message());
     if (path.ok()) {
       entry.path = path->string();
-      options_.log(absl::StrCat("model ", name, " version ", version, " downloaded (",
-                                it->files.size(), " file", it->files.size() == 1 ? "" : "s", ", ",
-                                FormatBytes(TotalSize(*it)), ")"));
+      options_.log(Downloaded(name, *it));
     } else {
       options_.log(absl::StrCat("model ", name, " version ", version, ": ", entry.error));
     }
@@ -252,12 +250,6 @@ absl::Status ModelSyncer::WriteManifest(const Snapshot& snapshot, int64_t genera
   json manifest = {{"generation", generation}, {"models", std::move(models)}};
   if (caching()) manifest["wants_seq"] = wants_seq_;
   return WriteFileAtomic(options_.manifest_path, manifest.dump(2));
-}
-
-json ModelSyncer::Manifest() const {
-  absl::StatusOr<std::string> text = ReadFile(options_.manifest_path);
-  if (!text.ok()) return json();
-  return json::parse(*text, nullptr, false);
 }
 
 void ModelSyncer::Start(std::chrono::milliseconds every) {

@@ -60,8 +60,6 @@ class ModelSyncer {
   void Stop();
 
   int64_t generation() const { return generation_.load(); }
-  // The manifest as last written.
-  nlohmann::json Manifest() const;
 
  private:
   struct Entry {

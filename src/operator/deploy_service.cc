@@ -102,7 +102,7 @@ absl::StatusOr<json> DeployService::DeployLocked(const json& request) {
       return absl::InvalidArgumentError(
           absl::StrCat(prefix, ": predictor: type: ", kTensorFlowRefusal));
     }
-    if (api.predictor && models::HasModels(*api.predictor)) {
+    if (api.predictor && api.predictor->HasModels()) {
       if (model_store_ == nullptr) {
         return absl::InvalidArgumentError(
             absl::StrCat(prefix, ": predictor: models are not supported by this operator"));

@@ -101,7 +101,7 @@ asio::awaitable<net::Response> Front::Handle(net::Request& request, net::ClientW
     net::Response response;
     if (request.method() == http::verb::post) {
       response = co_await Predict(request, client);
-    } else if (request.method() == http::verb::get && ServesModels()) {
+    } else if (request.method() == http::verb::get && options_.api.predictor->HasModels()) {
       response = co_await Predict(request, client);  // the worker adds the model metadata
     } else if (request.method() == http::verb::get) {
       response = net::MakeResponse(request, http::status::ok, std::string(kGetMessage));

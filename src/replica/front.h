@@ -72,9 +72,6 @@ class Front {
   // A request whose client left while it waited for a slot is not run.
   net::asio::awaitable<net::Response> Predict(net::Request& request, net::ClientWatch& client);
   std::vector<nlohmann::json> ModelReports() const;  // the workers' model registry counters
-  bool ServesModels() const {
-    return options_.api.predictor->model_path || !options_.api.predictor->models.is_null();
-  }
   // One exchange on a slot: the request frame out, the response frame back.
   net::asio::awaitable<absl::StatusOr<WorkerResponse>> Exchange(int slot, net::Request& request);
   net::asio::awaitable<int> AcquireSlot();

@@ -56,6 +56,14 @@ def models_yaml(name, models):
     return api_yaml(name, predictor_extra=models)
 
 
+def text_model_project(cluster, name, store):
+    """A project serving the text model at `store` as its model_path."""
+    return cluster.project(name, {
+        "cortex.yaml": models_yaml(name, f"model_path: {store}"),
+        "predictor.py": TEXT_MODEL_PREDICTOR,
+    })
+
+
 def test_models_paths_versions_get_model_and_metadata(model_cluster, tmp_path):
     store = str(tmp_path / "store")
     write_model(store, "a/1", "a-one")
@@ -146,10 +154,7 @@ def test_a_bad_layout_fails_the_deploy_naming_the_path(model_cluster, tmp_path, 
     if layout:
         write_files(str(store), layout)
     name = "bad-layout"
-    project = model_cluster.project(name, {
-        "cortex.yaml": models_yaml(name, f"model_path: {store}"),
-        "predictor.py": TEXT_MODEL_PREDICTOR,
-    })
+    project = text_model_project(model_cluster, name, store)
     rc, out, err = model_cluster.deploy(project)
     assert rc != 0
     assert f"bad-layout (RealtimeAPI): predictor: model_path: {store}" in out + err
@@ -189,10 +194,7 @@ def test_a_new_version_is_served_within_two_polls_with_no_failed_request(model_c
     store = str(tmp_path / "live")
     write_model(store, "1", "one")
     name = "live-models"
-    project = model_cluster.project(name, {
-        "cortex.yaml": models_yaml(name, f"model_path: {store}"),
-        "predictor.py": TEXT_MODEL_PREDICTOR,
-    })
+    project = text_model_project(model_cluster, name, store)
     model_cluster.deploy_ok(project)
     model_cluster.wait_live(name, timeout=60)
     assert model_cluster.post(name, {}).json() == {"value": "one"}
@@ -287,10 +289,7 @@ def test_a_replica_that_cannot_fetch_its_model_is_an_error_with_the_reason_in_th
     store = str(tmp_path / "vanishing")
     write_model(store, "1", "one")
     name = "vanishing-model"
-    project = model_cluster.project(name, {
-        "cortex.yaml": models_yaml(name, f"model_path: {store}"),
-        "predictor.py": TEXT_MODEL_PREDICTOR,
-    })
+    project = text_model_project(model_cluster, name, store)
     model_cluster.deploy_ok(project)
     replica = model_cluster.wait_live(name, timeout=60)["replicas"][0]
     # The model goes away, then the replica dies: its successor cannot start without it.

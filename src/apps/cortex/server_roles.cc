@@ -137,7 +137,7 @@ absl::StatusOr<std::unique_ptr<ModelsOnDisk>> SyncModels(const nlohmann::json& s
                                                          const config::PredictorConfig& predictor,
                                                          const std::string& project_dir,
                                                          const std::string& id) {
-  if (!models::HasModels(predictor)) return nullptr;
+  if (!predictor.HasModels()) return nullptr;
   models::SyncerOptions sync;
   sync.models = models::ModelsOf(predictor, project_dir);
   sync.cache_root = StringField(spec, "models_cache");
