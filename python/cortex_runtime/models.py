@@ -8,6 +8,7 @@ the ONNX Runtime session (the ``_cortex_onnx`` extension).
 
 import math
 import os
+import threading
 
 from .loader import UserError
 from .model_registry import (SINGLE_MODEL_NAME, ModelError, ModelNotFound,  # noqa: F401
@@ -26,7 +27,25 @@ __all__ = [
     "parse_cpu",
     "build_clients",
     "model_metadata",
+    "set_batch_run",
+    "run_session",
 ]
+
+# The server-side batch (onnx_batching.BatchRun) the current thread's request belongs to.
+_batch = threading.local()
+
+
+def set_batch_run(batch_run):
+    """Makes this thread's onnx_client.predict calls part of ``batch_run`` (None: run alone)."""
+    _batch.run = batch_run
+
+
+def run_session(model, model_name, version, feeds):
+    """Runs an ONNX model on ``feeds``, stacked with the rest of this thread's batch if any."""
+    batch_run = getattr(_batch, "run", None)
+    if batch_run is not None:
+        return batch_run.run(model, model_name, version, feeds)
+    return model["session"].run(None, feeds)
 
 
 # -- clients -----------------------------------------------------------------------------------
@@ -154,7 +173,7 @@ class ONNXClient(_Client):
             from .onnx_inputs import prepare_feeds as prepare
             self._prepare_feeds = prepare
         feeds = prepare(model["input_signatures"], model_input, name)
-        return model["session"].run(None, feeds)
+        return run_session(model, name, model_version, feeds)
 
     def input_signatures(self):
         """{name: {version: {input: {shape, type}}}} of the versions in the manifest.

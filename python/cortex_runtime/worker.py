@@ -59,7 +59,9 @@ HDR_BYTES_200 = _response_header(200, "application/octet-stream")
 HDR_JSON_400 = _response_header(400, "application/json")
 HDR_TEXT_400 = _response_header(400, "text/plain; charset=utf-8")
 HDR_JSON_500 = _response_header(500, "application/json")
+HDR_JSON_404 = _response_header(404, "application/json")
 HDR_JSON_405 = _response_header(405, "application/json")
+V2_PREFIX = "/v2/"
 SUMMARY_BODY = _dumps({"message": API_SUMMARY_MESSAGE}).encode("utf-8")
 
 
@@ -153,14 +155,25 @@ def encode_http_exception(e):
     return _response_header(int(e.status_code), "application/json", headers), body
 
 
+class BatchResultError(Exception):
+    """predict did not return one result for each request of its batch."""
+
+
 class RequestHandler:
     """Turns request frames into response frames for one predictor instance.
 
     The keyword arguments of ``predict`` and ``post_predict`` are decided once, here.
     """
 
-    def __init__(self, predictor, signatures, monitoring=None, model_metadata=None):
+    def __init__(self, predictor, signatures, monitoring=None, model_metadata=None,
+                 batching=None, concurrent_batches=False, v2_handler=None):
         self.predictor = predictor
+        self.v2 = v2_handler  # a v2.V2Handler, or None when the API does not serve the protocol
+        # Server-side batching: the spec's {max_batch_size, batch_interval}, or None. With
+        # concurrent_batches (ONNX) each request of a batch runs predict on a thread of its own.
+        self.max_batch_size = int((batching or {}).get("max_batch_size") or 1)
+        self.concurrent_batches = concurrent_batches
+        self._local = threading.local()  # each slot thread's pool for concurrent batches
         # With models: a callable that returns the GET route's model_metadata.
         self.model_metadata = model_metadata
         # Prediction monitoring (spec §10): the value is sent to the front in the response
@@ -196,52 +209,18 @@ class RequestHandler:
         background task) to run on this thread once the response has been written.
         """
         method = header.get("method", "POST")
+        if header.get("path", "").startswith(V2_PREFIX):
+            return self.handle_v2(header, body)
         if method != "POST":
             if method in ("GET", "HEAD"):
                 if self.model_metadata is not None:
                     return self.summary_with_models()
                 return HDR_JSON_200, SUMMARY_BODY, None
             return HDR_JSON_405, _error_body("method not allowed"), None
-
-        kwargs = {}
-        payload = headers = query = None
-        if self.build_args:
-            if self.need_payload:
-                content_type = ""
-                for pair in header.get("headers") or ():
-                    if pair[0].lower() == "content-type":
-                        content_type = pair[1]
-                        break
-                ct = content_type.lower()
-                if ct.startswith("application/json"):
-                    try:
-                        payload = _loads(body)
-                    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
-                        return HDR_JSON_400, _error_body(str(e)), None
-                    except RecursionError:  # '[' * 1000: deeper than Python can parse
-                        return HDR_JSON_400, _error_body(
-                            "the JSON payload is nested too deeply"), None
-                elif ct.startswith("multipart/form") or ct.startswith(
-                        "application/x-www-form-urlencoded"):
-                    try:
-                        payload = forms.parse_form(body, ct, content_type)
-                    except Exception as e:
-                        return HDR_TEXT_400, str(e).encode("utf-8"), None
-                else:
-                    payload = body
-                if self.pass_payload:
-                    kwargs["payload"] = payload
-            if self.need_headers:
-                headers = compat.make_headers(header.get("headers") or ())
-                if self.pass_headers:
-                    kwargs["headers"] = headers
-            if self.need_query:
-                query = compat.QueryParams(header.get("query") or "")
-                if self.pass_query:
-                    kwargs["query_params"] = query
-            if self.pass_batch_id:
-                kwargs["batch_id"] = None
-
+        parsed, error = self.parse(header, body)
+        if error is not None:
+            return error
+        kwargs, payload, query, headers = parsed
         try:
             result = self.predict(**kwargs)
         except Exception as e:
@@ -249,6 +228,62 @@ class RequestHandler:
                 return (*encode_http_exception(e), None)
             log_error("error: exception in predict")
             return HDR_JSON_500, _error_body(_exception_message(e)), None
+        out = self.encode(result)
+        after = None
+        if self.post_predict is not None and out[0] is not HDR_JSON_500:
+            after = [partial(self.run_post_predict, self.post_kwargs(result, payload, query,
+                                                                     headers))]
+        if out[0] is not HDR_JSON_200 and getattr(result, "background", None) is not None \
+                and _is_response(result):
+            after = (after or []) + [partial(self.run_background, result)]
+        return out[0], out[1], after
+
+    def parse(self, header, body):
+        """((kwargs of predict, payload, query_params, headers), None) for a POST request, or
+        (None, the error response) when its payload cannot be parsed."""
+        kwargs = {}
+        payload = headers = query = None
+        if not self.build_args:
+            return (kwargs, payload, query, headers), None
+        if self.need_payload:
+            content_type = ""
+            for pair in header.get("headers") or ():
+                if pair[0].lower() == "content-type":
+                    content_type = pair[1]
+                    break
+            ct = content_type.lower()
+            if ct.startswith("application/json"):
+                try:
+                    payload = _loads(body)
+                except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+                    return None, (HDR_JSON_400, _error_body(str(e)), None)
+                except RecursionError:  # '[' * 1000: deeper than Python can parse
+                    return None, (HDR_JSON_400,
+                                  _error_body("the JSON payload is nested too deeply"), None)
+            elif ct.startswith("multipart/form") or ct.startswith(
+                    "application/x-www-form-urlencoded"):
+                try:
+                    payload = forms.parse_form(body, ct, content_type)
+                except Exception as e:
+                    return None, (HDR_TEXT_400, str(e).encode("utf-8"), None)
+            else:
+                payload = body
+            if self.pass_payload:
+                kwargs["payload"] = payload
+        if self.need_headers:
+            headers = compat.make_headers(header.get("headers") or ())
+            if self.pass_headers:
+                kwargs["headers"] = headers
+        if self.need_query:
+            query = compat.QueryParams(header.get("query") or "")
+            if self.pass_query:
+                kwargs["query_params"] = query
+        if self.pass_batch_id:
+            kwargs["batch_id"] = None
+        return (kwargs, payload, query, headers), None
+
+    def encode(self, result):
+        """(response header bytes, body) for a value predict returned."""
         try:
             cls = type(result)
             if cls is dict or cls is list:
@@ -269,27 +304,128 @@ class RequestHandler:
             # Not serialisable, at the top level or anywhere inside a dict or list.
             log_error("error: the predict return value is not JSON serializable")
             out = HDR_JSON_500, _error_body(f"{_exception_message(e)}: {NOT_SERIALIZABLE_HINT}")
-
         if self.monitor_type is not None and out[0] in (HDR_JSON_200, HDR_TEXT_200):
             out = self.with_monitor(out, result)
+        return out
 
-        after = None
-        if self.post_predict is not None and out[0] is not HDR_JSON_500:
-            post = {}
-            post_args = self.post_args
-            if "response" in post_args:
-                post["response"] = result
-            if "payload" in post_args:
-                post["payload"] = payload
-            if "query_params" in post_args:
-                post["query_params"] = query
-            if "headers" in post_args:
-                post["headers"] = headers
-            after = [partial(self.run_post_predict, post)]
-        if out[0] is not HDR_JSON_200 and getattr(result, "background", None) is not None \
-                and _is_response(result):
-            after = (after or []) + [partial(self.run_background, result)]
-        return out[0], out[1], after
+    def post_kwargs(self, result, payload, query, headers):
+        post = {}
+        post_args = self.post_args
+        if "response" in post_args:
+            post["response"] = result
+        if "payload" in post_args:
+            post["payload"] = payload
+        if "query_params" in post_args:
+            post["query_params"] = query
+        if "headers" in post_args:
+            post["headers"] = headers
+        return post
+
+    # -- server-side batching (docs/batching.md) ------------------------------------------------
+
+    def handle_batch(self, items):
+        """Responses [(header bytes, body)] for a batch [(request header, body)], and the
+        callables to run after replying (or None)."""
+        if self.concurrent_batches:
+            return self.handle_batch_concurrently(items)
+        responses = [None] * len(items)
+        after = []
+        batch = []  # (index, parsed) of the requests predict gets
+        for i, (header, body) in enumerate(items):
+            if header.get("method", "POST") != "POST" or header.get("path", "").startswith(
+                    V2_PREFIX):
+                out = self.handle(header, body)
+            else:
+                parsed, out = self.parse(header, body)
+                if parsed is not None:
+                    batch.append((i, parsed))
+                    continue
+            responses[i] = out[:2]
+            if out[2]:
+                after += out[2]
+        if batch:
+            after += self.predict_batch(batch, responses)
+        return responses, after or None
+
+    def predict_batch(self, batch, responses):
+        """Calls predict once with the lists of the batch's arguments; fills ``responses``."""
+        n = len(batch)
+        kwargs = {}
+        for key in batch[0][1][0]:
+            kwargs[key] = None if key == "batch_id" else [p[0][key] for _, p in batch]
+        try:
+            results = self.predict(**kwargs)
+            if not isinstance(results, (list, tuple)) or len(results) != n:
+                got = (f"a {type(results).__name__} of {len(results)} items"
+                       if isinstance(results, (list, tuple)) else f"a {type(results).__name__}")
+                raise BatchResultError(f"predict must return a list of {n} results (one for "
+                                       f"each request of the batch), but it returned {got}")
+        except Exception as e:
+            if _is_http_exception(e):
+                out = encode_http_exception(e)
+            else:
+                if not isinstance(e, BatchResultError):
+                    log_error("error: exception in predict")
+                else:
+                    log_error(f"error: {e}", with_traceback=False)
+                out = HDR_JSON_500, _error_body(_exception_message(e))
+            for i, _ in batch:
+                responses[i] = out
+            return []
+        failed = False
+        after = []
+        for (i, _), result in zip(batch, results):
+            responses[i] = out = self.encode(result)
+            failed = failed or out[0] is HDR_JSON_500
+            if out[0] is not HDR_JSON_200 and getattr(result, "background", None) is not None \
+                    and _is_response(result):
+                after.append(partial(self.run_background, result))
+        if self.post_predict is not None and not failed:
+            columns = [[p[j] for _, p in batch] for j in (1, 2, 3)]
+            after.insert(0, partial(self.run_post_predict,
+                                    self.post_kwargs(list(results), *columns)))
+        return after
+
+    def handle_batch_concurrently(self, items):
+        """ONNX: every request runs the one-request predict on a thread of its own, and their
+        onnx_client.predict calls are stacked into one run of the model (onnx_batching.py)."""
+        from . import onnx_batching
+        batch_run = onnx_batching.BatchRun(len(items))
+        pool = getattr(self._local, "pool", None)
+        if pool is None and len(items) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+            pool = self._local.pool = ThreadPoolExecutor(
+                max_workers=self.max_batch_size,
+                thread_name_prefix=f"{threading.current_thread().name}-batch")
+
+        def item(header, body):
+            models.set_batch_run(batch_run)
+            try:
+                return self.handle(header, body)
+            finally:
+                models.set_batch_run(None)
+
+        outs = onnx_batching.run_items(
+            batch_run, [partial(item, header, body) for header, body in items], pool)
+        responses, after = [], []
+        for out in outs:
+            if isinstance(out, BaseException):
+                raise out  # SystemExit or KeyboardInterrupt from user code (handle catches the rest)
+            responses.append(out[:2])
+            if out[2]:
+                after += out[2]
+        return responses, after or None
+
+    def handle_v2(self, header, body):
+        """The Open Inference Protocol's model endpoints (v2.py; docs/v2-protocol.md)."""
+        if self.v2 is None:
+            return HDR_JSON_404, _error_body(
+                "this API does not serve the Open Inference Protocol: ONNX predictors do, and "
+                "Python predictors that define v2_metadata and v2_infer"), None
+        status, content_type, headers, out = self.v2.handle(
+            header.get("method", "POST"), header.get("path", ""), header.get("query") or "",
+            header.get("headers") or (), body)
+        return _response_header(status, content_type, headers), out, None
 
     def summary_with_models(self):
         try:
@@ -341,6 +477,32 @@ class RequestHandler:
             log_error("error: exception in a response background task")
 
 
+def split_batch(heads, body):
+    """[(request header, body)] of a batch frame (its header's "batch" list and its body)."""
+    if not isinstance(heads, list) or not heads:
+        raise ValueError("the batch is not a non-empty list")
+    items = []
+    at = 0
+    for head in heads:
+        length = head.get("length") if isinstance(head, dict) else None
+        if not isinstance(length, int) or length < 0 or at + length > len(body):
+            raise ValueError("a request of the batch has a bad length")
+        items.append((head, body[at:at + length]))
+        at += length
+    if at != len(body):
+        raise ValueError("the batch's bodies do not fill its frame")
+    return items
+
+
+def encode_batch(responses):
+    """A batch response frame's header and body from [(header bytes, body)]."""
+    heads = []
+    for header, body in responses:
+        # Each header is a JSON object: its length goes in before the closing brace.
+        heads.append(header[:-1] + b',"length":%d}' % len(body))
+    return b'{"batch":[' + b",".join(heads) + b"]}", b"".join(body for _, body in responses)
+
+
 def serve_connection(sock, handler):
     """The slot loop: one request at a time until the front closes the connection."""
     reader = FrameReader(sock)
@@ -362,7 +524,17 @@ def serve_connection(sock, handler):
             except ValueError as e:
                 log_error(f"error: bad request frame header: {e}", with_traceback=False)
                 return
-            resp_header, resp_body, after = handle(header, body)
+            batch = header.get("batch")
+            if batch is not None:
+                try:
+                    items = split_batch(batch, body)
+                except ValueError as e:
+                    log_error(f"error: bad batch frame: {e}", with_traceback=False)
+                    return
+                responses, after = handler.handle_batch(items)
+                resp_header, resp_body = encode_batch(responses)
+            else:
+                resp_header, resp_body, after = handle(header, body)
             try:
                 write_frame(sock, resp_header, resp_body)
             except OSError as e:
@@ -437,7 +609,22 @@ def start(args):
     metadata = None
     if registry is not None:
         metadata = partial(models.model_metadata, registry, clients.get("onnx_client"))
-    return RequestHandler(predictor, signatures, spec.get("monitoring"), metadata)
+    predictor_spec = spec.get("predictor") or {}
+    return RequestHandler(predictor, signatures, spec.get("monitoring"), metadata,
+                          batching=predictor_spec.get("server_side_batching"),
+                          concurrent_batches=predictor_spec.get("type") == "onnx",
+                          v2_handler=v2_handler_for(spec, predictor, registry))
+
+
+def v2_handler_for(spec, predictor, registry):
+    """The API's Open Inference Protocol handler: ONNX models, or a Python predictor's hook."""
+    from . import v2
+    name = spec.get("name", "")
+    if (spec.get("predictor") or {}).get("type") == "onnx" and registry is not None:
+        return v2.V2Handler(name, v2.OnnxBackend(registry, spec, run=models.run_session))
+    if v2.PythonHookBackend.supports(predictor):
+        return v2.V2Handler(name, v2.PythonHookBackend(predictor))
+    return None
 
 
 def construct_with_models(cls, signatures, spec, watch=True):

@@ -140,6 +140,27 @@ class Worker:
         self.send(slot, **kw)
         return self.receive(slot)
 
+    def request_batch(self, items, slot=0):
+        """Sends one batch frame of [(json body or bytes, extra header fields)] and returns its
+        replies, in order."""
+        heads, bodies = [], []
+        for body, extra in items:
+            if not isinstance(body, bytes):
+                body = json.dumps(body).encode("utf-8")
+            head = {"method": "POST", "path": "/", "query": "",
+                    "headers": [["content-type", "application/json"]], "length": len(body)}
+            head.update(extra or {})
+            heads.append(head)
+            bodies.append(body)
+        self.conns[slot].sendall(encode_frame({"batch": heads}, b"".join(bodies)))
+        header, body = read_frame(self.conns[slot])
+        replies, at = [], 0
+        for head in header["batch"]:
+            replies.append(Reply(head, body[at:at + head["length"]]))
+            at += head["length"]
+        assert at == len(body)
+        return replies
+
     def wait(self, timeout=IO_TIMEOUT):
         return self.proc.wait(timeout=timeout)
 

@@ -27,8 +27,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-constexpr std::string_view kVersion = "0.24.0";
-
 absl::StatusOr<OperatorClient> Client(const CommonFlags& common) {
   return OperatorClient::ForEnvironment(common.env);
 }
@@ -270,7 +268,7 @@ int Predict(const std::string& api, const std::string& json_file, const CommonFl
 }
 
 int Version(const CommonFlags& common) {
-  std::cout << "cli version: " << kVersion << "\n";
+  std::cout << "cli version: " << kCortexVersion << "\n";
   auto client = Client(common);
   if (!client.ok()) return 0;
   auto info = client->CallJson("GET", "/v1/info");

@@ -15,6 +15,7 @@
 #include "cli/operator_client.h"
 #include "cli/table.h"
 #include "common/job_status.h"
+#include "common/json_fields.h"
 #include "common/util.h"
 #include "net/http_client.h"
 
@@ -325,6 +326,12 @@ absl::StatusOr<std::string> RenderApi(const std::string& api, bool verbose,
   }
   std::string out = RenderTable(RealtimeColumns(), {RealtimeCells(*info)});
   absl::StrAppend(&out, PredictionTables((*info)["metrics"]));
+  if (const json& batching = Field(Field(*info, "metrics"), "batch_stats"); batching.is_object()) {
+    const json& average = Field(batching, "avg_batch_size");
+    absl::StrAppend(&out, "\naverage batch size: ",
+                    average.is_number() ? absl::StrFormat("%.2f", average.get<double>()) : "-",
+                    " (", IntField(batching, "batches"), " batches)\n");
+  }
   absl::StrAppend(&out, "\nendpoint: ", (*info)["endpoint"].get<std::string>(), "\n");
   absl::StrAppend(&out, ModelTable(*info));
   std::vector<std::vector<std::string>> history;

@@ -25,13 +25,23 @@ enum class Kind { kRealtimeAPI, kBatchAPI, kTrafficSplitter };
 std::string_view KindName(Kind kind);  // "RealtimeAPI", ...
 std::optional<Kind> ParseKind(std::string_view name);
 
+// predictor.server_side_batching (docs/batching.md): a batch leaves the replica's queue when it
+// holds max_batch_size requests or batch_interval has passed since its first request.
+struct BatchingConfig {
+  int max_batch_size = 0;      // 2..1024
+  std::string batch_interval;  // as written, e.g. "100ms"
+  int64_t interval_nanos = 0;  // > 0
+
+  bool operator==(const BatchingConfig&) const = default;
+};
+
 struct PredictorConfig {
   std::string type;  // python | tensorflow | onnx
   std::string path;  // relative to the project directory
   std::optional<std::string> model_path;
   nlohmann::json models;  // null when not set; kept as JSON until a later issue uses it
   std::optional<std::string> signature_key;
-  nlohmann::json server_side_batching;  // null when not set
+  std::optional<BatchingConfig> server_side_batching;
   int processes_per_replica = 1;
   int threads_per_process = 1;
   nlohmann::json config = nlohmann::json::object();

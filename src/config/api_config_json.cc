@@ -58,7 +58,10 @@ json PredictorToJson(const PredictorConfig& p) {
       {"model_path", OrNull(p.model_path)},
       {"models", p.models},
       {"signature_key", OrNull(p.signature_key)},
-      {"server_side_batching", p.server_side_batching},
+      {"server_side_batching",
+       p.server_side_batching ? json{{"max_batch_size", p.server_side_batching->max_batch_size},
+                                     {"batch_interval", p.server_side_batching->batch_interval}}
+                              : json(nullptr)},
       {"processes_per_replica", p.processes_per_replica},
       {"threads_per_process", p.threads_per_process},
       {"config", p.config},
@@ -77,7 +80,13 @@ PredictorConfig PredictorFromJson(const json& j) {
   p.model_path = GetOptional<std::string>(j, "model_path");
   p.models = j.value("models", json(nullptr));
   p.signature_key = GetOptional<std::string>(j, "signature_key");
-  p.server_side_batching = j.value("server_side_batching", json(nullptr));
+  if (j.contains("server_side_batching") && j.at("server_side_batching").is_object()) {
+    const json& b = j.at("server_side_batching");
+    std::string interval = b.at("batch_interval").get<std::string>();
+    absl::StatusOr<int64_t> nanos = internal::ParseDurationNanos(interval);
+    if (!nanos.ok()) throw std::invalid_argument(std::string(nanos.status().message()));
+    p.server_side_batching = BatchingConfig{GetInt(b, "max_batch_size"), interval, *nanos};
+  }
   p.processes_per_replica = GetInt(j, "processes_per_replica");
   p.threads_per_process = GetInt(j, "threads_per_process");
   p.config = j.value("config", json::object());

@@ -229,8 +229,14 @@ const Case kCases[] = {
     {"ModelsCacheOnBatch", Batch(", models: {dir: d, cache_size: 1, disk_cache_size: 2}"),
      "b (BatchAPI): predictor: models: cache_size key is not supported for BatchAPI kind"},
     {"ModelsCache", Realtime(", models: {dir: d, cache_size: 1, disk_cache_size: 2}"), ""},
-    {"BatchingOnPython", Realtime(", server_side_batching: {max_batch_size: 2}"),
-     "predictor: server_side_batching is not a supported field for the python predictor type"},
+    // python and onnx batches take one slot: Cortex's TensorFlow limits do not apply.
+    {"BatchingOnPython",
+     Realtime(", server_side_batching: {max_batch_size: 32, batch_interval: 10ms}"), ""},
+    {"BatchingOnPythonMissingInterval", Realtime(", server_side_batching: {max_batch_size: 2}"),
+     "server_side_batching: key \"batch_interval\" must be specified"},
+    {"BatchingOnBatchApi",
+     Batch(", server_side_batching: {max_batch_size: 2, batch_interval: 10ms}"),
+     "b (BatchAPI): predictor: server_side_batching key is not supported for BatchAPI kind"},
     {"BatchingMissingSize", Tensorflow(", server_side_batching: {batch_interval: 1s}"),
      "predictor: server_side_batching: key \"max_batch_size\" must be specified"},
     {"BatchingSizeTooSmall",
@@ -553,7 +559,7 @@ TEST(ParseApiConfigs, AppliesRealtimeDefaults) {
   EXPECT_FALSE(p.model_path.has_value());
   EXPECT_TRUE(p.models.is_null());
   EXPECT_FALSE(p.signature_key.has_value());
-  EXPECT_TRUE(p.server_side_batching.is_null());
+  EXPECT_FALSE(p.server_side_batching.has_value());
   EXPECT_EQ(p.processes_per_replica, 1);
   EXPECT_EQ(p.threads_per_process, 1);
   EXPECT_EQ(p.config, nlohmann::json::object());
@@ -685,7 +691,8 @@ TEST(ParseApiConfigs, KeepsConfigModelsAndBatchingAsJson) {
 
   ApiConfig tf = ParseOne(Tensorflow(
       ", threads_per_process: 4, server_side_batching: {max_batch_size: 4, batch_interval: 0.1s}"));
-  EXPECT_EQ(tf.predictor->server_side_batching,
+  EXPECT_EQ(tf.predictor->server_side_batching, (BatchingConfig{4, "0.1s", 100'000'000}));
+  EXPECT_EQ(tf.ToJson()["predictor"]["server_side_batching"],
             nlohmann::json::parse(R"({"max_batch_size": 4, "batch_interval": "0.1s"})"));
 }
 
@@ -778,6 +785,7 @@ void ExpectRoundTrip(const ApiConfig& api) {
     EXPECT_EQ(back->predictor->env, api.predictor->env);
     EXPECT_EQ(back->predictor->python_path, api.predictor->python_path);
     EXPECT_EQ(back->predictor->models, api.predictor->models);
+    EXPECT_EQ(back->predictor->server_side_batching, api.predictor->server_side_batching);
   }
 }
 
@@ -786,7 +794,8 @@ TEST(ApiConfigJson, RoundTripsEveryKind) {
       Realtime(),
       Realtime(", processes_per_replica: 1, threads_per_process: 7, config: {a: [1, {b: c}]}, "
                "python_path: lib, env: {X: y}, python: /venv/bin/python, image: my/img:1, "
-               "models: {dir: s3://b/m, cache_size: 1, disk_cache_size: 3}",
+               "models: {dir: s3://b/m, cache_size: 1, disk_cache_size: 3}, "
+               "server_side_batching: {max_batch_size: 8, batch_interval: 5ms}",
                ", networking: {endpoint: /v2/x, api_gateway: none, local_port: 8890}, "
                "compute: {cpu: 1500m, mem: 500M, gpu: 1}, autoscaling: {min_replicas: 2, "
                "max_replicas: 5, init_replicas: 3, target_replica_concurrency: 0.3, "

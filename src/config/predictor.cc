@@ -255,7 +255,7 @@ absl::StatusOr<nlohmann::json> ParseModels(const YAML::Node& node, const ParseCo
   return YamlToJson(node);
 }
 
-absl::StatusOr<nlohmann::json> ParseServerSideBatching(const YAML::Node& node,
+absl::StatusOr<BatchingConfig> ParseServerSideBatching(const YAML::Node& node,
                                                        const PredictorConfig& predictor,
                                                        const ComputeConfig& compute) {
   CONFIG_ASSIGN_OR_RETURN(YamlMap map, YamlMap::Create(node));
@@ -271,6 +271,10 @@ absl::StatusOr<nlohmann::json> ParseServerSideBatching(const YAML::Node& node,
   };
   CONFIG_ASSIGN_OR_RETURN(std::string batch_interval,
                           map.ReadRequired<std::string>("batch_interval", interval));
+  BatchingConfig batching{max_batch_size, batch_interval, *ParseDurationNanos(batch_interval)};
+  // A python or onnx batch takes one slot of the replica (docs/batching.md); TensorFlow Serving
+  // needed a thread per request of a batch, hence Cortex's limits.
+  if (predictor.type != "tensorflow") return batching;
   if (compute.inf > 0 && max_batch_size > predictor.threads_per_process) {
     return map.ErrorAt("max_batch_size",
                        absl::StrCat("max_batch_size (", max_batch_size,
@@ -287,7 +291,7 @@ absl::StatusOr<nlohmann::json> ParseServerSideBatching(const YAML::Node& node,
                                     predictor.processes_per_replica, " * ",
                                     predictor.threads_per_process, " = ", concurrency, ")"));
   }
-  return nlohmann::json{{"max_batch_size", max_batch_size}, {"batch_interval", batch_interval}};
+  return batching;
 }
 
 absl::StatusOr<std::map<std::string, std::string>> ParseEnv(const YAML::Node& node) {
@@ -365,11 +369,12 @@ absl::StatusOr<PredictorConfig> ParsePredictor(const YAML::Node& node, const Par
     return map.ErrorAt("signature_key", UnsupportedForType("signature_key", p.type));
   }
   if (std::optional<YAML::Node> ssb = map.Find("server_side_batching")) {
-    if (p.type != "tensorflow") {
+    if (ctx.kind != Kind::kRealtimeAPI) {
       return map.ErrorAt("server_side_batching",
-                         UnsupportedForType("server_side_batching", p.type));
+                         absl::StrCat("server_side_batching key is not supported for ",
+                                      std::string(KindName(ctx.kind)), " kind"));
     }
-    absl::StatusOr<nlohmann::json> parsed = ParseServerSideBatching(*ssb, p, compute);
+    absl::StatusOr<BatchingConfig> parsed = ParseServerSideBatching(*ssb, p, compute);
     if (!parsed.ok()) return InField("server_side_batching", parsed.status());
     p.server_side_batching = *std::move(parsed);
   }

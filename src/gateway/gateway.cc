@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/status.h"
+#include "common/util.h"
 
 namespace cortex::gateway {
 
@@ -130,6 +131,14 @@ Gateway::Destination Gateway::Resolve(const RouteTable& routes, std::string_view
     const ApiRoute* parent = slash > 0 ? routes.Find(path.substr(0, slash)) : nullptr;
     if (parent != nullptr && parent->batch) to = {parent, std::string(path.substr(slash))};
   }
+  constexpr std::string_view kV2Models = "/v2/models/";
+  if (to.api == nullptr && path.starts_with(kV2Models)) {
+    std::string_view name = path.substr(kV2Models.size());
+    name = name.substr(0, name.find('/'));
+    name = name.substr(0, name.find('.'));  // <api>.<model> names one model of the API
+    const ApiRoute* api = routes.FindByName(std::string(name));
+    if (api != nullptr && !api->batch) to = {api, "", true};
+  }
   if (to.api != nullptr && listener == Listener::kApiGateway && to.api->api_gateway == "none") {
     to = {};  // served on the load balancer only
   }
@@ -137,7 +146,26 @@ Gateway::Destination Gateway::Resolve(const RouteTable& routes, std::string_view
 }
 
 bool Gateway::IsOwnEndpoint(std::string_view path) {
-  return path.starts_with("/_cortex/") || path == "/metrics";
+  return path.starts_with("/_cortex/") || path == "/metrics" || path == "/v2" ||
+         path == "/v2/health/live" || path == "/v2/health/ready";
+}
+
+std::optional<net::Response> Gateway::V2ServerEndpoint(const net::Request& request) const {
+  std::string_view path = PathOf(request.target());
+  if (path == "/v2") {
+    return net::MakeResponse(request, http::status::ok, std::string(kV2ServerMetadata));
+  }
+  // The gateway is live while it answers, and ready once it has routes from the operator; each
+  // model's readiness is /v2/models/<api>/ready.
+  if (path == "/v2/health/live") {
+    return net::MakeResponse(request, http::status::ok, R"({"live":true})");
+  }
+  if (path == "/v2/health/ready") {
+    bool ready = routes_->version() > 0;
+    return net::MakeResponse(request, ready ? http::status::ok : http::status::service_unavailable,
+                             nlohmann::json{{"ready", ready}}.dump());
+  }
+  return std::nullopt;
 }
 
 std::optional<net::Response> Gateway::Admit(const net::Request& head, Listener listener) const {
@@ -166,7 +194,7 @@ asio::awaitable<net::Response> Gateway::Handle(net::Request& request, net::Clien
     co_return net::MakeResponse(request, http::status::ok, out.dump());
   }
   if (path == "/_cortex/metrics") co_return Metrics(request);
-  auto [api, job_suffix] = Resolve(*routes, path, listener);
+  auto [api, job_suffix, v2] = Resolve(*routes, path, listener);
   if (api != nullptr) {
     auto started = std::chrono::steady_clock::now();
     bool predict = request.method() == net::http::verb::post;
@@ -191,8 +219,9 @@ asio::awaitable<net::Response> Gateway::Handle(net::Request& request, net::Clien
                                  absl::StrCat("/v1/batch/", api->name, job_suffix), request, client,
                                  timeout_ms);
     }
-    net::Response response = co_await Forward(*destination, destination->replicas, "/predict",
-                                              request, client, timeout_ms);
+    net::Response response =
+        co_await Forward(*destination, destination->replicas, v2 ? std::string(path) : "/predict",
+                         request, client, timeout_ms);
     if (predict) {  // as Cortex: request metrics count predictions (POST) only
       double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -202,6 +231,7 @@ asio::awaitable<net::Response> Gateway::Handle(net::Request& request, net::Clien
     co_return response;
   }
   if (path == "/metrics") co_return Metrics(request);
+  if (auto v2_endpoint = V2ServerEndpoint(request)) co_return *std::move(v2_endpoint);
   co_return NotFound(request, path);
 }
 

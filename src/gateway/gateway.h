@@ -65,15 +65,19 @@ class Gateway {
   // not there) and the load balancer (no timeout).
   enum class Listener { kApiGateway, kLoadBalancer };
 
-  // Where a request goes: an API (or a splitter) and, for a BatchAPI job, "/<job_id>".
+  // Where a request goes: an API (or a splitter) and, for a BatchAPI job, "/<job_id>". An Open
+  // Inference Protocol request (/v2/models/<api>[.<model>]/...) keeps its path upstream.
   struct Destination {
     const ApiRoute* api = nullptr;
     std::string job_suffix;
+    bool v2 = false;
   };
 
   Gateway(net::asio::io_context& io, GatewayOptions options);
   static Destination Resolve(const RouteTable& routes, std::string_view path, Listener listener);
   static bool IsOwnEndpoint(std::string_view path);
+  // The Open Inference Protocol's server endpoints (/v2, /v2/health/live|ready), or nullopt.
+  std::optional<net::Response> V2ServerEndpoint(const net::Request& request) const;
   // Before the body is read: a request for no API is answered 404 at once.
   std::optional<net::Response> Admit(const net::Request& head, Listener listener) const;
   net::asio::awaitable<net::Response> Handle(net::Request& request, net::ClientWatch& client,

@@ -27,16 +27,24 @@ json FetchJson(const std::string& url, int timeout_ms) {
   return body.is_object() ? body : json::object();
 }
 
-// Merges the prediction monitoring of every ready replica (their /_cortex/stats).
-json PredictionMetrics(const ApiSpec& api, const backends::ReplicaSetStatus* replicas) {
+// The /_cortex/stats of every ready replica.
+std::vector<json> ReplicaStats(const backends::ReplicaSetStatus& replicas) {
+  std::vector<json> all;
+  for (const auto& r : replicas.replicas) {
+    if (r.state != ReplicaState::kReady || r.endpoint.port == 0) continue;
+    all.push_back(FetchJson(
+        absl::StrCat("http://", r.endpoint.host, ":", r.endpoint.port, "/_cortex/stats"), 500));
+  }
+  return all;
+}
+
+// Merges the prediction monitoring of the replicas.
+json PredictionMetrics(const ApiSpec& api, const std::vector<json>& replica_stats) {
   if (!api.config->monitoring) return nullptr;
   std::map<std::string, int64_t> classes;
   double min = 0, max = 0, sum = 0;
   int64_t count = 0;
-  for (const auto& r : replicas ? replicas->replicas : std::vector<backends::ReplicaStatus>{}) {
-    if (r.state != ReplicaState::kReady || r.endpoint.port == 0) continue;
-    json stats = FetchJson(
-        absl::StrCat("http://", r.endpoint.host, ":", r.endpoint.port, "/_cortex/stats"), 500);
+  for (const json& stats : replica_stats) {
     if (auto it = stats.find("class_distribution"); it != stats.end() && it->is_object()) {
       for (const auto& [label, n] : it->items()) {
         if (n.is_number_integer()) classes[label] += n.get<int64_t>();
@@ -58,6 +66,20 @@ json PredictionMetrics(const ApiSpec& api, const backends::ReplicaSetStatus* rep
              {{"min", min}, {"max", max}, {"avg", sum / count}, {"sample_count", count}}}};
   }
   return {{"class_distribution", classes}};
+}
+
+// Server-side batching: the batches the replicas sent to their workers, and their mean size.
+json BatchingMetrics(const ApiSpec& api, const std::vector<json>& replica_stats) {
+  if (!api.config->predictor || !api.config->predictor->server_side_batching) return nullptr;
+  int64_t batches = 0, requests = 0;
+  for (const json& stats : replica_stats) {
+    batches += IntField(stats, "batches");
+    requests += IntField(stats, "batched_requests");
+  }
+  return {{"batch_stats",
+           {{"batches", batches},
+            {"batched_requests", requests},
+            {"avg_batch_size", batches > 0 ? json(double(requests) / batches) : json()}}}};
 }
 
 }  // namespace
@@ -159,8 +181,11 @@ absl::StatusOr<json> ApiViews::Get(const std::string& name) {
     replica_list.push_back(std::move(entry));
   }
   out["replicas"] = replica_list;
-  json prediction = PredictionMetrics(**api, &replicas);
-  if (prediction.is_object()) out["metrics"].update(prediction);
+  std::vector<json> replica_stats = ReplicaStats(replicas);
+  for (const json& metrics :
+       {PredictionMetrics(**api, replica_stats), BatchingMetrics(**api, replica_stats)}) {
+    if (metrics.is_object()) out["metrics"].update(metrics);
+  }
   return out;
 }
 

@@ -11,6 +11,7 @@
 #include "common/json_fields.h"
 #include "common/network_json.h"
 #include "common/status.h"
+#include "common/util.h"
 #include "net/offload.h"
 
 namespace cortex::op {
@@ -179,7 +180,7 @@ asio::awaitable<net::Response> OperatorServer::Handle(net::Request& request) {
                                       .dump());
     case Endpoint::kInfo:
       co_return net::MakeResponse(request, http::status::ok,
-                                  json{{"version", "0.24.0"}, {"status", "ok"}}.dump());
+                                  json{{"version", kCortexVersion}, {"status", "ok"}}.dump());
     case Endpoint::kRoutes: {
       int64_t after = -1;
       (void)absl::SimpleAtoi(QueryParam(target, "after"), &after);

@@ -4,6 +4,8 @@
 #include <absl/strings/escaping.h>
 #include <absl/strings/str_cat.h>
 
+#include "common/status.h"
+
 namespace cortex::replica {
 namespace {
 
@@ -18,9 +20,7 @@ void AppendBigEndian32(std::string& out, uint32_t v) {
   out.push_back(static_cast<char>(v));
 }
 
-}  // namespace
-
-std::string EncodeRequestPrefix(const RequestHead& head, size_t body_size) {
+nlohmann::json HeadJson(const RequestHead& head) {
   size_t q = head.target.find('?');
   nlohmann::json header;
   header["method"] = std::string(head.method);
@@ -31,6 +31,10 @@ std::string EncodeRequestPrefix(const RequestHead& head, size_t body_size) {
     headers.push_back({absl::AsciiStrToLower(std::string(name)), std::string(value)});
   }
   header["headers"] = std::move(headers);
+  return header;
+}
+
+std::string Prefix(const nlohmann::json& header, size_t body_size) {
   // Header values are bytes from the network: replace invalid UTF-8 instead of throwing.
   std::string encoded = header.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   std::string prefix;
@@ -41,21 +45,9 @@ std::string EncodeRequestPrefix(const RequestHead& head, size_t body_size) {
   return prefix;
 }
 
-absl::StatusOr<uint32_t> FrameRestLength(const unsigned char (&lengths)[kFrameLengthsBytes]) {
-  uint32_t total = ReadBigEndian32(lengths);
-  if (total < 4) return absl::DataLossError("worker frame shorter than its header length");
-  return total - 4;
-}
-
-absl::StatusOr<WorkerResponse> DecodeResponse(const unsigned char (&lengths)[kFrameLengthsBytes],
-                                              std::string rest) {
-  uint32_t header_length = ReadBigEndian32(lengths + 4);
-  if (header_length > rest.size()) {
-    return absl::DataLossError("worker frame header is longer than the frame");
-  }
-  auto header = nlohmann::json::parse(rest.substr(0, header_length), nullptr, false);
+// Fills `response` from one response head (a frame's header or an element of a batch's).
+absl::Status DecodeHead(const nlohmann::json& header, WorkerResponse& response) {
   if (!header.is_object()) return absl::DataLossError("worker frame header is not a JSON object");
-  WorkerResponse response;
   auto status = header.find("status");
   if (status != header.end()) {
     // Compared as 64 bits: get<int>() would truncate 4294967496 to 200.
@@ -84,9 +76,76 @@ absl::StatusOr<WorkerResponse> DecodeResponse(const unsigned char (&lengths)[kFr
     }
   }
   if (auto it = header.find("monitor"); it != header.end()) response.monitor = *it;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string EncodeRequestPrefix(const RequestHead& head, size_t body_size) {
+  return Prefix(HeadJson(head), body_size);
+}
+
+std::string EncodeBatchPrefix(const std::vector<RequestHead>& heads,
+                              const std::vector<size_t>& body_sizes) {
+  nlohmann::json batch = nlohmann::json::array();
+  size_t total = 0;
+  for (size_t i = 0; i < heads.size(); ++i) {
+    nlohmann::json head = HeadJson(heads[i]);
+    head["length"] = body_sizes[i];
+    total += body_sizes[i];
+    batch.push_back(std::move(head));
+  }
+  return Prefix(nlohmann::json{{"batch", std::move(batch)}}, total);
+}
+
+absl::StatusOr<uint32_t> FrameRestLength(const unsigned char (&lengths)[kFrameLengthsBytes]) {
+  uint32_t total = ReadBigEndian32(lengths);
+  if (total < 4) return absl::DataLossError("worker frame shorter than its header length");
+  return total - 4;
+}
+
+absl::StatusOr<WorkerResponse> DecodeResponse(const unsigned char (&lengths)[kFrameLengthsBytes],
+                                              std::string rest) {
+  uint32_t header_length = ReadBigEndian32(lengths + 4);
+  if (header_length > rest.size()) {
+    return absl::DataLossError("worker frame header is longer than the frame");
+  }
+  WorkerResponse response;
+  RETURN_IF_ERROR(DecodeHead(
+      nlohmann::json::parse(std::string_view(rest).substr(0, header_length), nullptr, false),
+      response));
   rest.erase(0, header_length);
   response.body = std::move(rest);
   return response;
+}
+
+absl::StatusOr<std::vector<WorkerResponse>> DecodeBatchResponse(
+    const unsigned char (&lengths)[kFrameLengthsBytes], std::string_view rest, size_t count) {
+  uint32_t header_length = ReadBigEndian32(lengths + 4);
+  if (header_length > rest.size()) {
+    return absl::DataLossError("worker frame header is longer than the frame");
+  }
+  auto header = nlohmann::json::parse(rest.substr(0, header_length), nullptr, false);
+  auto batch = header.is_object() ? header.find("batch") : header.end();
+  if (batch == header.end() || !batch->is_array() || batch->size() != count) {
+    return absl::DataLossError(
+        absl::StrCat("worker batch response does not hold ", count, " responses"));
+  }
+  std::string_view bodies = rest.substr(header_length);
+  std::vector<WorkerResponse> responses(count);
+  for (size_t i = 0; i < count; ++i) {
+    const nlohmann::json& head = (*batch)[i];
+    RETURN_IF_ERROR(DecodeHead(head, responses[i]));
+    auto length = head.find("length");
+    if (length == head.end() || !length->is_number_unsigned() ||
+        length->get<uint64_t>() > bodies.size()) {
+      return absl::DataLossError("worker batch response has a bad body length");
+    }
+    responses[i].body = std::string(bodies.substr(0, length->get<uint64_t>()));
+    bodies.remove_prefix(length->get<uint64_t>());
+  }
+  if (!bodies.empty()) return absl::DataLossError("worker batch response has trailing bytes");
+  return responses;
 }
 
 }  // namespace cortex::replica

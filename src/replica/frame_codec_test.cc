@@ -91,5 +91,58 @@ TEST(FrameCodec, MalformedResponsesAreErrors) {
   EXPECT_FALSE(DecodeResponse(long_header, "x").ok());
 }
 
+TEST(FrameCodec, EncodesABatchOfRequests) {
+  std::vector<RequestHead> heads = {{"POST", "/predict?x=1", {{"Content-Type", "text/plain"}}},
+                                    {"POST", "/predict", {}}};
+  std::string prefix = EncodeBatchPrefix(heads, {3, 4});
+  auto u32 = [&](size_t at) {
+    return (uint32_t(uint8_t(prefix[at])) << 24) | (uint32_t(uint8_t(prefix[at + 1])) << 16) |
+           (uint32_t(uint8_t(prefix[at + 2])) << 8) | uint32_t(uint8_t(prefix[at + 3]));
+  };
+  EXPECT_EQ(u32(0), 4 + u32(4) + 7);
+  json header = json::parse(prefix.substr(8));
+  ASSERT_EQ(header["batch"].size(), 2u);
+  EXPECT_EQ(header["batch"][0]["query"], "x=1");
+  EXPECT_EQ(header["batch"][0]["length"], 3);
+  EXPECT_EQ(header["batch"][0]["headers"][0][0], "content-type");
+  EXPECT_EQ(header["batch"][1]["length"], 4);
+}
+
+TEST(FrameCodec, DecodesABatchOfResponses) {
+  auto [lengths, rest] =
+      Frame(R"({"batch": [{"status": 200, "content_type": "application/json", "length": 3},)"
+            R"( {"status": 500, "headers": [["x-a", "1"]], "monitor": 2, "length": 2}]})",
+            "[1]ok");
+  unsigned char raw[8];
+  std::memcpy(raw, lengths.data(), 8);
+  auto responses = DecodeBatchResponse(raw, rest, 2);
+  ASSERT_TRUE(responses.ok()) << responses.status();
+  EXPECT_EQ((*responses)[0].body, "[1]");
+  EXPECT_EQ((*responses)[0].status, 200);
+  EXPECT_EQ((*responses)[1].body, "ok");
+  EXPECT_EQ((*responses)[1].status, 500);
+  EXPECT_EQ((*responses)[1].monitor, 2);
+  ASSERT_EQ((*responses)[1].headers.size(), 1u);
+}
+
+TEST(FrameCodec, RejectsMalformedBatchResponses) {
+  const std::pair<std::string, std::string> bad[] = {
+      {R"({"batch": [{"length": 3}]})", "abc"},                  // one response for two
+      {R"({"batch": [{"length": 3}, {"length": 9}]})", "abcd"},  // body beyond the frame
+      {R"({"batch": [{"length": 1}, {"length": 1}]})", "abcd"},  // trailing bytes
+      {R"({"batch": [{"length": -1}, {"length": 1}]})", "a"},    // negative length
+      {R"({"batch": [{"length": 1}, {"status": 0, "length": 0}]})", "a"},
+      {R"({"batch": [{"length": 1}, {"headers": [["x", "a\nb"]], "length": 0}]})", "a"},
+      {R"({"status": 200})", "ab"},  // not a batch
+      {R"(not json)", ""},
+  };
+  for (const auto& [header, body] : bad) {
+    auto [lengths, rest] = Frame(header, body);
+    unsigned char raw[8];
+    std::memcpy(raw, lengths.data(), 8);
+    EXPECT_FALSE(DecodeBatchResponse(raw, rest, 2).ok()) << header;
+  }
+}
+
 }  // namespace
 }  // namespace cortex::replica

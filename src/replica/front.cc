@@ -37,7 +37,13 @@ Front::Front(asio::io_context& io, FrontOptions options, std::unique_ptr<Runtime
            options_.api.predictor->threads_per_process, options_.max_log_line_bytes,
            options_.worker_healthy_after},
           std::move(runtime), queue_),
-      metrics_(options_.api.name, options_.replica_id) {}
+      batch_wake_(io),
+      metrics_(options_.api.name, options_.replica_id) {
+  if (const auto& batching = options_.api.predictor->server_side_batching) {
+    batcher_.emplace(static_cast<size_t>(batching->max_batch_size),
+                     std::chrono::nanoseconds(batching->interval_nanos));
+  }
+}
 
 absl::StatusOr<std::unique_ptr<Front>> Front::Create(asio::io_context& io, FrontOptions options) {
   RuntimeOptions runtime_options;
@@ -67,6 +73,7 @@ absl::StatusOr<std::unique_ptr<Front>> Front::Create(asio::io_context& io, Front
 
 absl::Status Front::Start() {
   asio::co_spawn(io_, SampleInFlight(), asio::detached);
+  if (batcher_) asio::co_spawn(io_, DispatchBatches(), asio::detached);
   RETURN_IF_ERROR(pool_.Start([this] {
     failed_ = true;
     auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(100));
@@ -121,6 +128,22 @@ asio::awaitable<net::Response> Front::Handle(net::Request& request, net::ClientW
     response.set(http::field::access_control_allow_origin, "*");
     co_return response;
   }
+  if (path.starts_with("/v2")) {
+    // The Open Inference Protocol (docs/v2-protocol.md): the worker serves the model endpoints.
+    if (path.starts_with("/v2/models/")) co_return co_await Predict(request, client);
+    if (path == "/v2/health/live") {
+      co_return net::MakeResponse(request, http::status::ok, R"({"live":true})");
+    }
+    if (path == "/v2/health/ready") {
+      bool ready = Ready();
+      co_return net::MakeResponse(request,
+                                  ready ? http::status::ok : http::status::service_unavailable,
+                                  nlohmann::json{{"ready", ready}}.dump());
+    }
+    if (path == "/v2") {
+      co_return net::MakeResponse(request, http::status::ok, std::string(kV2ServerMetadata));
+    }
+  }
   if (path == "/_cortex/ready") {
     bool ready = Ready();
     co_return net::MakeResponse(
@@ -166,57 +189,178 @@ asio::awaitable<net::Response> Front::Predict(net::Request& request, net::Client
     busy.set(http::field::retry_after, "1");
     co_return busy;
   }
-  auto started = std::chrono::steady_clock::now();
-  in_flight_.Change(+1, started);
-  int slot = queue_.TryAcquire();  // the common case needs no trip through the queue
-  if (slot < 0) slot = co_await AcquireSlot();
-  metrics_.Queued(SecondsSince(started));
-  net::Response response;
-  if (slot < 0) {
-    response = net::StatusResponse(request, absl::UnavailableError("replica is shutting down"));
-  } else if (client.gone()) {
-    // No one waits for the answer (the gateway gave up, the client left): the slot goes to the
-    // next request. 499 as nginx logs it; the client never sees it.
-    queue_.Release(slot);
-    metrics_.Abandoned();
-    response = net::StatusResponse(
-        request, WithHttpStatus(absl::CancelledError("the client left before its turn"), 499));
+  auto admitted = std::chrono::steady_clock::now();
+  in_flight_.Change(+1, admitted);
+  // (Not a conditional expression: GCC 12 destroys the result of a co_await inside one twice.)
+  absl::StatusOr<WorkerResponse> result = absl::UnknownError("not run");
+  if (batcher_) {
+    result = co_await RunBatched(request, client, admitted);
   } else {
-    ++running_;
-    absl::StatusOr<WorkerResponse> result = co_await Exchange(slot, request);
-    --running_;
-    if (!result.ok()) {
-      response = net::StatusResponse(request, result.status());
-    } else {
-      response.version(request.version());
-      response.result(result->status);
-      // An empty content type means "send no Content-Type" (docs/worker-protocol.md).
-      if (!result->content_type.empty()) {
-        response.set(http::field::content_type, result->content_type);
-      }
-      for (const auto& [name, value] : result->headers) response.insert(name, value);
-      if (!result->monitor.is_null()) metrics_.Monitored(result->monitor);
-      response.body() = std::move(result->body);
-      response.keep_alive(request.keep_alive());
-      response.prepare_payload();
+    result = co_await RunAlone(request, client, admitted);
+  }
+  net::Response response;
+  if (!result.ok()) {
+    response = net::StatusResponse(request, result.status());
+  } else {
+    response.version(request.version());
+    response.result(result->status);
+    // An empty content type means "send no Content-Type" (docs/worker-protocol.md).
+    if (!result->content_type.empty()) {
+      response.set(http::field::content_type, result->content_type);
     }
+    for (const auto& [name, value] : result->headers) response.insert(name, value);
+    if (!result->monitor.is_null()) metrics_.Monitored(result->monitor);
+    response.body() = std::move(result->body);
+    response.keep_alive(request.keep_alive());
+    response.prepare_payload();
   }
   in_flight_.Change(-1, std::chrono::steady_clock::now());
-  metrics_.Response(response.result_int(), SecondsSince(started));
+  metrics_.Response(response.result_int(), SecondsSince(admitted));
   co_return response;
 }
 
-asio::awaitable<absl::StatusOr<WorkerResponse>> Front::Exchange(int slot, net::Request& request) {
+namespace {
+
+// No one waits for the answer (the gateway gave up, the client left): 499 as nginx logs it; the
+// client never sees it.
+absl::Status ClientLeft() {
+  return WithHttpStatus(absl::CancelledError("the client left before its turn"), 499);
+}
+
+RequestHead HeadOf(const net::Request& request) {
   RequestHead head{request.method_string(), request.target(), {}};
   for (const auto& field : request) head.headers.emplace_back(field.name_string(), field.value());
-  std::string prefix = EncodeRequestPrefix(head, request.body().size());
+  return head;
+}
+
+}  // namespace
+
+asio::awaitable<absl::StatusOr<WorkerResponse>> Front::RunAlone(
+    net::Request& request, net::ClientWatch& client,
+    std::chrono::steady_clock::time_point admitted) {
+  int slot = queue_.TryAcquire();  // the common case needs no trip through the queue
+  if (slot < 0) slot = co_await AcquireSlot();
+  metrics_.Queued(SecondsSince(admitted));
+  if (slot < 0) co_return absl::UnavailableError("replica is shutting down");
+  if (client.gone()) {  // the slot goes to the next request
+    queue_.Release(slot);
+    metrics_.Abandoned();
+    co_return ClientLeft();
+  }
+  ++running_;
+  std::string prefix = EncodeRequestPrefix(HeadOf(request), request.body().size());
   std::array<asio::const_buffer, 2> out = {asio::buffer(prefix), asio::buffer(request.body())};
+  unsigned char lengths[kFrameLengthsBytes];
+  absl::StatusOr<std::string> rest = co_await RoundTrip(slot, out, lengths);
+  --running_;
+  if (!rest.ok()) co_return rest.status();
+  auto decoded = DecodeResponse(lengths, *std::move(rest));
+  if (!decoded.ok()) {
+    co_return WithHttpStatus(absl::DataLossError("worker process sent a malformed response"), 502);
+  }
+  co_return decoded;
+}
+
+asio::awaitable<absl::StatusOr<WorkerResponse>> Front::RunBatched(
+    net::Request& request, net::ClientWatch& client,
+    std::chrono::steady_clock::time_point admitted) {
+  auto pending = std::make_shared<Pending>();
+  pending->request = &request;
+  pending->client = &client;
+  pending->admitted = admitted;
+  co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
+      [this, pending](auto handler) {
+        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+        pending->resume = [this, shared] { asio::post(io_, [shared]() mutable { (*shared)(); }); };
+        batcher_->Push(pending, pending->admitted);
+        // The dispatcher waits for a first request, or for the batch to fill.
+        if (batcher_->size() == 1 || batcher_->full()) batch_wake_.cancel();
+      },
+      asio::use_awaitable);
+  co_return std::move(pending->result);
+}
+
+void Front::Complete(Pending& pending, absl::StatusOr<WorkerResponse> result) {
+  pending.result = std::move(result);
+  std::function<void()> resume = std::move(pending.resume);
+  resume();
+}
+
+asio::awaitable<void> Front::DispatchBatches() {
+  using Clock = std::chrono::steady_clock;
+  auto wait_until = [this](Clock::time_point when) -> asio::awaitable<void> {
+    batch_wake_.expires_at(when);
+    boost::system::error_code ec;
+    co_await batch_wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  };
+  while (true) {
+    while (batcher_->empty()) co_await wait_until(Clock::time_point::max());
+    // A free slot first: while every slot is busy, the waiting requests fill the next batch.
+    int slot = queue_.TryAcquire();
+    if (slot < 0) slot = co_await AcquireSlot();
+    if (slot < 0) {
+      for (auto& pending : batcher_->TakeAll()) {
+        Complete(*pending, absl::UnavailableError("replica is shutting down"));
+      }
+      continue;
+    }
+    while (!batcher_->Ready(Clock::now())) co_await wait_until(*batcher_->Deadline());
+    std::vector<std::shared_ptr<Pending>> dropped;
+    std::vector<std::shared_ptr<Pending>> batch =
+        batcher_->Take([](const auto& pending) { return pending->client->gone(); }, dropped);
+    for (auto& pending : dropped) {
+      metrics_.Abandoned();
+      Complete(*pending, ClientLeft());
+    }
+    if (batch.empty()) {
+      queue_.Release(slot);
+      continue;
+    }
+    asio::co_spawn(io_, RunBatch(slot, std::move(batch)), asio::detached);
+  }
+}
+
+asio::awaitable<void> Front::RunBatch(int slot, std::vector<std::shared_ptr<Pending>> batch) {
+  std::vector<RequestHead> heads;
+  std::vector<size_t> sizes;
+  for (const auto& pending : batch) {
+    metrics_.Queued(SecondsSince(pending->admitted));
+    heads.push_back(HeadOf(*pending->request));
+    sizes.push_back(pending->request->body().size());
+  }
+  metrics_.Batch(batch.size());
+  std::string prefix = EncodeBatchPrefix(heads, sizes);
+  std::vector<asio::const_buffer> out = {asio::buffer(prefix)};
+  for (const auto& pending : batch) out.push_back(asio::buffer(pending->request->body()));
+  running_ += static_cast<int64_t>(batch.size());
+  unsigned char lengths[kFrameLengthsBytes];
+  absl::StatusOr<std::string> rest = co_await RoundTrip(slot, out, lengths);
+  running_ -= static_cast<int64_t>(batch.size());
+  absl::StatusOr<std::vector<WorkerResponse>> responses =
+      rest.ok() ? DecodeBatchResponse(lengths, *rest, batch.size())
+                : absl::StatusOr<std::vector<WorkerResponse>>(rest.status());
+  if (rest.ok() && !responses.ok()) {
+    responses = WithHttpStatus(
+        absl::DataLossError(absl::StrCat("worker process sent a malformed batch response: ",
+                                         responses.status().message())),
+        502);
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (responses.ok()) {
+      Complete(*batch[i], std::move((*responses)[i]));
+    } else {
+      Complete(*batch[i], responses.status());
+    }
+  }
+}
+
+asio::awaitable<absl::StatusOr<std::string>> Front::RoundTrip(
+    int slot, std::span<const asio::const_buffer> out, unsigned char (&lengths)[8]) {
   auto& socket = pool_.socket(slot);
   boost::system::error_code ec;
   co_await asio::async_write(socket, out, asio::redirect_error(asio::use_awaitable, ec));
-  unsigned char lengths[kFrameLengthsBytes];
   if (!ec) {
-    co_await asio::async_read(socket, asio::buffer(lengths),
+    co_await asio::async_read(socket, asio::buffer(lengths, kFrameLengthsBytes),
                               asio::redirect_error(asio::use_awaitable, ec));
   }
   absl::StatusOr<uint32_t> rest_length =
@@ -237,11 +381,7 @@ asio::awaitable<absl::StatusOr<WorkerResponse>> Front::Exchange(int slot, net::R
         502);
   }
   queue_.Release(slot);
-  auto decoded = DecodeResponse(lengths, std::move(rest));
-  if (!decoded.ok()) {
-    co_return WithHttpStatus(absl::DataLossError("worker process sent a malformed response"), 502);
-  }
-  co_return decoded;
+  co_return rest;
 }
 
 asio::awaitable<void> Front::SampleInFlight() {

@@ -3,8 +3,27 @@
 #include <absl/strings/str_format.h>
 
 #include <algorithm>
+#include <iterator>
 
 namespace cortex::replica {
+namespace {
+
+// Upper bounds of the batch-size histogram's buckets (max_batch_size is at most 1024).
+constexpr int64_t kBatchSizeBuckets[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
+
+}  // namespace
+
+void FrontMetrics::Batch(size_t size) {
+  if (batch_sizes_.empty()) batch_sizes_.assign(std::size(kBatchSizeBuckets) + 1, 0);
+  size_t bucket = 0;
+  while (bucket < std::size(kBatchSizeBuckets) &&
+         static_cast<int64_t>(size) > kBatchSizeBuckets[bucket]) {
+    ++bucket;
+  }
+  ++batch_sizes_[bucket];
+  ++batches_;
+  batched_requests_ += static_cast<int64_t>(size);
+}
 
 void FrontMetrics::Response(unsigned status, double seconds) {
   if (status < 300) {
@@ -39,6 +58,10 @@ nlohmann::json FrontMetrics::Stats(int64_t in_flight, int64_t queued, int64_t ru
                           {"code_2xx", responses_2xx_}, {"code_4xx", responses_4xx_},
                           {"code_5xx", responses_5xx_}, {"rejected", rejected_},
                           {"abandoned", abandoned_},    {"class_distribution", class_counts_}};
+  if (batches_ > 0) {
+    stats["batches"] = batches_;
+    stats["batched_requests"] = batched_requests_;
+  }
   if (regression_count_ > 0) {
     stats["regression_stats"] = {{"min", regression_min_},
                                  {"max", regression_max_},
@@ -75,6 +98,20 @@ std::string FrontMetrics::Prometheus(int64_t in_flight, int64_t queued) const {
   text += latency_.Prometheus("cortex_replica_request_duration_seconds", labels);
   text += "# TYPE cortex_replica_queue_time_seconds histogram\n";
   text += queue_time_.Prometheus("cortex_replica_queue_time_seconds", labels);
+  if (batches_ > 0) {
+    text += "# TYPE cortex_replica_batch_size histogram\n";
+    int64_t cumulative = 0;
+    for (size_t i = 0; i < std::size(kBatchSizeBuckets); ++i) {
+      cumulative += batch_sizes_[i];
+      absl::StrAppendFormat(&text, "cortex_replica_batch_size_bucket{%s,le=\"%d\"} %d\n", labels,
+                            kBatchSizeBuckets[i], cumulative);
+    }
+    absl::StrAppendFormat(&text, "cortex_replica_batch_size_bucket{%s,le=\"+Inf\"} %d\n", labels,
+                          batches_);
+    absl::StrAppendFormat(&text, "cortex_replica_batch_size_sum{%s} %d\n", labels,
+                          batched_requests_);
+    absl::StrAppendFormat(&text, "cortex_replica_batch_size_count{%s} %d\n", labels, batches_);
+  }
   return text;
 }
 

@@ -27,6 +27,7 @@ class FrontMetrics {
   // A queued request whose client left before a slot was free: not run (its 499 counts as 4XX).
   void Abandoned() { ++abandoned_; }
   void Queued(double seconds) { queue_time_.Observe(seconds); }
+  void Batch(size_t size);  // a batch of `size` requests went to a slot (server-side batching)
   void Monitored(const nlohmann::json& value);
 
   // `in_flight`, `queued`, `running`: the front's gauges at this moment.
@@ -44,6 +45,8 @@ class FrontMetrics {
   LatencyHistogram latency_;     // admission to response
   LatencyHistogram queue_time_;  // admission to a free slot
   std::map<std::string, int64_t> class_counts_;
+  std::vector<int64_t> batch_sizes_;  // per bucket of kBatchSizeBuckets, plus +Inf
+  int64_t batches_ = 0, batched_requests_ = 0;
   double regression_min_ = 0, regression_max_ = 0, regression_sum_ = 0;
   int64_t regression_count_ = 0;
 };
