@@ -219,9 +219,10 @@ asio::awaitable<net::Response> Gateway::Handle(net::Request& request, net::Clien
                                  absl::StrCat("/v1/batch/", api->name, job_suffix), request, client,
                                  timeout_ms);
     }
-    net::Response response =
-        co_await Forward(*destination, destination->replicas, v2 ? std::string(path) : "/predict",
-                         request, client, timeout_ms);
+    // Not a conditional inside the co_await: GCC 12 destroys such temporaries twice.
+    std::string upstream_path = v2 ? std::string(path) : std::string("/predict");
+    net::Response response = co_await Forward(*destination, destination->replicas, upstream_path,
+                                              request, client, timeout_ms);
     if (predict) {  // as Cortex: request metrics count predictions (POST) only
       double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

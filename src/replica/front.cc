@@ -264,26 +264,24 @@ asio::awaitable<absl::StatusOr<WorkerResponse>> Front::RunAlone(
 asio::awaitable<absl::StatusOr<WorkerResponse>> Front::RunBatched(
     net::Request& request, net::ClientWatch& client,
     std::chrono::steady_clock::time_point admitted) {
-  auto pending = std::make_shared<Pending>();
+  auto pending = std::make_shared<Pending>(io_);
   pending->request = &request;
   pending->client = &client;
   pending->admitted = admitted;
-  co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
-      [this, pending](auto handler) {
-        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-        pending->resume = [this, shared] { asio::post(io_, [shared]() mutable { (*shared)(); }); };
-        batcher_->Push(pending, pending->admitted);
-        // The dispatcher waits for a first request, or for the batch to fill.
-        if (batcher_->size() == 1 || batcher_->full()) batch_wake_.cancel();
-      },
-      asio::use_awaitable);
+  batcher_->Push(pending, admitted);
+  // The dispatcher waits for a first request, or for the batch to fill.
+  if (batcher_->size() == 1 || batcher_->full()) batch_wake_.cancel();
+  boost::system::error_code ec;
+  while (!pending->completed) {  // Complete() cancels the wait
+    co_await pending->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
   co_return std::move(pending->result);
 }
 
 void Front::Complete(Pending& pending, absl::StatusOr<WorkerResponse> result) {
   pending.result = std::move(result);
-  std::function<void()> resume = std::move(pending.resume);
-  resume();
+  pending.completed = true;
+  pending.done.cancel();
 }
 
 asio::awaitable<void> Front::DispatchBatches() {
@@ -336,14 +334,18 @@ asio::awaitable<void> Front::RunBatch(int slot, std::vector<std::shared_ptr<Pend
   unsigned char lengths[kFrameLengthsBytes];
   absl::StatusOr<std::string> rest = co_await RoundTrip(slot, out, lengths);
   running_ -= static_cast<int64_t>(batch.size());
-  absl::StatusOr<std::vector<WorkerResponse>> responses =
-      rest.ok() ? DecodeBatchResponse(lengths, *rest, batch.size())
-                : absl::StatusOr<std::vector<WorkerResponse>>(rest.status());
-  if (rest.ok() && !responses.ok()) {
-    responses = WithHttpStatus(
-        absl::DataLossError(absl::StrCat("worker process sent a malformed batch response: ",
-                                         responses.status().message())),
-        502);
+  // (No conditional expression here: GCC 12 destroys its result twice inside a coroutine.)
+  absl::StatusOr<std::vector<WorkerResponse>> responses = absl::UnknownError("no response");
+  if (!rest.ok()) {
+    responses = rest.status();
+  } else {
+    responses = DecodeBatchResponse(lengths, *rest, batch.size());
+    if (!responses.ok()) {
+      responses = WithHttpStatus(
+          absl::DataLossError(absl::StrCat("worker process sent a malformed batch response: ",
+                                           responses.status().message())),
+          502);
+    }
   }
   for (size_t i = 0; i < batch.size(); ++i) {
     if (responses.ok()) {

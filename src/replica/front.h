@@ -78,11 +78,14 @@ class Front {
 
   // A request waiting to be batched, and then its result.
   struct Pending {
+    explicit Pending(net::asio::io_context& io)
+        : done(io, std::chrono::steady_clock::time_point::max()) {}
     net::Request* request = nullptr;
     net::ClientWatch* client = nullptr;
     std::chrono::steady_clock::time_point admitted;
     absl::StatusOr<WorkerResponse> result = absl::UnknownError("not run");
-    std::function<void()> resume;  // wakes the request's Predict
+    bool completed = false;
+    net::asio::steady_timer done;  // cancelled by Complete(): wakes the request's Predict
   };
 
   net::asio::awaitable<net::Response> Handle(net::Request& request, net::ClientWatch& client);

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "common/testing/temp_dir.h"
@@ -35,6 +36,19 @@ def serve(conn):
     while True:
         total, header_length = struct.unpack(">II", read_exactly(conn, 8))
         rest = read_exactly(conn, total - 4)
+        head = json.loads(rest[:header_length])
+        if "batch" in head:  # server-side batching: one answer per request, "<index>/<size>"
+            n = len(head["batch"])
+            time.sleep(0.05)
+            heads, bodies = [], []
+            for i, h in enumerate(head["batch"]):
+                body = f"{i}/{n}".encode()
+                heads.append({"status": 200, "content_type": "text/plain", "length": len(body)})
+                bodies.append(body)
+            header = json.dumps({"batch": heads}).encode()
+            body = b"".join(bodies)
+            conn.sendall(struct.pack(">II", 4 + len(header) + len(body), len(header)) + header + body)
+            continue
         order = json.loads(rest[header_length:] or b"{}")
         time.sleep(order.get("sleep", 0))
         if order.get("exit"):
@@ -70,7 +84,8 @@ class FakeRuntime : public Runtime {
 class FrontTest : public ::testing::Test {
  protected:
   void Start(int processes, int threads, int max_concurrency,
-             std::chrono::milliseconds healthy_after = std::chrono::seconds(60)) {
+             std::chrono::milliseconds healthy_after = std::chrono::seconds(60),
+             std::optional<config::BatchingConfig> batching = std::nullopt) {
     std::ofstream(dir_ / "worker.py") << kFakeWorker;
     FrontOptions options;
     options.replica_id = "r1";
@@ -79,6 +94,7 @@ class FrontTest : public ::testing::Test {
     options.api.predictor->type = "python";
     options.api.predictor->processes_per_replica = processes;
     options.api.predictor->threads_per_process = threads;
+    options.api.predictor->server_side_batching = batching;
     options.api.autoscaling.max_replica_concurrency = max_concurrency;
     options.socket_dir = (dir_ / "sockets").string();
     options.worker_healthy_after = healthy_after;
@@ -182,6 +198,30 @@ TEST_F(FrontTest, AdmitsUpToMaxReplicaConcurrencyThenAnswers503WithRetryAfter) {
   EXPECT_EQ(responses[2][http::field::retry_after], "1");
   EXPECT_NE(responses[2].body().find("max_replica_concurrency is 2"), std::string::npos);
   EXPECT_EQ(Send(http::verb::post, "/predict", "{}").result_int(), 200);  // room again
+}
+
+TEST_F(FrontTest, BatchesFormFromTheQueueAndEachRequestGetsItsOwnAnswer) {
+  Start(/*processes=*/1, /*threads=*/1, /*max_concurrency=*/16, std::chrono::seconds(60),
+        config::BatchingConfig{3, "200ms", 200'000'000});
+  // A lone request waits for company for batch_interval, then goes alone.
+  auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(Send(http::verb::post, "/predict", "{}").body(), "0/1");
+  EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(150));
+  // Five at once (30 ms apart): a full batch of three leaves at once, then the other two.
+  auto responses = SendAll({"{}", "{}", "{}", "{}", "{}"});
+  std::vector<std::string> bodies;
+  for (const auto& r : responses) {
+    EXPECT_EQ(r.result_int(), 200);
+    bodies.push_back(r.body());
+  }
+  EXPECT_EQ(bodies, (std::vector<std::string>{"0/3", "1/3", "2/3", "0/2", "1/2"}));
+  auto stats = nlohmann::json::parse(Send(http::verb::get, "/_cortex/stats").body());
+  EXPECT_EQ(stats["batches"], 3);
+  EXPECT_EQ(stats["batched_requests"], 6);
+  std::string metrics = Send(http::verb::get, "/metrics").body();
+  EXPECT_NE(metrics.find(R"(cortex_replica_batch_size_bucket{api="a",replica="r1",le="2"} 2)"),
+            std::string::npos)
+      << metrics;
 }
 
 TEST_F(FrontTest, AWorkerThatDiesMidRequestCostsThatRequestAndItsSlotIsNotReused) {
