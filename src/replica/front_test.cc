@@ -6,8 +6,8 @@
 
 #include <chrono>
 #include <fstream>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "common/testing/temp_dir.h"
 
@@ -39,7 +39,13 @@ def serve(conn):
         head = json.loads(rest[:header_length])
         if "batch" in head:  # server-side batching: one answer per request, "<index>/<size>"
             n = len(head["batch"])
-            time.sleep(0.05)
+            at = header_length
+            for h in head["batch"]:  # each request's order: the longest sleep, any exit
+                order = json.loads(rest[at:at + h["length"]] or b"{}")
+                at += h["length"]
+                time.sleep(order.get("sleep", 0.05))
+                if order.get("exit"):
+                    os._exit(3)
             heads, bodies = [], []
             for i, h in enumerate(head["batch"]):
                 body = f"{i}/{n}".encode()
@@ -184,6 +190,9 @@ class FrontTest : public ::testing::Test {
     ASSERT_TRUE(done()) << "timed out";
   }
 
+  // A request whose client closed while it waited is never run (it would kill the worker).
+  void ExpectAGoneClientIsNotRun(std::optional<config::BatchingConfig> batching = std::nullopt);
+
   cortex::testing::TempDir dir_{"cortex-front"};
   asio::io_context io_;
   std::unique_ptr<Front> front_;
@@ -285,8 +294,15 @@ TEST_F(FrontTest, AWorkersRestartBackOffStartsAnewAfterItRanHealthy) {
 
 // Queued requests whose client had gone were still run (20 of them kept an API busy for
 // minutes): a request whose client closed before its turn gives its slot to the next one.
-TEST_F(FrontTest, AQueuedRequestWhoseClientLeftIsNotRun) {
-  Start(/*processes=*/1, /*threads=*/1, /*max_concurrency=*/8);
+TEST_F(FrontTest, AQueuedRequestWhoseClientLeftIsNotRun) { ExpectAGoneClientIsNotRun(); }
+
+// With server-side batching it does not take a place in a batch either.
+TEST_F(FrontTest, ARequestWhoseClientLeftTakesNoPlaceInABatch) {
+  ExpectAGoneClientIsNotRun(config::BatchingConfig{4, "50ms", 50'000'000});
+}
+
+void FrontTest::ExpectAGoneClientIsNotRun(std::optional<config::BatchingConfig> batching) {
+  Start(/*processes=*/1, /*threads=*/1, /*max_concurrency=*/8, std::chrono::seconds(60), batching);
   bool slow_done = false;
   net::Response slow;
   asio::co_spawn(
