@@ -91,6 +91,15 @@ class PythonPredictor:
         return {"ok": True}
 """
 
+BATCHED = """
+class PythonPredictor:
+    def __init__(self, config):
+        pass
+
+    def predict(self, payload):
+        return [{"size": len(payload)} for _ in payload]
+"""
+
 
 def test_every_exposed_metric_is_documented_and_every_documented_one_exposed(cluster_factory):
     c = cluster_factory(up_args=("--autoscaler-tick-ms", 1000))
@@ -122,6 +131,17 @@ def test_every_exposed_metric_is_documented_and_every_documented_one_exposed(clu
     assert value(model_samples, "cortex_model_loads_total", api=modelled) == 1
     assert value(model_samples, "cortex_models_loaded", api=modelled) == 1
     assert value(model_samples, "cortex_model_resident_bytes", api=modelled) == 1
+    # An API with server-side batching: its front adds the batch-size histogram.
+    batched = "batched"
+    c.deploy_ok({"cortex.yaml": api_yaml(
+        batched, predictor_extra="server_side_batching: {max_batch_size: 2, batch_interval: 1ms}"),
+        "predictor.py": BATCHED})
+    batch_url = f"http://{LOOPBACK}:{c.wait_live(batched)['replicas'][0]['port']}/metrics"
+    assert c.post(batched, {}).json() == {"size": 1}
+    batch_samples = scrape(c, batch_url, None)[1]
+    assert value(batch_samples, "cortex_replica_batch_size_count", api=batched) == 1
+    assert value(batch_samples, "cortex_replica_batch_size_bucket", api=batched, le="1") == 1
+    assert value(batch_samples, "cortex_replica_batch_size_sum", api=batched) == 1
     operator_url = f"http://{LOOPBACK}:{c.operator_port}/metrics"
 
     # The operator wants its token.
@@ -140,7 +160,8 @@ def test_every_exposed_metric_is_documented_and_every_documented_one_exposed(clu
                                 ("gateway", c.gateway_url + "/_cortex/metrics", None),
                                 ("operator", operator_url, token),
                                 ("front", f"http://{LOOPBACK}:{port}/metrics", None),
-                                ("model front", model_url, None)):
+                                ("model front", model_url, None),
+                                ("batching front", batch_url, None)):
         types, samples = scrape(c, url, tok)
         for n, labels, _ in samples:
             family = family_of(n, types)
