@@ -3,12 +3,14 @@
 
     /usr/bin/python3 bench/batching_bench.py [--quick] [--out FILE] [--cortex-bin PATH]
 
-On loopback, in a temp dir removed at the end: exports an MLP 784-512-512-10 and resnet18
-(weights=None) as ONNX with a dynamic batch axis, starts a local cluster and, per model, deploys
-two ONNXPredictor APIs (compute.cpu 1, 1 process x 2 threads, so 1 intra-op thread), one without
-and one with server_side_batching (MLP 16 / 2ms, ResNet18 8 / 5ms); then measures
+On loopback, in a temp dir removed at the end: exports an MLP 784-512-512-10, a wide MLP
+784-4096-4096-10 (80 MB of weights) and resnet18 (weights=None) as ONNX with a dynamic batch axis,
+starts a local cluster and, per model, deploys two ONNXPredictor APIs (compute.cpu 1, 1 process x
+2 threads, so 1 intra-op thread), one without and one with server_side_batching (MLPs 16 / 2ms,
+ResNet18 8 / 5ms); then measures
   1. throughput and latency through the gateway with wrk, both APIs at each concurrency (MLP JSON
-     at c = 1, 8, 32; ResNet18 raw float32 at c = 1, 8), and each run's average batch size;
+     and wide MLP raw float32 at c = 1, 8, 32; ResNet18 raw float32 at c = 1, 8), and each run's
+     average batch size;
   2. wire formats for one 224x224x3 FP32 input to the ResNet18 API without batching: Cortex JSON,
      raw bytes, v2 JSON and v2 binary tensors (bytes, client CPU, replica CPU per request).
 Prints a markdown report (and writes it to --out). `--quick`: MLP only, short runs (~30-60 s);
@@ -44,7 +46,9 @@ out, with_resnet = sys.argv[1], sys.argv[2] == "1"
 torch.manual_seed(1)
 mlp = torch.nn.Sequential(torch.nn.Linear(784, 512), torch.nn.ReLU(), torch.nn.Linear(512, 512),
                           torch.nn.ReLU(), torch.nn.Linear(512, 10)).eval()
-nets = [("mlp", mlp, torch.zeros(1, 784))]
+wide = torch.nn.Sequential(torch.nn.Linear(784, 4096), torch.nn.ReLU(), torch.nn.Linear(4096, 4096),
+                           torch.nn.ReLU(), torch.nn.Linear(4096, 10)).eval()
+nets = [("mlp", mlp, torch.zeros(1, 784)), ("mlp-wide", wide, torch.zeros(1, 784))]
 if with_resnet:
     nets.append(("resnet18", torchvision.models.resnet18(weights=None).eval(),
                  torch.zeros(1, 3, 224, 224)))
@@ -66,6 +70,9 @@ end
 
 MODELS = {  # key: (label, batching, concurrencies, body form, content type, model input shape)
     "mlp": ("MLP 784-512-512-10", (16, "2ms"), (1, 8, 32), "JSON", "application/json", [1, 784]),
+    # 80 MB of weights: one request reads them all, a batch of 16 shares the reads.
+    "mlp-wide": ("MLP 784-4096-4096-10", (16, "2ms"), (1, 8, 32), "raw float32",
+                 "application/octet-stream", [1, 784]),
     "resnet18": ("ResNet18", (8, "5ms"), (1, 8), "raw float32", "application/octet-stream",
                  [1, 3, 224, 224]),
 }
@@ -391,7 +398,7 @@ def main():
     base = tempfile.mkdtemp(prefix="cxbatch-", dir="/tmp")  # short: replica sockets live below
     env_lines = mb.environment_lines(_AnyArgs(), args.cortex_bin)[:2]
     bench, cluster, ok, failed = Bench(args, base), None, False, False
-    keys = ["mlp"] if args.quick else ["mlp", "resnet18"]
+    keys = ["mlp"] if args.quick else ["mlp", "mlp-wide", "resnet18"]
     try:
         cortex_bin = sb.snapshot_binary(args.cortex_bin, Path(base) / "bin")
         log(f"temp dir {base}; exporting {', '.join(keys)}")
