@@ -95,7 +95,7 @@ asio::awaitable<int> Front::AcquireSlot() {
       [this](auto handler) {
         auto shared = std::make_shared<decltype(handler)>(std::move(handler));
         queue_.Acquire([this, shared](int slot) {
-          asio::post(io_, [shared, slot]() mutable { (*shared)(slot); });
+          asio::post(io_, [shared, slot]() mutable { std::move (*shared)(slot); });  // one-shot
         });
       },
       asio::use_awaitable);

@@ -233,6 +233,17 @@ TEST_F(FrontTest, BatchesFormFromTheQueueAndEachRequestGetsItsOwnAnswer) {
       << metrics;
 }
 
+// max_replica_concurrency counts requests, not batches: requests waiting to be batched count.
+TEST_F(FrontTest, WithBatchingMaxReplicaConcurrencyCountsRequests) {
+  Start(/*processes=*/1, /*threads=*/1, /*max_concurrency=*/2, std::chrono::seconds(60),
+        config::BatchingConfig{4, "300ms", 300'000'000});
+  auto responses = SendAll({"{}", "{}", "{}"});
+  EXPECT_EQ(responses[0].body(), "0/2");
+  EXPECT_EQ(responses[1].body(), "1/2");
+  EXPECT_EQ(responses[2].result_int(), 503);
+  EXPECT_NE(responses[2].body().find("max_replica_concurrency is 2"), std::string::npos);
+}
+
 TEST_F(FrontTest, AWorkerThatDiesMidRequestCostsThatRequestAndItsSlotIsNotReused) {
   Start(/*processes=*/1, /*threads=*/1, /*max_concurrency=*/8);
   std::string before = Send(http::verb::post, "/predict", "{}").body();

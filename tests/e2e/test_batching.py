@@ -19,6 +19,8 @@ INTERVAL_S = 0.3
 PY_API = "batch-py"
 ONNX_API = "batch-onnx"
 PLAIN_API = "batch-plain"
+MULTI_API = "batch-multi"
+HOOK_API = "batch-hook"
 
 PY_PREDICTOR = """
 class PythonPredictor:
@@ -51,6 +53,39 @@ class PythonPredictor:
 
     def predict(self, payload):
         return "plain"
+"""
+
+MULTI_PREDICTOR = """
+import os, threading, time
+
+
+class PythonPredictor:
+    def __init__(self, config):
+        pass
+
+    def predict(self, payload):
+        time.sleep(0.05)
+        return [{"pid": os.getpid(), "thread": threading.get_ident(), "size": len(payload)}
+                for _ in payload]
+"""
+
+HOOK_PREDICTOR = """
+import numpy as np
+
+
+class PythonPredictor:
+    def __init__(self, config):
+        pass
+
+    def predict(self, payload):
+        return "use the v2 endpoints"
+
+    def v2_metadata(self):
+        return {"inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 2]}],
+                "outputs": [{"name": "sum", "datatype": "FP64", "shape": [-1]}]}
+
+    def v2_infer(self, inputs):
+        return {"sum": inputs["x"].sum(axis=1)}
 """
 
 W = np.arange(12, dtype=np.float32).reshape(4, 3) / 10
@@ -108,10 +143,18 @@ def apis(_module_cluster, tmp_path_factory):
             f"        - {{name: mlp, model_path: {root}/mlp}}\n"
             f"        - {{name: types, model_path: {root}/types}}\n"
             f"- name: {PLAIN_API}\n  kind: RealtimeAPI\n"
-            f"  predictor: {{type: python, path: plain.py}}\n"),
-        "py.py": PY_PREDICTOR, "onnx_predictor.py": ONNX_PREDICTOR, "plain.py": PLAIN_PREDICTOR}
+            f"  predictor: {{type: python, path: plain.py}}\n"
+            f"- name: {MULTI_API}\n  kind: RealtimeAPI\n"
+            f"  predictor: {{type: python, path: multi.py, processes_per_replica: 2, "
+            f"threads_per_process: 2, server_side_batching: {{max_batch_size: 4, "
+            f"batch_interval: 100ms}}}}\n"
+            f"  compute: {{cpu: 200m}}\n"
+            f"- name: {HOOK_API}\n  kind: RealtimeAPI\n"
+            f"  predictor: {{type: python, path: hook.py}}\n"),
+        "py.py": PY_PREDICTOR, "onnx_predictor.py": ONNX_PREDICTOR, "plain.py": PLAIN_PREDICTOR,
+        "multi.py": MULTI_PREDICTOR, "hook.py": HOOK_PREDICTOR}
     c.deploy_ok(c.project("batching", files))
-    for name in (PY_API, ONNX_API, PLAIN_API):
+    for name in (PY_API, ONNX_API, PLAIN_API, MULTI_API, HOOK_API):
         c.wait_live(name, timeout=90)
     return c
 
@@ -162,6 +205,16 @@ def test_a_wrong_length_or_an_exception_fails_the_whole_batch_with_a_clear_500(a
                                                    timeout=30).status_code, range(8))
     assert answers[0] == 500
     assert apis.post(PY_API, {"i": 1}).status_code == 200
+
+
+def test_several_batches_run_at_once_on_every_process_and_thread(apis):
+    answers = concurrently(
+        lambda i: requests.post(apis.url(MULTI_API), json={}, timeout=30).json(), range(48),
+        workers=24)
+    assert max(a["size"] for a in answers) > 1
+    assert max(a["size"] for a in answers) <= 4
+    assert len({a["pid"] for a in answers}) == 2, answers  # both processes took batches
+    assert len({(a["pid"], a["thread"]) for a in answers}) >= 3  # and more than one slot each
 
 
 def test_onnx_batches_give_the_numbers_of_unbatched_calls(apis):
@@ -326,6 +379,22 @@ def test_concurrent_binary_infers_are_batched_and_right(apis):
 
     for x, y in zip(inputs, concurrently(call, inputs)):
         np.testing.assert_allclose(y, x @ W + B, rtol=1e-5, atol=1e-5)
+
+
+def test_a_python_predictor_serves_v2_through_its_hook(apis):
+    meta = requests.get(v2(apis, f"/v2/models/{HOOK_API}"), timeout=10).json()
+    assert meta["platform"] == "python"
+    assert meta["inputs"] == [{"name": "x", "datatype": "FP32", "shape": [-1, 2]}]
+    x = np.array([[1, 2], [3, 4.5]], dtype=np.float32)
+    r = infer_binary(apis, HOOK_API, {
+        "inputs": [{"name": "x", "shape": [2, 2], "datatype": "FP32",
+                    "parameters": {"binary_data_size": x.nbytes}}],
+        "outputs": [{"name": "sum", "parameters": {"binary_data": True}}]}, [x.tobytes()])
+    assert r.status_code == 200, r.text
+    header, rest = split_binary(r)
+    assert header["outputs"][0]["datatype"] == "FP64"
+    assert np.frombuffer(rest, dtype="<f8").tolist() == [3.0, 7.5]
+    assert apis.post(HOOK_API, {}).text == "use the v2 endpoints"  # its Cortex endpoint
 
 
 @pytest.mark.parametrize("header_length,body", [
