@@ -304,6 +304,18 @@ TEST_F(GatewayTest, OversizedHeadersGet431) {
       << answer;
 }
 
+TEST_F(GatewayTest, AnOverlongUrlGets414) {
+  std::string answer =
+      SendRaw(absl::StrCat("GET /a?q=", std::string(70'000, 'u'), " HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_TRUE(answer.starts_with("HTTP/1.1 414")) << answer;
+  EXPECT_NE(answer.find("request URL is longer than the limit (64 KiB)"), std::string::npos)
+      << answer;
+  // A URL within the limit with headers beyond it is the headers' fault.
+  answer = SendRaw(absl::StrCat("GET /a?q=", std::string(20'000, 'u'), " HTTP/1.1\r\nHost: x\r\n",
+                                "X-Big: ", std::string(50'000, 'h'), "\r\n\r\n"));
+  EXPECT_TRUE(answer.starts_with("HTTP/1.1 431")) << answer;
+}
+
 // A refused request with no body leaves the connection open, as its answer says: a client that
 // reuses it (as connection pools do) is answered on it.
 TEST_F(GatewayTest, ARefusedRequestWithoutABodyKeepsTheConnection) {

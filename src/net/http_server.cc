@@ -3,6 +3,7 @@
 #include <absl/strings/str_cat.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <iostream>
@@ -93,12 +94,27 @@ asio::awaitable<void> HttpServer::Accept() {
 
 namespace {
 
+// After a header_limit error: whether the request line alone passed the limit, so that the URL,
+// not the headers, is too long (414, as nginx answers). Until the parser has the whole request
+// line (and sets the target) it has consumed nothing: the buffer starts with that line.
+bool RequestLineTooLong(const http::request_parser<http::string_body>& parser,
+                        const beast::flat_buffer& buffer, uint32_t header_limit) {
+  if (!parser.get().target().empty()) return false;
+  std::string_view read(static_cast<const char*>(buffer.data().data()), buffer.size());
+  return std::min(read.find("\r\n"), read.size()) >= header_limit;
+}
+
 Response ReadErrorResponse(const boost::system::error_code& ec, uint64_t body_limit,
-                           uint32_t header_limit) {
+                           uint32_t header_limit, bool request_line_too_long = false) {
   Request head;
   head.version(11);
   absl::Status status;
-  if (ec == http::error::body_limit) {
+  if (ec == http::error::header_limit && request_line_too_long) {
+    status = WithHttpStatus(
+        absl::InvalidArgumentError(
+            absl::StrCat("request URL is longer than the limit (", FormatBytes(header_limit), ")")),
+        414);
+  } else if (ec == http::error::body_limit) {
     status = WithHttpStatus(
         absl::ResourceExhaustedError(
             absl::StrCat("request body is larger than the limit (", FormatBytes(body_limit), ")")),
@@ -175,7 +191,8 @@ asio::awaitable<HttpServer::ReadOutcome> HttpServer::Read(
       refused = ReadErrorResponse(http::error::body_limit, body_limit, options_.header_limit);
     }
   } else if (!PeerGone(ec)) {
-    refused = ReadErrorResponse(ec, body_limit, options_.header_limit);
+    refused = ReadErrorResponse(ec, body_limit, options_.header_limit,
+                                RequestLineTooLong(parser, buffer, options_.header_limit));
   }
   if (refused) {
     bool body_unread = !ec && !parser.is_done();

@@ -52,9 +52,10 @@ struct HttpServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 0;                       // 0: any free port
   uint64_t body_limit = 64 * 1024 * 1024;  // larger bodies get 413
-  uint32_t header_limit = 64 * 1024;       // larger headers get 431
-  int idle_timeout_s = 75;                 // keep-alive idle limit
-  Admit admit;                             // optional
+  // Larger headers get 431, and a request line longer than this alone gets 414.
+  uint32_t header_limit = 64 * 1024;
+  int idle_timeout_s = 75;  // keep-alive idle limit
+  Admit admit;              // optional
 };
 
 class HttpServer {

@@ -283,6 +283,8 @@ def test_every_limit_of_cluster_yaml_takes_effect(cluster_factory):
     # Headers.
     r = c.http.get(c.url("/small"), headers={"X-Big": "h" * 3000}, timeout=10)
     assert r.status_code == 431, r.text
+    r = c.http.get(c.url("/small") + "?q=" + "u" * 3000, timeout=10)
+    assert r.status_code == 414 and "request URL is longer than the limit (2 KiB)" in r.text, r.text
     # Replicas per API and the size of cortex.yaml.
     rc, out, err = c.deploy({"cortex.yaml": api_yaml(
         "wide", extra="autoscaling:\n  min_replicas: 4\n  max_replicas: 4\n"),
