@@ -261,3 +261,29 @@ def test_logs_no_follow_prints_the_whole_log_not_its_first_mebibyte(cluster):
     out = c.api_log("chatty")
     assert len(out) > 1.5 * (1 << 20), len(out)
     assert "line 00000 " in out and "line 02999 " in out
+
+
+def complete(words):
+    """COMPREPLY of the completion function for `words` (the last one being completed)."""
+    quoted = " ".join(f"'{w}'" for w in words)
+    probe = (f"source <({CORTEX_BIN} completion bash)\n"
+             f"COMP_WORDS=({quoted}); COMP_CWORD={len(words) - 1}; _cortex\n"
+             "printf '%s\\n' \"${COMPREPLY[@]}\"\n")
+    r = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split()
+
+
+def test_completion_scripts_complete_commands_and_flags():
+    assert complete(["cortex", "de"]) == ["deploy", "delete"]
+    assert complete(["cortex", "cluster", ""]) == ["up", "down", "info", "--help", "-h"]
+    assert "--gateway-port" in complete(["cortex", "cluster", "up", "--gat"])
+    assert complete(["cortex", "env", "def"]) == ["default"]
+    assert "operator" not in complete(["cortex", ""])  # server roles stay hidden
+    zsh = subprocess.run([CORTEX_BIN, "completion", "zsh"], capture_output=True, text=True,
+                         timeout=10)
+    assert zsh.returncode == 0 and "bashcompinit" in zsh.stdout and "alias cx=cortex" in zsh.stdout
+    bad = subprocess.run([CORTEX_BIN, "completion", "fish"], capture_output=True, text=True,
+                         timeout=10)
+    assert bad.returncode == 1
+    assert "unsupported shell \"fish\": use bash or zsh" in bad.stderr

@@ -6,6 +6,7 @@
 #include "apps/cortex/server_roles.h"
 #include "apps/cortex/supervisor.h"
 #include "cli/commands.h"
+#include "cli/completion.h"
 #include "common/process.h"
 
 namespace {
@@ -141,6 +142,20 @@ int main(int argc, char** argv) {
   auto* version_cmd = app.add_subcommand("version", "print the cli and cluster versions");
   add_common(version_cmd, false);
   version_cmd->callback([&] { code = cli::Version(common); });
+
+  std::string shell;
+  auto* completion_cmd = app.add_subcommand(
+      "completion", "print the shell completion script: source <(cortex completion bash)");
+  completion_cmd->add_option("shell", shell, "bash | zsh")->required();
+  completion_cmd->callback([&] {
+    absl::StatusOr<std::string> script = cli::CompletionScript(app, shell);
+    if (!script.ok()) {
+      std::cerr << "error: " << script.status().message() << "\n";
+      code = 1;
+      return;
+    }
+    std::cout << *script;
+  });
 
   // env configure | list | default | delete
   cli::EnvFlags env_flags;
