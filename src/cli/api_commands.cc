@@ -262,8 +262,10 @@ int Predict(const std::string& api, const std::string& json_file, const CommonFl
   call.headers = {{"Content-Type", "application/json"}};
   auto result = net::Fetch(call);
   if (!result.ok()) return Fail(result.status());
-  auto body = json::parse(result->body, nullptr, false);
-  std::cout << (body.is_discarded() ? result->body : body.dump(2)) << "\n";
+  // As Cortex v0.24: the answer as JSON, a text answer as a JSON string ("setosa", quoted).
+  json body = json::parse(result->body, nullptr, false);
+  if (body.is_discarded()) body = result->body;
+  std::cout << body.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
   return result->status < 400 ? 0 : 1;
 }
 

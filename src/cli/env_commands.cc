@@ -115,7 +115,7 @@ int EnvDefault(const std::string& name) {
   }
   config->default_environment = chosen;
   if (absl::Status st = SaveCliConfig(*config); !st.ok()) return Fail(st);
-  std::cout << "set the default environment to " << chosen << "\n";
+  std::cout << "set " << chosen << " as the default environment\n";
   return 0;
 }
 

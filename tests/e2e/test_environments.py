@@ -71,7 +71,7 @@ def test_env_configure_list_default_delete(cluster):
 
     # The default decides where commands without -e go.
     out = cluster.cli_ok("env", "default", "staging")
-    assert "staging" in out, out
+    assert out.strip() == "set staging as the default environment", out  # v0.24's words
     listed = json.loads(cluster.cli_ok("env", "list", "-o", "json"))
     assert listed["default_environment"] == "staging", listed
     assert ["staging (default)", "local", staging_url] in rows(cluster.cli_ok("env", "list"))

@@ -68,10 +68,11 @@ def test_iris_classifier_predicts_and_counts_classes(cluster):
     project = deploy_example(cluster, name)
     before = cluster.network_stats(name)
 
-    # cortex predict with the shipped sample prints the class name (a text/plain answer).
+    # cortex predict with the shipped sample prints the class name (a text/plain answer) as a
+    # JSON string, as v0.24 did.
     rc, out, err = cluster.cli("predict", name, os.path.join(project, "sample.json"))
     assert rc == 0, err
-    assert out.strip() == "setosa", out
+    assert out.strip() == '"setosa"', out
 
     virginica = {"sepal_length": 6.9, "sepal_width": 3.1, "petal_length": 5.4, "petal_width": 2.1}
     versicolor = {"sepal_length": 5.9, "sepal_width": 2.8, "petal_length": 4.2, "petal_width": 1.3}

@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
                     "API gateway listener port (CORTEX_GATEWAY_PORT)");
     cmd->add_option("--lb-port", cluster.lb_port,
                     "load balancer listener port (CORTEX_LB_PORT; default: a free port)");
-    cmd->add_option("--configure-env", cluster.env_name, "environment to configure");
+    cmd->add_option("-e,--configure-env", cluster.env_name, "environment to configure");
   };
   auto* up = cluster_cmd->add_subcommand("up", "start the local operator and gateway");
   add_cluster_flags(up);
