@@ -9,6 +9,7 @@ thread, as in Cortex). It exits 0 when all connections have closed.
 """
 
 import argparse
+import http
 import json
 import logging
 import os
@@ -48,9 +49,20 @@ _dumps = json.dumps
 _encode_result = json.JSONEncoder(default=_json_default).encode
 
 
+def _reason(status):
+    """The status's reason phrase ("I'm a Teapot" for 418), or "" for an unknown status."""
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
 def _response_header(status, content_type, headers=()):
-    return _dumps({"status": status, "content_type": content_type, "headers": list(headers)},
-                  separators=(",", ":")).encode("utf-8")
+    header = {"status": status, "content_type": content_type, "headers": list(headers)}
+    if status != 200:
+        # The front writes it: Beast knows no phrase for some statuses (418 among them).
+        header["reason"] = _reason(status)
+    return _dumps(header, separators=(",", ":")).encode("utf-8")
 
 
 HDR_JSON_200 = _response_header(200, "application/json")
@@ -146,13 +158,14 @@ def encode_response_object(resp):
 
 
 def encode_http_exception(e):
+    """As Starlette's handler in Cortex v0.24: the status with its reason phrase, the detail as
+    plain text, and the exception's headers."""
     detail = getattr(e, "detail", None)
-    try:
-        body = _dumps({"error": detail}).encode("utf-8")
-    except (TypeError, ValueError):
-        body = _error_body(str(detail))
+    if detail is None:
+        detail = _reason(int(e.status_code))
+    body = (detail if isinstance(detail, str) else str(detail)).encode("utf-8")
     headers = [[str(k).lower(), str(v)] for k, v in (getattr(e, "headers", None) or {}).items()]
-    return _response_header(int(e.status_code), "application/json", headers), body
+    return _response_header(int(e.status_code), "text/plain; charset=utf-8", headers), body
 
 
 class BatchResultError(Exception):

@@ -156,7 +156,7 @@ def test_response_object_encoding_and_background():
     r = compat._Response(b"x", status_code=207, headers={"Set-Cookie": "a=1"},
                          background=lambda: seen.append("bg"))
     header, body = worker.encode_response_object(r)
-    assert json.loads(header) == {"status": 207, "content_type": "",
+    assert json.loads(header) == {"status": 207, "content_type": "", "reason": "Multi-Status",
                                   "headers": [["set-cookie", "a=1"]]}
     assert body == b"x"
     worker.RequestHandler.run_background(r)

@@ -60,6 +60,12 @@ absl::Status DecodeHead(const nlohmann::json& header, WorkerResponse& response) 
   if (auto it = header.find("content_type"); it != header.end() && it->is_string()) {
     response.content_type = it->get<std::string>();
   }
+  if (auto it = header.find("reason"); it != header.end() && it->is_string()) {
+    response.reason = it->get<std::string>();
+    if (response.reason.find_first_of("\r\n") != std::string::npos) {
+      return absl::DataLossError("worker response reason holds a line break");
+    }
+  }
   if (auto it = header.find("headers"); it != header.end() && it->is_array()) {
     for (const auto& pair : *it) {
       if (!pair.is_array() || pair.size() != 2 || !pair[0].is_string() || !pair[1].is_string()) {

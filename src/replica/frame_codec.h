@@ -34,6 +34,7 @@ std::string EncodeBatchPrefix(const std::vector<RequestHead>& heads,
 struct WorkerResponse {
   int status = 200;
   std::string content_type = "application/json";  // empty: send no Content-Type
+  std::string reason;  // the status line's reason phrase; empty: the standard one
   std::vector<std::pair<std::string, std::string>> headers;
   nlohmann::json monitor;  // the value prediction monitoring records (null: none)
   std::string body;

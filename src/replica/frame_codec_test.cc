@@ -111,7 +111,8 @@ TEST(FrameCodec, EncodesABatchOfRequests) {
 TEST(FrameCodec, DecodesABatchOfResponses) {
   auto [lengths, rest] =
       Frame(R"({"batch": [{"status": 200, "content_type": "application/json", "length": 3},)"
-            R"( {"status": 500, "headers": [["x-a", "1"]], "monitor": 2, "length": 2}]})",
+            R"( {"status": 418, "reason": "I'm a Teapot", "headers": [["x-a", "1"]], "monitor": 2,)"
+            R"( "length": 2}]})",
             "[1]ok");
   unsigned char raw[8];
   std::memcpy(raw, lengths.data(), 8);
@@ -120,7 +121,8 @@ TEST(FrameCodec, DecodesABatchOfResponses) {
   EXPECT_EQ((*responses)[0].body, "[1]");
   EXPECT_EQ((*responses)[0].status, 200);
   EXPECT_EQ((*responses)[1].body, "ok");
-  EXPECT_EQ((*responses)[1].status, 500);
+  EXPECT_EQ((*responses)[1].status, 418);
+  EXPECT_EQ((*responses)[1].reason, "I'm a Teapot");
   EXPECT_EQ((*responses)[1].monitor, 2);
   ASSERT_EQ((*responses)[1].headers.size(), 1u);
 }
@@ -133,6 +135,7 @@ TEST(FrameCodec, RejectsMalformedBatchResponses) {
       {R"({"batch": [{"length": -1}, {"length": 1}]})", "a"},    // negative length
       {R"({"batch": [{"length": 1}, {"status": 0, "length": 0}]})", "a"},
       {R"({"batch": [{"length": 1}, {"headers": [["x", "a\nb"]], "length": 0}]})", "a"},
+      {R"({"batch": [{"length": 1}, {"reason": "a\r\nX: y", "length": 0}]})", "a"},
       {R"({"status": 200})", "ab"},  // not a batch
       {R"(not json)", ""},
   };

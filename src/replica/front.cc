@@ -204,6 +204,7 @@ asio::awaitable<net::Response> Front::Predict(net::Request& request, net::Client
   } else {
     response.version(request.version());
     response.result(result->status);
+    if (!result->reason.empty()) response.reason(result->reason);
     // An empty content type means "send no Content-Type" (docs/worker-protocol.md).
     if (!result->content_type.empty()) {
       response.set(http::field::content_type, result->content_type);
