@@ -86,7 +86,7 @@ def test_iris_classifier_predicts_and_counts_classes(cluster):
     # Bad input: a 400 with the reason, and not counted as a prediction.
     r = cluster.post(name, {"sepal_length": 1})
     assert r.status_code == 400, r.text
-    assert "missing field" in r.json()["error"], r.text
+    assert "missing field" in r.text, r.text  # an HTTPException: its detail as text
 
     expected = {"setosa": 1, "virginica": 2, "versicolor": 1}
 
@@ -148,7 +148,7 @@ def test_image_info_describes_images_and_makes_thumbnails(cluster):
     r = cluster.post(name, data=b"definitely not an image",
                      headers={"Content-Type": "application/octet-stream"})
     assert r.status_code == 400, r.text
-    assert "not an image" in r.json()["error"], r.text
+    assert "not an image" in r.text, r.text
 
 
 def test_form_upload_counts_words_of_files_and_fields(cluster):
@@ -176,7 +176,7 @@ def test_form_upload_counts_words_of_files_and_fields(cluster):
     r = cluster.post(name, {"text": "json is not a form"})
     assert r.status_code == 415, r.text
     r = cluster.post(name, data={"text": "x", "lang": "xx"})
-    assert r.status_code == 400 and "unsupported lang" in r.json()["error"], r.text
+    assert r.status_code == 400 and "unsupported lang" in r.text, r.text
 
 
 def test_text_reverser_plain_text_headers_and_post_predict(cluster):
