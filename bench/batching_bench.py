@@ -397,45 +397,22 @@ def main():
     t0 = time.time()
     base = tempfile.mkdtemp(prefix="cxbatch-", dir="/tmp")  # short: replica sockets live below
     env_lines = mb.environment_lines(_AnyArgs(), args.cortex_bin)[:2]
-    bench, cluster, ok, failed = Bench(args, base), None, False, False
+    bench = Bench(args, base)
     keys = ["mlp"] if args.quick else ["mlp", "mlp-wide", "resnet18"]
-    try:
-        cortex_bin = sb.snapshot_binary(args.cortex_bin, Path(base) / "bin")
+
+    def prepare():
         log(f"temp dir {base}; exporting {', '.join(keys)}")
         bench.export("resnet18" in keys)
-        cluster = Cluster(base, cortex_bin)
-        log("starting the cluster")
-        cluster.up()
-        bench.cpu = mb.CpuSampler(cluster.roots).start()
+
+    def steps(cluster):
         for key in keys:
             apis = bench.throughput(cluster, key)
             if key == keys[-1]:  # ResNet18 (MLP in --quick)
                 bench.wire_formats(cluster, f"{key}-plain", MODELS[key][5])
             for name in apis:
                 cluster.delete(name)  # frees the cpu for the next pair
-        ok = True
-    except KeyboardInterrupt as e:
-        log(f"interrupted ({e}); cleaning up")
-        bench.findings.append(f"benchmark interrupted ({e}); the tables are partial")
-    except Exception as e:  # noqa: BLE001 - report, clean up, exit non-zero
-        log(f"FAILED: {e}")
-        failed = True
-        bench.findings.append(f"benchmark aborted: {e}")
-    finally:
-        if bench.cpu is not None:
-            bench.cpu.stop()
-        if cluster is not None:
-            if not ok:
-                sys.stderr.write(sb.tail_files(
-                    sorted((cluster.cfg / "cluster" / "logs").rglob("*.log"))) + "\n")
-            try:
-                cluster.down()
-            except Exception as e:  # noqa: BLE001
-                log(f"cleanup of the cluster failed: {e!r}")
-        if args.keep_tmp or failed:
-            log(f"kept {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
+
+    ok = mb.run_in_cluster(bench, base, args.cortex_bin, args.keep_tmp, Cluster, prepare, steps)
     report = bench.report(env_lines, time.time() - t0, ok)
     if args.out:
         Path(args.out).write_text(report)

@@ -891,6 +891,49 @@ def environment_lines(args, cortex_src):
     ]
 
 
+def run_in_cluster(bench, base, cortex_src, keep_tmp, make_cluster, prepare, steps):
+    """The run every benchmark with a cluster shares; returns whether `steps` completed.
+
+    Snapshots the binary, calls prepare(), starts make_cluster(base, binary) and a CpuSampler
+    (bench.cpu), runs steps(cluster), and always cleans up: the sampler, the cluster (its logs
+    on stderr when something failed) and `base` (kept on failure or with keep_tmp). An
+    interruption or an error becomes one of bench.findings.
+    """
+    cluster, ok, failed = None, False, False
+    try:
+        cortex_bin = sb.snapshot_binary(cortex_src, Path(base) / "bin")
+        prepare()
+        cluster = make_cluster(base, cortex_bin)
+        log("starting the cluster")
+        cluster.up()
+        bench.cpu = CpuSampler(cluster.roots).start()
+        steps(cluster)
+        ok = True
+    except KeyboardInterrupt as e:
+        log(f"interrupted ({e}); cleaning up")
+        bench.findings.append(f"benchmark interrupted ({e}); the tables are partial")
+    except Exception as e:  # noqa: BLE001 - report, clean up, exit non-zero
+        log(f"FAILED: {e}")
+        failed = True
+        bench.findings.append(f"benchmark aborted: {e}")
+    finally:
+        if bench.cpu is not None:
+            bench.cpu.stop()
+        if cluster is not None:
+            if not ok:
+                sys.stderr.write(sb.tail_files(
+                    sorted((cluster.cfg / "cluster" / "logs").rglob("*.log"))) + "\n")
+            try:
+                cluster.down()
+            except Exception as e:  # noqa: BLE001
+                log(f"cleanup of the cluster failed: {e!r}")
+        if keep_tmp or failed:
+            log(f"kept {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+    return ok
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -926,44 +969,19 @@ def main():
     cortex_src = args.cortex_bin
     src_mtime = os.path.getmtime(cortex_src)
     bench = Bench(args, base)
-    cluster = None
-    ok = failed = False
     env_lines = environment_lines(args, cortex_src)
-    try:
-        cortex_bin = sb.snapshot_binary(cortex_src, Path(base) / "bin")
+
+    def prepare():
         log(f"temp dir {base}; exporting the models")
         bench.export()
-        cluster = Cluster(base, cortex_bin)
-        log("starting the cluster")
-        cluster.up()
-        bench.cpu = CpuSampler(cluster.roots).start()
+
+    def steps(cluster):
         bench.resnet(cluster)
         bench.mlp(cluster)
         log(f"upload → first answer, {args.ttfa_reps} repetitions")
         bench.time_to_first_answer(cluster)
-        ok = True
-    except KeyboardInterrupt as e:
-        log(f"interrupted ({e}); cleaning up")
-        bench.findings.append(f"benchmark interrupted ({e}); the tables are partial")
-    except Exception as e:  # noqa: BLE001 - report, clean up, exit non-zero
-        log(f"FAILED: {e}")
-        failed = True
-        bench.findings.append(f"benchmark aborted: {e}")
-    finally:
-        if bench.cpu is not None:
-            bench.cpu.stop()
-        if cluster is not None:
-            if not ok:
-                sys.stderr.write(sb.tail_files(
-                    sorted((cluster.cfg / "cluster" / "logs").rglob("*.log"))) + "\n")
-            try:
-                cluster.down()
-            except Exception as e:  # noqa: BLE001
-                log(f"cleanup of the cluster failed: {e!r}")
-        if args.keep_tmp or failed:
-            log(f"kept {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
+
+    ok = run_in_cluster(bench, base, cortex_src, args.keep_tmp, Cluster, prepare, steps)
     try:
         if os.path.getmtime(cortex_src) != src_mtime:
             bench.findings.append(f"{cortex_src} was rebuilt during the run; every number is of "

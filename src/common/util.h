@@ -14,8 +14,10 @@ namespace cortex {
 // the operator and the gateway).
 inline constexpr std::string_view kCortexVersion = "0.24.0";
 // GET /v2 of the Open Inference Protocol (docs/v2-protocol.md), on the gateway and on replicas.
-inline constexpr std::string_view kV2ServerMetadata =
-    R"({"name":"cortex","version":"0.24.0","extensions":["binary_tensor_data"]})";
+inline std::string V2ServerMetadata() {
+  return std::string(R"({"name":"cortex","version":")") + std::string(kCortexVersion) +
+         R"(","extensions":["binary_tensor_data"]})";
+}
 
 std::string Sha256Hex(std::string_view data);
 // Random lower-case alphanumeric string (not for secrets).

@@ -153,7 +153,7 @@ bool Gateway::IsOwnEndpoint(std::string_view path) {
 std::optional<net::Response> Gateway::V2ServerEndpoint(const net::Request& request) const {
   std::string_view path = PathOf(request.target());
   if (path == "/v2") {
-    return net::MakeResponse(request, http::status::ok, std::string(kV2ServerMetadata));
+    return net::MakeResponse(request, http::status::ok, V2ServerMetadata());
   }
   // The gateway is live while it answers, and ready once it has routes from the operator; each
   // model's readiness is /v2/models/<api>/ready.

@@ -181,7 +181,11 @@ absl::StatusOr<json> ApiViews::Get(const std::string& name) {
     replica_list.push_back(std::move(entry));
   }
   out["replicas"] = replica_list;
-  std::vector<json> replica_stats = ReplicaStats(replicas);
+  // The replicas are asked only when an API has something of theirs to show.
+  const config::ApiConfig& config = *(*api)->config;
+  bool batching = config.predictor && config.predictor->server_side_batching;
+  std::vector<json> replica_stats =
+      config.monitoring || batching ? ReplicaStats(replicas) : std::vector<json>{};
   for (const json& metrics :
        {PredictionMetrics(**api, replica_stats), BatchingMetrics(**api, replica_stats)}) {
     if (metrics.is_object()) out["metrics"].update(metrics);

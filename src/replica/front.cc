@@ -141,7 +141,7 @@ asio::awaitable<net::Response> Front::Handle(net::Request& request, net::ClientW
                                   nlohmann::json{{"ready", ready}}.dump());
     }
     if (path == "/v2") {
-      co_return net::MakeResponse(request, http::status::ok, std::string(kV2ServerMetadata));
+      co_return net::MakeResponse(request, http::status::ok, V2ServerMetadata());
     }
   }
   if (path == "/_cortex/ready") {
