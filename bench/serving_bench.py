@@ -644,12 +644,79 @@ class CortexStack:
                                            r"exceed open file resource limit", re.I))
 
 
+# Cortex v0.24 on EKS had an ingress proxy (Istio's Envoy) in front of each pod's nginx. This
+# second nginx plays that part: one worker, upstream keep-alive to the pod nginx over TCP.
+INGRESS_CONF = """\
+daemon off;
+{user}
+worker_processes 1;
+pid {d}/ingress.pid;
+error_log {d}/ingress-error.log warn;
+events {{
+    worker_connections 65535;
+    use epoll;
+}}
+http {{
+    access_log off;
+    client_body_temp_path {d}/tmp-ingress-body;
+    proxy_temp_path {d}/tmp-ingress-proxy;
+    fastcgi_temp_path {d}/tmp-ingress-fastcgi;
+    uwsgi_temp_path {d}/tmp-ingress-uwsgi;
+    scgi_temp_path {d}/tmp-ingress-scgi;
+    client_max_body_size 0;
+    tcp_nodelay on;
+    upstream pod {{
+        server 127.0.0.1:{pod_port};
+        keepalive 64;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_buffering off;
+            proxy_read_timeout 3600s;
+            proxy_pass http://pod;
+        }}
+    }}
+}}
+"""
+
+
+class Ingress:
+    """A second nginx in front of a CortexStack (the ingress of Cortex's cluster path)."""
+
+    def __init__(self, stack):
+        self.stack = stack
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/predict"
+        self.proc = None
+
+    def start(self):
+        d = self.stack.d
+        (d / "ingress.conf").write_text(INGRESS_CONF.format(
+            d=d, port=self.port, pod_port=self.stack.port,
+            user="user root;" if os.geteuid() == 0 else ""))
+        self.proc = self.stack.procs.start(
+            ["/usr/sbin/nginx", "-p", str(d), "-c", str(d / "ingress.conf"), "-e",
+             str(d / "ingress-error.log")], d / "ingress.out", cwd=d)
+        self.stack.started.append(self.proc)
+        wait_ok(self.url, 15, "the ingress nginx")
+
+    def pids(self):
+        return self.stack.pids()
+
+    def healthy(self):
+        return self.stack.healthy()
+
+
 # ---------------------------------------------------------------- our stack
 
 class OurStack:
-    def __init__(self, base, cortex_bin, pinner):
-        self.cfg = Path(base) / "cx-config"
-        self.proj = Path(base) / "project"
+    def __init__(self, base, cortex_bin, pinner, name="ours"):
+        self.cfg = Path(base) / f"cx-config-{name}"
+        self.proj = Path(base) / f"project-{name}"
         self.proj.mkdir()
         (self.proj / "predictor.py").write_text(PREDICTOR_PY)
         self.bin = cortex_bin
@@ -699,7 +766,7 @@ class OurStack:
             "- name: noop\n  kind: RealtimeAPI\n  predictor:\n    type: python\n"
             f"    path: predictor.py\n    processes_per_replica: {procs_n}\n"
             f"    threads_per_process: {threads}\n")
-        self.cli("deploy", str(self.proj), "-y")
+        self.cli("deploy", str(self.proj), "-y", "--force")
         end = time.time() + 60
         last = None
         while time.time() < end:
@@ -905,6 +972,8 @@ def environment_lines(args, pinned):
         f"- wrk: -t1 -c{args.connections} -d{args.duration}s --latency, POST {BODY} "
         f"(Content-Type application/json), warm-up {args.warmup}s before each case, one run per case",
         f"- pinning: {pinned}",
+        f"- our gateway's threads: {args.gateway_threads or 'its default (one per usable CPU)'}"
+        + (f"; the \"before\" rows: {args.compare_bin}" if args.compare_bin else ""),
         "- the machine is shared and noisy: compare rows of the same run, not across runs",
     ]
 
@@ -917,16 +986,21 @@ def build_report(args, env_lines, rows, low, findings):
     for r in rows:
         L.append(f"| {r['case']} | {r['procs']} | {r['rps']:,.0f} | {fmt_ms(r['p50'])} | "
                  f"{fmt_ms(r['p99'])} | {fmt_err(r)} |")
-    L += ["", "Ratios against the \"Cortex v0.24 (nginx → uvicorn/FastAPI)\" row with the same processes "
-          "(req/s: above 1 is better; p99: below 1 is better):", "",
-          "| processes | case | req/s ratio | p99 ratio |", "|---|---|---|---|"]
+    L += ["", "Ratios against the Cortex rows with the same processes: the pod alone (nginx → "
+          "uvicorn/FastAPI) and, where measured, with the ingress in front (req/s: above 1 is "
+          "better; p99: below 1 is better):", "",
+          "| processes | case | req/s ratio | p99 ratio | req/s ratio (with ingress) | p99 ratio (with ingress) |",
+          "|---|---|---|---|---|---|"]
     for p in sorted({r["procs"] for r in rows}):
         base = next((r for r in rows if r["procs"] == p and r["key"] == "cortex"), None)
+        ing = next((r for r in rows if r["procs"] == p and r["key"] == "cortex-ingress"), None)
         for r in rows:
-            if r["procs"] != p or r["key"] == "cortex" or base is None:
+            if r["procs"] != p or r["key"].startswith("cortex") or base is None:
                 continue
+            with_ingress = (f"{r['rps'] / ing['rps']:.2f}x | {r['p99'] / ing['p99']:.2f}x"
+                            if ing else "- | -")
             L.append(f"| {p} | {r['case']} | {r['rps'] / base['rps']:.2f}x | "
-                     f"{r['p99'] / base['p99']:.2f}x |")
+                     f"{r['p99'] / base['p99']:.2f}x | {with_ingress} |")
     if low:
         L += ["", f"## Low load (wrk -c1, processes {low[0]['procs']})", "",
               "| case | req/s | p50 | p99 | errors |", "|---|---|---|---|---|"]
@@ -974,12 +1048,24 @@ def main():
     ap.add_argument("--server-cpus", default="0", help="CPU list for every server process (default 0)")
     ap.add_argument("--client-cpus", default="1", help="CPU list for wrk (default 1)")
     ap.add_argument("--cortex-bin", default=str(ROOT / "build" / "src" / "apps" / "cortex"))
+    ap.add_argument("--compare-bin", help="another build of ours (an earlier commit, say), measured "
+                                          "in the same run as extra \"before\" rows")
+    ap.add_argument("--gateway-threads", type=int,
+                    help="our gateway's threads (CORTEX_GATEWAY_THREADS); default 1 when the "
+                         "servers share one CPU (as the Cortex nginx's one worker), else the "
+                         "gateway's own default (one per CPU)")
+    ap.add_argument("--no-ingress", action="store_true",
+                    help="skip the Cortex row with a second nginx as its ingress")
     ap.add_argument("--out-dir", default=str(ROOT / "bench" / "results"))
     ap.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (logs, configs)")
     args = ap.parse_args()
     if args.quick:
         args.duration, args.warmup = 3, 1
     procs_list = [int(x) for x in args.processes.split(",") if x]
+    if args.gateway_threads is None and args.server_cpus and len(cpu_list(args.server_cpus)) == 1:
+        args.gateway_threads = 1
+    if args.gateway_threads is not None:
+        os.environ["CORTEX_GATEWAY_THREADS"] = str(args.gateway_threads)
 
     for tool in ("wrk", "/usr/sbin/nginx", "taskset"):
         if not shutil.which(tool):
@@ -1019,6 +1105,10 @@ def main():
     pinner = Pinner(args.server_cpus)
     procs = Procs()
     ours = OurStack(base, args.cortex_bin, pinner)
+    before = None
+    if args.compare_bin:
+        before = OurStack(base, snapshot_binary(args.compare_bin, Path(base) / "bin-before"),
+                          pinner, name="before")
     env_lines = environment_lines(args, pinned)
     rows, low, findings = [], [], []
     ok = False
@@ -1055,6 +1145,11 @@ def main():
                             args.connections, cx, rows)
                     if n == procs_list[0] and not faithful and not args.no_low_load:
                         measure(name, "cortex", n, cx.url, 1, cx, low)
+                    if not faithful and not args.no_ingress:
+                        ingress = Ingress(cx)
+                        ingress.start()
+                        measure("Cortex v0.24 with an ingress (nginx → nginx → uvicorn/FastAPI)",
+                                "cortex-ingress", n, ingress.url, args.connections, ingress, rows)
                 finally:
                     findings += [f"Cortex stack log: {h}" for h in cx.log_findings()[:10]]
                     cx.stop()
@@ -1067,6 +1162,24 @@ def main():
             if n == procs_list[0] and not args.no_low_load:
                 measure("ours: gateway → front → worker", "gateway", n, ours.url, 1, ours, low)
                 measure("ours: replica front → worker (direct)", "direct", n, ours.direct_url, 1, ours, low)
+            if before:
+                ours.down()  # one of our clusters at a time: same CPUs, same conditions
+                log(f"the build to compare: deploying noop with processes_per_replica={n}")
+                before.up()
+                before.deploy(n, args.threads)
+                pinner.pin(before.pids())
+                measure("before: gateway → front → worker", "before-gateway", n, before.url,
+                        args.connections, before, rows)
+                measure("before: replica front → worker (direct)", "before-direct", n,
+                        before.direct_url, args.connections, before, rows)
+                if n == procs_list[0] and not args.no_low_load:
+                    measure("before: gateway → front → worker", "before-gateway", n, before.url, 1,
+                            before, low)
+                    measure("before: replica front → worker (direct)", "before-direct", n,
+                            before.direct_url, 1, before, low)
+                before.down()
+                ours.up_called = False
+                ours.up()
         ok = True
     except KeyboardInterrupt as e:
         log(f"interrupted ({e}); cleaning up")
@@ -1088,6 +1201,11 @@ def main():
             ours.down()
         except Exception as e:  # noqa: BLE001 - keep cleaning up
             log(f"cleanup of our cluster failed: {e!r}")
+        if before:
+            try:
+                before.down()
+            except Exception as e:  # noqa: BLE001 - keep cleaning up
+                log(f"cleanup of the compared cluster failed: {e!r}")
         try:
             left = collections.Counter(before)
             new = []

@@ -27,7 +27,7 @@ PACKAGES=(
 # (bench/autoscale_bench.py draws its timeline with matplotlib).
 if [ "${CORTEX_INSTALL_BENCH:-0}" = "1" ]; then
   PACKAGES+=(wrk nginx-light python3-fastapi python3-uvicorn python3-uvloop python3-httptools
-             python3-matplotlib)
+             python3-matplotlib linux-perf)
 fi
 
 missing=()

@@ -3,7 +3,7 @@
 #  asan: ./build-asan, Debug with -DCORTEX_SANITIZE=ON (ASan + UBSan): the unit tests (ctest -L
 #        unit) and an end-to-end subset that serves real APIs through the instrumented binary:
 #        realtime serving, error answers, replicas and workers that die, batch jobs, and models
-#        (the replica's syncer thread, live reloads, caching)
+#        (the replica's syncer thread, live reloads, caching), and the threaded gateway over Unix sockets
 #        (CORTEX_E2E_TESTS overrides the list). A sanitizer report from any process of those
 #        clusters (operator, gateway, replica fronts, CLI) fails the step,
 #        even if the test itself passed.
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 STEPS="${CORTEX_SANITIZE_STEPS:-asan tsan}"
 JOBS="${CORTEX_BUILD_JOBS:-$(nproc)}"
 DEFAULT_E2E="tests/e2e/test_realtime.py tests/e2e/test_errors.py tests/e2e/test_resilience.py"
-DEFAULT_E2E+=" tests/e2e/test_batch.py tests/e2e/test_models.py"
+DEFAULT_E2E+=" tests/e2e/test_batch.py tests/e2e/test_models.py tests/e2e/test_data_plane.py"
 read -r -a E2E_TESTS <<<"${CORTEX_E2E_TESTS:-$DEFAULT_E2E}"
 
 # UBSan stops at the first report instead of printing and going on.

@@ -29,6 +29,9 @@ namespace cortex::backends {
 struct Endpoint {
   std::string host;
   uint16_t port = 0;
+  // Its Unix-domain socket, where the provider runs it on the gateway's machine (local); the
+  // gateway prefers it to TCP. Empty elsewhere.
+  std::string unix_socket = {};
 };
 
 struct ReplicaSetSpec {

@@ -24,23 +24,27 @@ struct Gateway::Upstream {
   // idle for 75 s, so older ones are not reused).
   std::vector<std::pair<std::unique_ptr<Stream>, std::chrono::steady_clock::time_point>> idle;
   bool removed = false;
+  bool tcp_only = false;  // its Unix socket refused a connection: TCP from then on
 };
 
-Gateway::Gateway(asio::io_context& io, GatewayOptions options)
-    : io_(io), options_(std::move(options)) {
+Gateway::Gateway(asio::io_context& io, GatewayOptions options, std::shared_ptr<RequestStats> stats)
+    : io_(io), options_(std::move(options)), stats_(std::move(stats)) {
+  if (!stats_) stats_ = std::make_shared<RequestStats>();
   routes_ = *RouteTable::FromJson(nlohmann::json::object());
 }
 
 Gateway::~Gateway() = default;
 
 absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(asio::io_context& io,
-                                                         const GatewayOptions& options) {
-  std::unique_ptr<Gateway> gateway(new Gateway(io, options));
+                                                         const GatewayOptions& options,
+                                                         std::shared_ptr<RequestStats> stats) {
+  std::unique_ptr<Gateway> gateway(new Gateway(io, options, std::move(stats)));
   net::HttpServerOptions server_options;
   server_options.host = options.host;
   server_options.port = options.port;
   server_options.body_limit = options.api_gateway_body_limit;
   server_options.header_limit = options.header_limit;
+  server_options.reuse_port = options.reuse_port;
   Gateway* self = gateway.get();
   server_options.admit = [self](const net::Request& head, uint64_t&) {
     return self->Admit(head, Listener::kApiGateway);
@@ -83,15 +87,7 @@ void Gateway::SetRoutes(std::shared_ptr<const RouteTable> routes) {
     for (const auto& r : api.replicas) live[r.id] = true;
   }
   live["operator"] = true;  // BatchAPI requests
-  // Request counts belong to one deployment: an API deleted, updated or refreshed starts anew.
-  for (auto it = stats_.begin(); it != stats_.end();) {
-    const ApiRoute* api = routes_->FindByName(it->first);
-    if (api == nullptr || api->metrics_key != it->second.metrics_key) {
-      it = stats_.erase(it);
-    } else {
-      ++it;
-    }
-  }
+  stats_->Retain(*routes_);
   for (auto it = upstreams_.begin(); it != upstreams_.end();) {
     if (live.count(it->first) == 0) {
       it->second->removed = true;
@@ -105,7 +101,7 @@ void Gateway::SetRoutes(std::shared_ptr<const RouteTable> routes) {
 
 std::shared_ptr<Gateway::Upstream> Gateway::UpstreamFor(const ReplicaRoute& replica) {
   auto& slot = upstreams_[replica.id];
-  if (!slot || slot->route.port != replica.port || slot->route.host != replica.host) {
+  if (!slot || slot->route != replica) {
     slot = std::make_shared<Upstream>();
     slot->route = replica;
   }
@@ -185,13 +181,7 @@ asio::awaitable<net::Response> Gateway::Handle(net::Request& request, net::Clien
         nlohmann::json{{"routes_version", routes->version()}, {"pid", ::getpid()}}.dump());
   }
   if (path == "/_cortex/stats") {
-    nlohmann::json out = nlohmann::json::object();
-    for (const auto& [name, s] : stats_) {
-      out[name] = {{"metrics_key", s.metrics_key}, {"code_2xx", s.code_2xx},
-                   {"code_4xx", s.code_4xx},       {"code_5xx", s.code_5xx},
-                   {"count", s.latency.count()},   {"latency_sum_s", s.latency.sum()}};
-    }
-    co_return net::MakeResponse(request, http::status::ok, out.dump());
+    co_return net::MakeResponse(request, http::status::ok, stats_->ToJson().dump());
   }
   if (path == "/_cortex/metrics") co_return Metrics(request);
   auto [api, job_suffix, v2] = Resolve(*routes, path, listener);
@@ -226,8 +216,8 @@ asio::awaitable<net::Response> Gateway::Handle(net::Request& request, net::Clien
     if (predict) {  // as Cortex: request metrics count predictions (POST) only
       double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-      Record(*destination, response.result_int(), seconds);
-      if (destination != api) Record(*api, response.result_int(), seconds);
+      stats_->Record(*destination, response.result_int(), seconds);
+      if (destination != api) stats_->Record(*api, response.result_int(), seconds);
     }
     co_return response;
   }
@@ -323,12 +313,29 @@ asio::awaitable<absl::StatusOr<net::Response>> Gateway::Exchange(Upstream& upstr
     } else {
       stream = std::make_unique<Stream>(io_);
       stream->expires_after(std::chrono::milliseconds(options_.upstream_connect_timeout_ms));
-      boost::system::error_code ec;
-      tcp::endpoint endpoint(asio::ip::make_address(upstream.route.host, ec), upstream.route.port);
-      if (ec) co_return absl::InvalidArgumentError("bad upstream address");
-      co_await stream->async_connect(endpoint, asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) co_return absl::UnavailableError(ec.message());
-      stream->socket().set_option(tcp::no_delay(true));
+      boost::system::error_code ec = asio::error::not_found;
+      if (!upstream.route.unix_socket.empty() && !upstream.tcp_only) {
+        // Unix socket first; a replica without one (started by an older version, say) is
+        // reached over TCP: nothing was sent yet.
+        if (auto unix_endpoint = net::UnixEndpoint(upstream.route.unix_socket);
+            unix_endpoint.ok()) {
+          co_await stream->async_connect(*unix_endpoint,
+                                         asio::redirect_error(asio::use_awaitable, ec));
+        }
+        if (ec) {
+          upstream.tcp_only = true;
+          stream = std::make_unique<Stream>(io_);
+          stream->expires_after(std::chrono::milliseconds(options_.upstream_connect_timeout_ms));
+        }
+      }
+      if (ec) {
+        auto address = asio::ip::make_address(upstream.route.host, ec);
+        if (ec) co_return absl::InvalidArgumentError("bad upstream address");
+        co_await stream->async_connect(tcp::endpoint(address, upstream.route.port),
+                                       asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) co_return absl::UnavailableError(ec.message());
+        net::SetNoDelay(stream->socket());
+      }
     }
     if (timeout_ms > 0) {
       stream->expires_after(std::chrono::milliseconds(timeout_ms));
@@ -340,7 +347,7 @@ asio::awaitable<absl::StatusOr<net::Response>> Gateway::Exchange(Upstream& upstr
     // it is still queued there.
     client.OnGone([s = stream.get()] {
       boost::system::error_code ignored;
-      s->socket().shutdown(tcp::socket::shutdown_both, ignored);
+      s->socket().shutdown(net::stream_protocol::socket::shutdown_both, ignored);
     });
     boost::system::error_code ec;
     co_await http::async_write(*stream, request, asio::redirect_error(asio::use_awaitable, ec));
@@ -374,37 +381,9 @@ asio::awaitable<absl::StatusOr<net::Response>> Gateway::Exchange(Upstream& upstr
   co_return absl::UnavailableError("upstream closed the connection");
 }
 
-void Gateway::Record(const ApiRoute& api, unsigned status, double seconds) {
-  ApiStats& s = stats_[api.name];
-  if (s.metrics_key != api.metrics_key) {
-    s = ApiStats();
-    s.metrics_key = api.metrics_key;
-  }
-  if (status < 300) {
-    ++s.code_2xx;
-  } else if (status < 500) {
-    ++s.code_4xx;
-  } else {
-    ++s.code_5xx;
-  }
-  s.latency.Observe(seconds);
-}
-
 net::Response Gateway::Metrics(const net::Request& request) const {
-  std::string text =
-      "# TYPE cortex_requests_total counter\n"
-      "# TYPE cortex_request_duration_seconds histogram\n";
-  for (const auto& [api, s] : stats_) {
-    absl::StrAppendFormat(&text, "cortex_requests_total{api=\"%s\",code=\"2XX\"} %d\n", api,
-                          s.code_2xx);
-    absl::StrAppendFormat(&text, "cortex_requests_total{api=\"%s\",code=\"4XX\"} %d\n", api,
-                          s.code_4xx);
-    absl::StrAppendFormat(&text, "cortex_requests_total{api=\"%s\",code=\"5XX\"} %d\n", api,
-                          s.code_5xx);
-    text +=
-        s.latency.Prometheus("cortex_request_duration_seconds", absl::StrFormat("api=\"%s\"", api));
-  }
-  return net::MakeResponse(request, http::status::ok, std::move(text), "text/plain; version=0.0.4");
+  return net::MakeResponse(request, http::status::ok, stats_->Prometheus(),
+                           "text/plain; version=0.0.4");
 }
 
 }  // namespace cortex::gateway

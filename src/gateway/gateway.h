@@ -5,6 +5,8 @@
 // The route table is a shared immutable snapshot replaced with SetRoutes(); the gateway keeps
 // serving with the last one it got while the operator is away. Single-threaded: everything runs
 // on the io_context passed to Create(); SetRoutes() must be called on that thread (post to it).
+// A process runs one per thread on shared ports (reuse_port) and shared RequestStats; each keeps
+// its own connection pools and outstanding counts, as each nginx worker does.
 #pragma once
 
 #include <absl/status/statusor.h>
@@ -17,7 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "common/histogram.h"
+#include "gateway/request_stats.h"
 #include "gateway/route_table.h"
 #include "net/asio.h"
 #include "net/http_server.h"
@@ -36,18 +38,17 @@ struct GatewayOptions {
   uint64_t api_gateway_body_limit = 32ull << 20;  // request bodies, per listener
   uint64_t load_balancer_body_limit = 512ull << 20;
   uint32_t header_limit = 64 << 10;
-};
-
-struct ApiStats {
-  std::string metrics_key;  // the deployment these counts belong to (ApiRoute::metrics_key)
-  int64_t code_2xx = 0, code_4xx = 0, code_5xx = 0;
-  LatencyHistogram latency;
+  // SO_REUSEPORT on both listeners: several gateways (one per thread) share the ports and the
+  // kernel spreads the connections between them.
+  bool reuse_port = false;
 };
 
 class Gateway {
  public:
-  static absl::StatusOr<std::unique_ptr<Gateway>> Create(net::asio::io_context& io,
-                                                         const GatewayOptions& options);
+  // `stats` may be shared with the other gateways of the process (null: one of its own).
+  static absl::StatusOr<std::unique_ptr<Gateway>> Create(
+      net::asio::io_context& io, const GatewayOptions& options,
+      std::shared_ptr<RequestStats> stats = nullptr);
   ~Gateway();
 
   void Start();
@@ -59,7 +60,7 @@ class Gateway {
 
  private:
   struct Upstream;
-  using Stream = net::beast::tcp_stream;
+  using Stream = net::Stream;
 
   // Cortex's two ways in: the API gateway (a request timeout; APIs with api_gateway: none are
   // not there) and the load balancer (no timeout).
@@ -73,7 +74,7 @@ class Gateway {
     bool v2 = false;
   };
 
-  Gateway(net::asio::io_context& io, GatewayOptions options);
+  Gateway(net::asio::io_context& io, GatewayOptions options, std::shared_ptr<RequestStats> stats);
   static Destination Resolve(const RouteTable& routes, std::string_view path, Listener listener);
   static bool IsOwnEndpoint(std::string_view path);
   // The Open Inference Protocol's server endpoints (/v2, /v2/health/live|ready), or nullopt.
@@ -97,7 +98,6 @@ class Gateway {
                                                                net::ClientWatch& client,
                                                                int timeout_ms);
   std::shared_ptr<Upstream> UpstreamFor(const ReplicaRoute& replica);
-  void Record(const ApiRoute& api, unsigned status, double seconds);
   net::Response Metrics(const net::Request& request) const;
 
   net::asio::io_context& io_;
@@ -106,7 +106,7 @@ class Gateway {
   std::unique_ptr<net::HttpServer> lb_server_;  // load balancer listener
   std::shared_ptr<const RouteTable> routes_;
   std::unordered_map<std::string, std::shared_ptr<Upstream>> upstreams_;  // by replica id
-  std::map<std::string, ApiStats> stats_;                                 // by API name
+  std::shared_ptr<RequestStats> stats_;
   std::mt19937_64 rng_{std::random_device{}()};
 };
 

@@ -4,11 +4,16 @@
 
 #include <absl/strings/str_cat.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <thread>
+#include <vector>
 
 namespace cortex::gateway {
 namespace {
@@ -24,9 +29,11 @@ struct FakeReplica {
   int requests = 0;
   int delay_ms = 0;
 
-  FakeReplica(asio::io_context& io, int delay = 0) : delay_ms(delay) {
+  FakeReplica(asio::io_context& io, int delay = 0, std::string unix_path = "") : delay_ms(delay) {
+    net::HttpServerOptions options;
+    options.unix_path = std::move(unix_path);
     auto created = net::HttpServer::Create(
-        io, {}, [this, &io](net::Request& request) -> asio::awaitable<net::Response> {
+        io, options, [this, &io](net::Request& request) -> asio::awaitable<net::Response> {
           ++requests;
           if (delay_ms > 0) {
             asio::steady_timer timer(io, std::chrono::milliseconds(delay_ms));
@@ -224,6 +231,29 @@ TEST_F(GatewayTest, RequestMetricsStartAfreshWithANewDeployment) {
   EXPECT_FALSE(Stats().contains("a"));
 }
 
+// On one machine the gateway reaches a replica through its Unix socket, not its TCP port.
+TEST_F(GatewayTest, PrefersTheReplicasUnixSocket) {
+  std::string path = ::testing::TempDir() + "gateway-test-" + std::to_string(::getpid()) + ".sock";
+  FakeReplica over_tcp(io_);
+  FakeReplica over_unix(io_, 0, path);
+  EXPECT_EQ(over_unix.port(), 0);
+  Route({{"r1", "127.0.0.1", over_tcp.port(), path}});
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(Send(http::verb::post, "/a").response.result_int(), 200);
+  EXPECT_EQ(over_unix.requests, 3);
+  EXPECT_EQ(over_tcp.requests, 0);
+  over_unix.server->Stop();
+  EXPECT_FALSE(std::filesystem::exists(path)) << "the server removes its socket when it stops";
+}
+
+// A replica whose Unix socket is not there (one started by an older version) is still reached,
+// over TCP: no connection was made, so nothing was sent twice.
+TEST_F(GatewayTest, FallsBackToTcpWhenTheUnixSocketIsMissing) {
+  FakeReplica replica(io_);
+  Route({{"r1", "127.0.0.1", replica.port(), ::testing::TempDir() + "no-such-replica.sock"}});
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(Send(http::verb::post, "/a").response.result_int(), 200);
+  EXPECT_EQ(replica.requests, 2);
+}
+
 TEST_F(GatewayTest, AnUnreachableReplicaIsSkippedOnce) {
   FakeReplica replica(io_);
   Route({{"dead", "127.0.0.1", DeadPort(io_)}, {"r1", "127.0.0.1", replica.port()}});
@@ -354,6 +384,92 @@ TEST_F(GatewayTest, ExpectContinueIsAnsweredWhenTheRequestIsAdmitted) {
       "\r\n",
       R"({"x":1})");
   EXPECT_TRUE(answer.starts_with("HTTP/1.1 404")) << answer;
+}
+
+}  // namespace
+}  // namespace cortex::gateway
+
+namespace cortex::gateway {
+namespace {
+
+// A process runs one gateway per thread on shared ports (SO_REUSEPORT) with one RequestStats:
+// concurrent clients on many connections are all answered, and all counted once.
+TEST(GatewayThreads, GatewaysOnSharedPortsShareTheirCounts) {
+  asio::io_context replica_io;
+  FakeReplica replica(replica_io);
+  ApiRoute api;
+  api.name = "a";
+  api.endpoint = "/a";
+  api.metrics_key = "k";
+  api.replicas = {{"r1", "127.0.0.1", replica.port()}};
+  auto table = RouteTable::Build(1, {api});
+  ASSERT_TRUE(table.ok());
+
+  auto stats = std::make_shared<RequestStats>();
+  GatewayOptions options;
+  options.reuse_port = true;
+  std::vector<std::unique_ptr<asio::io_context>> contexts;
+  std::vector<std::unique_ptr<Gateway>> gateways;
+  for (int i = 0; i < 2; ++i) {
+    contexts.push_back(std::make_unique<asio::io_context>(1));
+    auto gw = Gateway::Create(*contexts.back(), options, stats);
+    ASSERT_TRUE(gw.ok()) << gw.status();
+    options.port = (*gw)->port();
+    options.lb_port = (*gw)->lb_port();
+    (*gw)->SetRoutes(*table);
+    (*gw)->Start();
+    gateways.push_back(std::move(*gw));
+  }
+  EXPECT_EQ(gateways[0]->port(), gateways[1]->port());
+  std::vector<std::thread> servers;
+  auto replica_work = asio::make_work_guard(replica_io);
+  servers.emplace_back([&] { replica_io.run(); });
+  for (auto& io : contexts) servers.emplace_back([&io] { io->run(); });
+
+  constexpr int kClients = 16, kRequests = 10;
+  std::atomic<int> answered{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&] {
+      asio::io_context io;
+      tcp::socket socket(io);
+      boost::system::error_code ec;
+      socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), options.port), ec);
+      if (ec) return;
+      beast::flat_buffer buffer;
+      for (int i = 0; i < kRequests; ++i) {
+        net::Request request{http::verb::post, "/a", 11};
+        request.set(http::field::host, "127.0.0.1");
+        request.body() = "{}";
+        request.prepare_payload();
+        http::write(socket, request, ec);
+        net::Response response;
+        if (!ec) http::read(socket, buffer, response, ec);
+        if (ec) return;
+        if (response.result_int() == 200) ++answered;
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(answered.load(), kClients * kRequests);
+  nlohmann::json counts = stats->ToJson();
+  EXPECT_EQ(counts["a"]["code_2xx"], kClients * kRequests);
+  EXPECT_EQ(counts["a"]["count"], kClients * kRequests);
+  EXPECT_NE(stats->Prometheus().find("cortex_requests_total{api=\"a\",code=\"2XX\"} 160"),
+            std::string::npos);
+
+  for (size_t i = 0; i < gateways.size(); ++i) {
+    asio::post(*contexts[i], [g = gateways[i].get(), io = contexts[i].get()] {
+      g->Stop();
+      io->stop();
+    });
+  }
+  replica_work.reset();
+  asio::post(replica_io, [&] {
+    replica.server->Stop();
+    replica_io.stop();
+  });
+  for (auto& t : servers) t.join();
 }
 
 }  // namespace

@@ -58,9 +58,9 @@ absl::StatusOr<std::shared_ptr<const RouteTable>> RouteTable::FromJson(const nlo
       route.api_gateway = api.value("api_gateway", std::string("public"));
       route.metrics_key = api.value("metrics_key", std::string());
       for (const auto& r : api.value("replicas", nlohmann::json::array())) {
-        route.replicas.push_back(
-            {r.at("id").get<std::string>(), r.at("host").get<std::string>(),
-             static_cast<uint16_t>(CheckedInt(r.at("port"), 1, 65535, "port"))});
+        route.replicas.push_back({r.at("id").get<std::string>(), r.at("host").get<std::string>(),
+                                  static_cast<uint16_t>(CheckedInt(r.at("port"), 1, 65535, "port")),
+                                  r.value("unix_socket", std::string())});
       }
       route.batch = api.value("batch", false);
       for (const auto& t : api.value("targets", nlohmann::json::array())) {
@@ -80,7 +80,9 @@ nlohmann::json RouteTable::ToJson() const {
   for (const auto& api : apis_) {
     nlohmann::json replicas = nlohmann::json::array();
     for (const auto& r : api.replicas) {
-      replicas.push_back({{"id", r.id}, {"host", r.host}, {"port", r.port}});
+      nlohmann::json replica = {{"id", r.id}, {"host", r.host}, {"port", r.port}};
+      if (!r.unix_socket.empty()) replica["unix_socket"] = r.unix_socket;
+      replicas.push_back(std::move(replica));
     }
     nlohmann::json entry = {{"name", api.name},
                             {"endpoint", api.endpoint},

@@ -20,6 +20,9 @@ struct ReplicaRoute {
   std::string id;
   std::string host;
   uint16_t port = 0;
+  // The replica's Unix socket when it runs on the gateway's machine (the local provider): the
+  // gateway prefers it to host:port. Empty elsewhere.
+  std::string unix_socket = {};
   bool operator==(const ReplicaRoute&) const = default;
 };
 
@@ -45,7 +48,8 @@ struct ApiRoute {
 
 class RouteTable {
  public:
-  // {"version": N, "apis": [{"name", "endpoint", "api_gateway", "replicas": [{id, host, port}],
+  // {"version": N, "apis": [{"name", "endpoint", "api_gateway", "replicas": [{id, host, port,
+  // unix_socket?}],
   //                          "targets": [{"api", "weight"}] (splitters only)}]}
   static absl::StatusOr<std::shared_ptr<const RouteTable>> FromJson(const nlohmann::json& json);
   // Checks the routes (unique endpoints, splitters with a positive weight) and indexes them.

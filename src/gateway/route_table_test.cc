@@ -10,7 +10,8 @@ namespace {
 nlohmann::json TwoApis() {
   return nlohmann::json::parse(R"({"version": 3, "apis": [
     {"name": "a", "endpoint": "/a", "replicas": [{"id": "a-1", "host": "127.0.0.1", "port": 9001}]},
-    {"name": "b", "endpoint": "/team/b", "api_gateway": "none", "replicas": []}]})");
+    {"name": "b", "endpoint": "/team/b", "api_gateway": "none", "replicas": [
+      {"id": "b-1", "host": "127.0.0.1", "port": 9002, "unix_socket": "/run/b-1.sock"}]}]})");
 }
 
 TEST(RouteTable, FindsExactEndpointOnly) {
@@ -32,6 +33,8 @@ TEST(RouteTable, RoundTripsThroughJson) {
   auto again = RouteTable::FromJson((*table)->ToJson());
   ASSERT_TRUE(again.ok());
   EXPECT_EQ((*again)->ToJson(), (*table)->ToJson());
+  EXPECT_EQ((*again)->FindByName("b")->replicas[0].unix_socket, "/run/b-1.sock");
+  EXPECT_EQ((*again)->FindByName("a")->replicas[0].unix_socket, "");
 }
 
 TEST(RouteTable, RejectsDuplicateEndpointsAndMalformedInput) {

@@ -3,12 +3,16 @@
 #pragma once
 
 // clang-format off
+#include <string>
 #include <utility>  // must precede asio: boost/asio/awaitable.hpp uses std::exchange
 // clang-format on
 
 #include <absl/status/status.h>
+#include <absl/status/statusor.h>
 
 #include <boost/asio.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -19,6 +23,17 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = boost::beast::http;
 using tcp = boost::asio::ip::tcp;
+// A TCP or Unix-domain stream socket: servers listen on either, the gateway reaches a replica
+// on the same machine through its Unix socket and one elsewhere over TCP.
+using stream_protocol = boost::asio::generic::stream_protocol;
+using Stream = beast::basic_stream<stream_protocol>;
+
+// The endpoint of a Unix-domain socket path, or an error for one longer than sun_path allows.
+absl::StatusOr<stream_protocol::endpoint> UnixEndpoint(const std::string& path);
+// The port of a TCP endpoint; 0 for a Unix-domain one.
+uint16_t PortOf(const stream_protocol::endpoint& endpoint);
+// TCP_NODELAY on a TCP socket (nothing on a Unix-domain one).
+void SetNoDelay(stream_protocol::socket& socket);
 
 using Request = http::request<http::string_body>;
 using Response = http::response<http::string_body>;

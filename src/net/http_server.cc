@@ -1,7 +1,10 @@
 #include "net/http_server.h"
 
 #include <absl/strings/str_cat.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -14,6 +17,32 @@
 #include "common/util.h"
 
 namespace cortex::net {
+
+absl::StatusOr<stream_protocol::endpoint> UnixEndpoint(const std::string& path) {
+  if (path.empty() || path.size() >= sizeof(sockaddr_un::sun_path)) {
+    return absl::InvalidArgumentError(absl::StrCat("Unix socket path ", path,
+                                                   " is empty or longer than ",
+                                                   sizeof(sockaddr_un::sun_path) - 1, " bytes"));
+  }
+  return stream_protocol::endpoint(asio::local::stream_protocol::endpoint(path));
+}
+
+uint16_t PortOf(const stream_protocol::endpoint& endpoint) {
+  const sockaddr* address = endpoint.data();
+  if (address->sa_family == AF_INET) {
+    return ntohs(reinterpret_cast<const sockaddr_in*>(address)->sin_port);
+  }
+  if (address->sa_family == AF_INET6) {
+    return ntohs(reinterpret_cast<const sockaddr_in6*>(address)->sin6_port);
+  }
+  return 0;
+}
+
+void SetNoDelay(stream_protocol::socket& socket) {
+  boost::system::error_code ignored;
+  if (socket.local_endpoint(ignored).protocol().family() == AF_UNIX) return;
+  socket.set_option(tcp::no_delay(true), ignored);
+}
 
 Response MakeResponse(const Request& request, http::status status, std::string body,
                       std::string_view content_type) {
@@ -52,33 +81,49 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(asio::io_context&
                                                                WatchingHandler handler) {
   std::unique_ptr<HttpServer> server(new HttpServer(io, options, std::move(handler)));
   boost::system::error_code ec;
-  auto address = asio::ip::make_address(options.host, ec);
-  if (ec) return absl::InvalidArgumentError(absl::StrCat("bad listen address ", options.host));
-  tcp::endpoint endpoint(address, options.port);
+  stream_protocol::endpoint endpoint;
+  std::string where;
+  if (!options.unix_path.empty()) {
+    ASSIGN_OR_RETURN(endpoint, UnixEndpoint(options.unix_path));
+    where = options.unix_path;
+    ::unlink(options.unix_path.c_str());  // a stale socket of an earlier run
+  } else {
+    auto address = asio::ip::make_address(options.host, ec);
+    if (ec) return absl::InvalidArgumentError(absl::StrCat("bad listen address ", options.host));
+    endpoint = tcp::endpoint(address, options.port);
+    where = absl::StrCat(options.host, ":", options.port);
+  }
   auto& acceptor = server->acceptor_;
   acceptor.open(endpoint.protocol(), ec);
-  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec && options.unix_path.empty()) {
+    acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec && options.reuse_port) {
+      int on = 1;
+      if (::setsockopt(acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) {
+        ec.assign(errno, boost::system::system_category());
+      }
+    }
+  }
   if (!ec) acceptor.bind(endpoint, ec);
   if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    return absl::UnavailableError(
-        absl::StrCat("listening on ", options.host, ":", options.port, ": ", ec.message()));
-  }
-  server->port_ = acceptor.local_endpoint().port();
+  if (ec) return absl::UnavailableError(absl::StrCat("listening on ", where, ": ", ec.message()));
+  server->port_ = PortOf(acceptor.local_endpoint());
   return server;
 }
 
 void HttpServer::Start() { asio::co_spawn(io_, Accept(), asio::detached); }
 
 void HttpServer::Stop() {
+  if (!acceptor_.is_open()) return;
   boost::system::error_code ec;
   acceptor_.close(ec);
+  if (!options_.unix_path.empty()) ::unlink(options_.unix_path.c_str());
 }
 
 asio::awaitable<void> HttpServer::Accept() {
   while (acceptor_.is_open()) {
     boost::system::error_code ec;
-    tcp::socket socket =
+    stream_protocol::socket socket =
         co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
@@ -87,7 +132,7 @@ asio::awaitable<void> HttpServer::Accept() {
       co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       continue;
     }
-    socket.set_option(tcp::no_delay(true));
+    SetNoDelay(socket);
     asio::co_spawn(io_, Serve(std::move(socket)), asio::detached);
   }
 }
@@ -142,9 +187,9 @@ bool PeerGone(const boost::system::error_code& ec) {
 // After refusing a request whose body was not read: stop sending, then read and drop what the
 // client still sends for a short while, so that closing does not reset the connection before the
 // client has read the answer.
-asio::awaitable<void> Linger(beast::tcp_stream& stream) {
+asio::awaitable<void> Linger(Stream& stream) {
   boost::system::error_code ec;
-  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  stream.socket().shutdown(stream_protocol::socket::shutdown_send, ec);
   stream.expires_after(std::chrono::seconds(2));
   std::array<char, 64 * 1024> sink;
   for (size_t dropped = 0; !ec && dropped < 16 * 1024 * 1024;) {
@@ -155,11 +200,12 @@ asio::awaitable<void> Linger(beast::tcp_stream& stream) {
 
 }  // namespace
 
-void HttpServer::WatchClient(tcp::socket& socket, const std::shared_ptr<ClientWatch>& watch) {
+void HttpServer::WatchClient(stream_protocol::socket& socket,
+                             const std::shared_ptr<ClientWatch>& watch) {
   // Readable while a request is handled: the client closed (end of stream), reset, or sent its
   // next request early (then the watch just ends). Only a weak hold: a finished request's watch
   // is gone, and with it any use of the socket.
-  socket.async_wait(tcp::socket::wait_read,
+  socket.async_wait(stream_protocol::socket::wait_read,
                     [weak = std::weak_ptr<ClientWatch>(watch),
                      fd = socket.native_handle()](const boost::system::error_code& ec) {
                       auto watch = weak.lock();
@@ -173,8 +219,7 @@ void HttpServer::WatchClient(tcp::socket& socket, const std::shared_ptr<ClientWa
 }
 
 asio::awaitable<HttpServer::ReadOutcome> HttpServer::Read(
-    beast::tcp_stream& stream, beast::flat_buffer& buffer,
-    http::request_parser<http::string_body>& parser) {
+    Stream& stream, beast::flat_buffer& buffer, http::request_parser<http::string_body>& parser) {
   boost::system::error_code ec;
   uint64_t body_limit = options_.body_limit;
   // The body's limit is checked after admission (which may change it), not by the header parser.
@@ -226,8 +271,8 @@ asio::awaitable<HttpServer::ReadOutcome> HttpServer::Read(
   co_return ReadOutcome::kRequest;
 }
 
-asio::awaitable<void> HttpServer::Serve(tcp::socket socket) {
-  beast::tcp_stream stream(std::move(socket));
+asio::awaitable<void> HttpServer::Serve(stream_protocol::socket socket) {
+  Stream stream(std::move(socket));
   beast::flat_buffer buffer;
   boost::system::error_code write_ec;
   for (;;) {
@@ -260,7 +305,7 @@ asio::awaitable<void> HttpServer::Serve(tcp::socket socket) {
     if (write_ec || !response.keep_alive()) break;
   }
   boost::system::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream.socket().shutdown(stream_protocol::socket::shutdown_send, ignored);
 }
 
 }  // namespace cortex::net

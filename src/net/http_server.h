@@ -54,6 +54,10 @@ struct HttpServerOptions {
   uint64_t body_limit = 64 * 1024 * 1024;  // larger bodies get 413
   // Larger headers get 431, and a request line longer than this alone gets 414.
   uint32_t header_limit = 64 * 1024;
+  // Listen on this Unix-domain socket path instead of host:port (a stale file there is replaced;
+  // the server removes it when it stops).
+  std::string unix_path;
+  bool reuse_port = false;  // SO_REUSEPORT: other servers may listen on the same TCP port
   int idle_timeout_s = 75;  // keep-alive idle limit
   Admit admit;              // optional
 };
@@ -68,27 +72,28 @@ class HttpServer {
                                                             WatchingHandler handler);
   ~HttpServer();
 
-  uint16_t port() const { return port_; }
-  void Start();  // begins accepting
-  void Stop();   // closes the listener; open connections finish their current request
+  uint16_t port() const { return port_; }  // 0 for a Unix-domain listener
+  void Start();                            // begins accepting
+  void Stop();  // closes the listener; open connections finish their current request
 
  private:
   HttpServer(asio::io_context& io, HttpServerOptions options, WatchingHandler handler);
   asio::awaitable<void> Accept();
-  asio::awaitable<void> Serve(tcp::socket socket);
+  asio::awaitable<void> Serve(stream_protocol::socket socket);
   // Marks `watch` gone if the client closes the connection while its request is handled.
-  static void WatchClient(tcp::socket& socket, const std::shared_ptr<ClientWatch>& watch);
+  static void WatchClient(stream_protocol::socket& socket,
+                          const std::shared_ptr<ClientWatch>& watch);
   // Reads the request into `parser` (header, admission, then body). kAnswered: it was refused
   // and answered, and the connection goes on (no body was left unread); kClosed: the connection
   // ends (after an answer to a bad or refused request, perhaps).
   enum class ReadOutcome { kRequest, kAnswered, kClosed };
-  asio::awaitable<ReadOutcome> Read(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+  asio::awaitable<ReadOutcome> Read(Stream& stream, beast::flat_buffer& buffer,
                                     http::request_parser<http::string_body>& parser);
 
   asio::io_context& io_;
   HttpServerOptions options_;
   WatchingHandler handler_;
-  tcp::acceptor acceptor_;
+  asio::basic_socket_acceptor<stream_protocol> acceptor_;
   uint16_t port_ = 0;
 };
 

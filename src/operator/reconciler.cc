@@ -104,7 +104,8 @@ void Reconciler::Publish(const std::vector<ApiSpecPtr>& apis, const Observed& ob
     if (const backends::ReplicaSetStatus* set = observed.Find(api->name())) {
       for (const auto& r : set->replicas) {
         if (r.state == ReplicaState::kReady && r.endpoint.port > 0) {
-          route.replicas.push_back({r.id, r.endpoint.host, r.endpoint.port});
+          route.replicas.push_back(
+              {r.id, r.endpoint.host, r.endpoint.port, r.endpoint.unix_socket});
         }
       }
     }

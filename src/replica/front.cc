@@ -62,12 +62,14 @@ absl::StatusOr<std::unique_ptr<Front>> Front::Create(asio::io_context& io, Front
   server_options.port = front->options_.port;
   server_options.body_limit = kMaxBodyBytes;
   Front* self = front.get();
-  auto server = net::HttpServer::Create(io, server_options,
-                                        [self](net::Request& request, net::ClientWatch& client) {
-                                          return self->Handle(request, client);
-                                        });
-  if (!server.ok()) return server.status();
-  front->server_ = std::move(*server);
+  auto handler = [self](net::Request& request, net::ClientWatch& client) {
+    return self->Handle(request, client);
+  };
+  ASSIGN_OR_RETURN(front->server_, net::HttpServer::Create(io, server_options, handler));
+  if (!front->options_.unix_socket.empty()) {
+    server_options.unix_path = front->options_.unix_socket;
+    ASSIGN_OR_RETURN(front->unix_server_, net::HttpServer::Create(io, server_options, handler));
+  }
   return front;
 }
 
@@ -80,11 +82,13 @@ absl::Status Front::Start() {
     timer->async_wait([this, timer](auto) { io_.stop(); });
   }));
   server_->Start();
+  if (unix_server_) unix_server_->Start();
   if (!options_.port_file.empty()) {
     RETURN_IF_ERROR(WriteFileAtomic(options_.port_file, std::to_string(server_->port())));
   }
   std::cout << "replica " << options_.replica_id << " listening on " << options_.host << ":"
-            << server_->port() << ", starting " << options_.api.predictor->processes_per_replica
+            << server_->port() << (unix_server_ ? " and " + options_.unix_socket : "")
+            << ", starting " << options_.api.predictor->processes_per_replica
             << " worker process(es) with " << options_.api.predictor->threads_per_process
             << " thread(s) each" << std::endl;
   return absl::OkStatus();
@@ -428,6 +432,7 @@ net::Response Front::InFlightSamples(const net::Request& request) const {
 asio::awaitable<void> Front::Shutdown(int grace_ms) {
   stopping_ = true;
   server_->Stop();
+  if (unix_server_) unix_server_->Stop();
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(grace_ms);
   asio::steady_timer timer(io_);
   // Drain: requests still arriving on open keep-alive connections are served; stop once none

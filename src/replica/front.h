@@ -46,7 +46,8 @@ struct FrontOptions {
   std::string models_manifest;  // where the workers' model reports are (beside it); may be empty
   std::string host = "127.0.0.1";
   uint16_t port = 0;
-  std::string port_file;  // written (atomically) with the bound port once listening
+  std::string port_file;    // written (atomically) with the bound port once listening
+  std::string unix_socket;  // also listen here (before the port file is written), if set
   std::string python = "/usr/bin/python3";
   std::string runtime_dir;               // holds the cortex_runtime package
   std::string socket_dir;                // where the per-worker Unix sockets go
@@ -118,6 +119,7 @@ class Front {
   SlotQueue queue_;
   WorkerPool pool_;
   std::unique_ptr<net::HttpServer> server_;
+  std::unique_ptr<net::HttpServer> unix_server_;              // the same, on options_.unix_socket
   std::optional<Batcher<std::shared_ptr<Pending>>> batcher_;  // with server-side batching only
   net::asio::steady_timer batch_wake_;  // the dispatcher's wait: cancelled when it may go on
   FrontMetrics metrics_;

@@ -210,6 +210,9 @@ int main(int argc, char** argv) {
   gw_cmd->add_option("--operator-url", gw.operator_url)->required();
   gw_cmd->add_option("--token-file", gw.token_file)->required();
   gw_cmd->add_option("--cluster-config", gw.cluster_config);
+  gw_cmd
+      ->add_option("--threads", gw.threads, "threads serving requests (0: $CORTEX_GATEWAY_THREADS, else one per usable CPU, at most 4)")
+      ->check(CLI::Range(0, 64));
   gw_cmd->callback([&] { code = apps::RunGateway(gw); });
 
   apps::ReplicaRoleFlags rep;
@@ -221,6 +224,8 @@ int main(int argc, char** argv) {
   rep_cmd->add_option("--port", rep.port);
   rep_cmd->add_option("--port-file", rep.port_file);
   rep_cmd->add_option("--socket-dir", rep.socket_dir);
+  rep_cmd->add_option("--unix-socket", rep.unix_socket,
+                      "also listen on this Unix socket (the gateway's way in on one machine)");
   rep_cmd->add_option("--runtime-dir", rep.runtime_dir);
   rep_cmd->add_option("--python", rep.python);
   rep_cmd->add_option("--data-dir", rep.data_dir);

@@ -1,11 +1,14 @@
 #include "apps/cortex/server_roles.h"
 
 #include <absl/strings/match.h>
+#include <absl/strings/numbers.h>
 #include <absl/strings/str_cat.h>
 #include <absl/strings/strip.h>
+#include <sched.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -327,7 +330,6 @@ int RunGateway(const GatewayRoleFlags& flags) {
     std::cerr << "gateway: " << cluster.status().message() << "\n";
     return 1;
   }
-  asio::io_context io(1);
   gateway::GatewayOptions options;
   options.api_gateway_body_limit = cluster->limits.api_gateway_body_bytes;
   options.load_balancer_body_limit = cluster->limits.load_balancer_body_bytes;
@@ -342,23 +344,65 @@ int RunGateway(const GatewayRoleFlags& flags) {
     options.operator_host = rest.substr(0, colon);
     options.operator_port = static_cast<uint16_t>(std::atoi(rest.substr(colon + 1).c_str()));
   }
-  auto gw = gateway::Gateway::Create(io, options);
-  if (!gw.ok()) {
-    std::cerr << "gateway: " << gw.status().message() << "\n";
-    return 1;
+  // One gateway per thread, each on its own io_context, sharing the two ports (SO_REUSEPORT:
+  // the kernel spreads connections) and the request counts.
+  int threads = flags.threads;
+  if (const char* env = std::getenv("CORTEX_GATEWAY_THREADS"); threads == 0 && env != nullptr) {
+    if (!absl::SimpleAtoi(env, &threads) || threads < 0 || threads > 64) {
+      std::cerr << "gateway: CORTEX_GATEWAY_THREADS must be a number from 0 to 64, not " << env
+                << "\n";
+      return 1;
+    }
   }
-  (*gw)->Start();
-  Log("gateway",
-      absl::StrCat("api gateway listening on ", flags.host, ":", (*gw)->port(), " (timeout ",
-                   flags.timeout_ms, " ms), load balancer on ", flags.host, ":", (*gw)->lb_port()));
+  if (threads == 0) {  // the CPUs this process may run on (taskset, cpusets), at most 4
+    cpu_set_t cpus;
+    CPU_ZERO(&cpus);
+    int usable = ::sched_getaffinity(0, sizeof cpus, &cpus) == 0
+                     ? CPU_COUNT(&cpus)
+                     : static_cast<int>(std::thread::hardware_concurrency());
+    threads = std::clamp(usable, 1, 4);
+  }
+  options.reuse_port = threads > 1;
+  auto stats = std::make_shared<gateway::RequestStats>();
+  std::vector<std::unique_ptr<asio::io_context>> contexts;
+  std::vector<std::unique_ptr<gateway::Gateway>> gateways;
+  for (int i = 0; i < threads; ++i) {
+    contexts.push_back(std::make_unique<asio::io_context>(1));
+    auto gw = gateway::Gateway::Create(*contexts.back(), options, stats);
+    if (!gw.ok()) {
+      std::cerr << "gateway: " << gw.status().message() << "\n";
+      return 1;
+    }
+    if (i == 0) {  // the others listen on the ports the first one got
+      options.port = (*gw)->port();
+      options.lb_port = (*gw)->lb_port();
+    }
+    gateways.push_back(std::move(*gw));
+  }
+  for (auto& gw : gateways) gw->Start();
+  Log("gateway", absl::StrCat("api gateway listening on ", flags.host, ":", options.port,
+                              " (timeout ", flags.timeout_ms, " ms), load balancer on ", flags.host,
+                              ":", options.lb_port, ", ", threads, " thread(s)"));
   std::atomic<bool> stop{false};
-  gateway::RouteWatcher watcher(flags.operator_url, token, [&io, g = gw->get()](auto table) {
-    asio::post(io, [g, table] { g->SetRoutes(table); });
+  gateway::RouteWatcher watcher(flags.operator_url, token, [&](auto table) {
+    for (size_t i = 0; i < gateways.size(); ++i) {
+      asio::post(*contexts[i], [g = gateways[i].get(), table] { g->SetRoutes(table); });
+    }
   });
   std::thread watching([&] { watcher.Run(stop); });
-  asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](auto, int) { io.stop(); });
-  io.run();
+  asio::signal_set signals(*contexts[0], SIGINT, SIGTERM);
+  signals.async_wait([&](auto, int) {
+    for (auto& io : contexts) io->stop();
+  });
+  std::vector<std::thread> serving;
+  for (size_t i = 1; i < contexts.size(); ++i) {
+    serving.emplace_back([io = contexts[i].get()] {
+      auto work = asio::make_work_guard(*io);  // idle until stopped
+      io->run();
+    });
+  }
+  contexts[0]->run();
+  for (auto& t : serving) t.join();
   stop = true;
   watching.join();
   Log("gateway", "stopped");
@@ -391,6 +435,7 @@ int RunReplica(const ReplicaRoleFlags& flags) {
   options.host = flags.host;
   options.port = static_cast<uint16_t>(flags.port);
   options.port_file = flags.port_file;
+  options.unix_socket = flags.unix_socket;
   options.python = flags.python;
   options.max_log_line_bytes = static_cast<size_t>(flags.max_log_line);
   options.runtime_dir = flags.runtime_dir.empty() ? DefaultRuntimeDir() : flags.runtime_dir;

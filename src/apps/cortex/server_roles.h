@@ -30,6 +30,7 @@ struct GatewayRoleFlags {
   std::string operator_url;
   std::string token_file;
   std::string cluster_config;  // config::ClusterConfig as JSON; none: the defaults
+  int threads = 0;  // 0: $CORTEX_GATEWAY_THREADS, else one per usable CPU, at most 4
 };
 int RunGateway(const GatewayRoleFlags& flags);
 
@@ -40,6 +41,7 @@ struct ReplicaRoleFlags {
   int port = 0;
   std::string port_file;
   std::string socket_dir;
+  std::string unix_socket;
   std::string runtime_dir;
   std::string python = "/usr/bin/python3";
   std::string data_dir;  // the cluster's: requirements.txt venvs go below it

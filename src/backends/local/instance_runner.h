@@ -52,6 +52,8 @@ class InstanceRunner {
   virtual void Stop(const std::string& id, pid_t pid, int grace_ms) = 0;
   // The address replicas listen on.
   virtual std::string host() const = 0;
+  // The Unix socket replica `id` listens on besides host:port once its port is known, or "".
+  virtual std::string UnixSocket(const std::string& /*id*/) const { return ""; }
 };
 
 }  // namespace cortex::backends::local

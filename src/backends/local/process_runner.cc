@@ -38,6 +38,12 @@ std::string ProcessRunner::PortFile(const std::string& replica_id) const {
   return absl::StrCat(options_.data_dir, "/run/", replica_id, ".port");
 }
 
+std::string ProcessRunner::UnixSocket(const std::string& replica_id) const {
+  std::string path = absl::StrCat(options_.data_dir, "/run/sockets/", replica_id, ".sock");
+  // sun_path holds 108 bytes with its NUL; a deeper data dir means TCP only.
+  return path.size() < 108 ? path : "";
+}
+
 absl::StatusOr<pid_t> ProcessRunner::StartReplica(const ReplicaLaunch& launch) {
   std::filesystem::remove(PortFile(launch.replica_id));
   SpawnOptions spawn;
@@ -61,6 +67,9 @@ absl::StatusOr<pid_t> ProcessRunner::StartReplica(const ReplicaLaunch& launch) {
                 options_.data_dir,
                 "--max-log-line",
                 std::to_string(options_.log_line_bytes)};
+  if (std::string unix_socket = UnixSocket(launch.replica_id); !unix_socket.empty()) {
+    spawn.argv.insert(spawn.argv.end(), {"--unix-socket", unix_socket});
+  }
   spawn.output_path = LogPath(launch.api_name);
   spawn.env = launch.env;
   spawn.group = SpawnOptions::Group::kNewGroup;

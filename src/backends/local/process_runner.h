@@ -26,6 +26,7 @@ class ProcessRunner : public InstanceRunner {
   InstanceProbe Probe(const std::string& id, pid_t pid, int64_t mem_limit_bytes) override;
   void Stop(const std::string& id, pid_t pid, int grace_ms) override;
   std::string host() const override { return options_.host; }
+  std::string UnixSocket(const std::string& id) const override;
 
   std::string LogPath(const std::string& api_name) const;
   std::string PortFile(const std::string& replica_id) const;

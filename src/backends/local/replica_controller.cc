@@ -103,7 +103,7 @@ std::vector<ReplicaSetStatus> ReplicaController::Sync(const std::vector<ReplicaS
       replica.id = id;
       replica.updated = IsUpdated(r, set);
       replica.state = r.state;
-      if (r.port > 0) replica.endpoint = {runner_.host(), r.port};
+      if (r.port > 0) replica.endpoint = {runner_.host(), r.port, runner_.UnixSocket(id)};
       replica.restarts = r.restarts;
       replica.details = {{"pid", r.pid}};
       status.replicas.push_back(std::move(replica));

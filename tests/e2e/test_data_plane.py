@@ -1,0 +1,88 @@
+"""The data plane's local shape (docs/performance.md): the gateway runs one thread per CPU on
+shared ports, with one set of request counts, and reaches each replica through the replica's
+Unix socket instead of TCP."""
+
+import os
+import re
+import threading
+
+import requests
+
+from conftest import api_yaml
+
+ECHO_PREDICTOR = """
+class PythonPredictor:
+    def __init__(self, config):
+        pass
+
+    def predict(self, payload):
+        return {"id": payload["id"]}
+"""
+
+
+def unix_sockets_at(path):
+    """How many sockets /proc/net/unix lists bound to `path` (a listener, and each connection it
+    accepted)."""
+    with open("/proc/net/unix") as f:
+        return sum(1 for line in f if line.rstrip("\n").endswith(" " + path))
+
+
+def gateway_metric(c, api):
+    r = c.http.get(c.gateway_url + "/metrics", timeout=5)
+    assert r.status_code == 200, r.text
+    m = re.search(r'^cortex_requests_total\{api="%s",code="2XX"\} (\d+)$' % re.escape(api), r.text,
+                  re.M)
+    return int(m.group(1)) if m else 0
+
+
+def test_threaded_gateway_reaches_replicas_over_unix_sockets(cluster_factory):
+    c = cluster_factory(start=False)
+    c.env["CORTEX_GATEWAY_THREADS"] = "3"
+    c.start()
+    c.deploy_ok({"cortex.yaml": api_yaml("echo"), "predictor.py": ECHO_PREDICTOR})
+    c.wait_live("echo")
+
+    with open(os.path.join(c.cluster_dir, "logs", "gateway.log")) as f:
+        assert "3 thread(s)" in f.read()
+
+    # The operator's route table names the replica's Unix socket, and the front listens there.
+    r = c.http.get(f"http://127.0.0.1:{c.operator_port}/v1/routes",
+                   headers={"Authorization": f"Bearer {c.token()}"}, timeout=5)
+    assert r.status_code == 200, r.text
+    (route,) = [a for a in r.json()["apis"] if a["name"] == "echo"]
+    (replica,) = route["replicas"]
+    socket_path = replica["unix_socket"]
+    assert socket_path.startswith(c.cluster_dir) and socket_path.endswith(".sock"), replica
+    assert os.path.exists(socket_path)
+    assert "and " + socket_path in c.api_log("echo")
+
+    # Many clients on many connections (spread over the gateway's threads): every answer is the
+    # caller's own, and every thread's requests are counted in the one /metrics.
+    before = gateway_metric(c, "echo")
+    answers, errors = {}, []
+
+    def client(k):
+        with requests.Session() as s:
+            s.trust_env = False
+            for i in range(10):
+                ident = f"{k}-{i}"
+                try:
+                    resp = s.post(c.url("echo"), json={"id": ident}, timeout=10)
+                    answers[ident] = (resp.status_code, resp.json())
+                except Exception as e:  # noqa: BLE001 - reported below
+                    errors.append(repr(e))
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:3]
+    assert len(answers) == 80
+    assert all(v == (200, {"id": k}) for k, v in answers.items())
+    for _ in range(4):  # whichever thread answers /metrics, it counts all of them
+        assert gateway_metric(c, "echo") == before + 80
+
+    # The gateway's connections to the front are Unix-domain ones: the front's socket has
+    # accepted connections besides its listener.
+    assert unix_sockets_at(socket_path) >= 2
