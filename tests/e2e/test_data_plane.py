@@ -2,8 +2,10 @@
 shared ports, with one set of request counts, and reaches each replica through the replica's
 Unix socket instead of TCP."""
 
+import json
 import os
 import re
+import subprocess
 import threading
 
 import requests
@@ -86,3 +88,24 @@ def test_threaded_gateway_reaches_replicas_over_unix_sockets(cluster_factory):
     # The gateway's connections to the front are Unix-domain ones: the front's socket has
     # accepted connections besides its listener.
     assert unix_sockets_at(socket_path) >= 2
+
+
+def test_open_loop_generator_keeps_its_rate(cluster, cortex_bin):
+    """bench/load_openloop.py's generator: 300 requests due over 1.5 s, each answered once."""
+    loadgen = os.path.join(os.path.dirname(cortex_bin), "cortex-loadgen")
+    c = cluster
+    c.deploy_ok({"cortex.yaml": api_yaml("echo"), "predictor.py": ECHO_PREDICTOR})
+    c.wait_live("echo")
+    before = gateway_metric(c, "echo")
+    r = subprocess.run([loadgen, "--port", str(c.gateway_port), "--path", "/echo", "--rate", "200",
+                        "--duration", "1.5", "--connections", "4", "--body", '{"id": "x"}'],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["sent"] == out["answered"] == 301, out  # due at 0, 5 ms, ..., 1500 ms
+    assert out["errors"] == out["non_2xx"] == out["late"] == 0, out
+    assert 0 < out["p50_us"] <= out["p99_us"] <= out["max_us"], out
+    assert 1.4 < out["duration_s"] < 3, out
+    assert gateway_metric(c, "echo") == before + 301
+    bad = subprocess.run([loadgen, "--port", "0"], capture_output=True, text=True, timeout=10)
+    assert bad.returncode == 2 and "bad flag or value" in bad.stderr
