@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import serving_bench as sb  # noqa: E402
-from profile_path import cpu_times, git_rev  # noqa: E402
+from profile_path import cpu_times, git_rev, write_report  # noqa: E402
 
 
 def main():
@@ -101,13 +101,7 @@ def main():
         "",
         f"Health after the run: {health or 'all processes up, no replica restarted'}.",
     ]
-    report = "\n".join(lines) + "\n"
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"openloop-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}.md"
-    path.write_text(report)
-    print(report)
-    sb.log(f"wrote {path}")
+    write_report(args.out_dir, "openloop", "\n".join(lines) + "\n")
     ok = result["errors"] == 0 and result["non_2xx"] == 0 and result["late"] == 0 and not health
     return 0 if ok else 1
 

@@ -19,7 +19,6 @@ It prints a markdown report and writes it to bench/results/profile-<timestamp>.m
 """
 
 import argparse
-import collections
 import datetime
 import os
 import signal
@@ -34,6 +33,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import serving_bench as sb  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def write_report(out_dir, prefix, report):
+    """Prints `report` and writes it to OUT_DIR/PREFIX-<timestamp>.md."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{prefix}-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}.md"
+    path.write_text(report)
+    print(report)
+    sb.log(f"wrote {path}")
 
 
 def git_rev():
@@ -206,13 +215,7 @@ def main():
             ours.down()
         finally:
             shutil.rmtree(base, ignore_errors=True)
-    report = "\n".join(lines) + "\n"
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"profile-{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}.md"
-    path.write_text(report)
-    print(report)
-    sb.log(f"wrote {path}")
+    write_report(args.out_dir, "profile", "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
