@@ -691,17 +691,15 @@ class Ingress:
         self.stack = stack
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/predict"
-        self.proc = None
 
     def start(self):
         d = self.stack.d
         (d / "ingress.conf").write_text(INGRESS_CONF.format(
             d=d, port=self.port, pod_port=self.stack.port,
             user="user root;" if os.geteuid() == 0 else ""))
-        self.proc = self.stack.procs.start(
+        self.stack.started.append(self.stack.procs.start(
             ["/usr/sbin/nginx", "-p", str(d), "-c", str(d / "ingress.conf"), "-e",
-             str(d / "ingress-error.log")], d / "ingress.out", cwd=d)
-        self.stack.started.append(self.proc)
+             str(d / "ingress-error.log")], d / "ingress.out", cwd=d))
         wait_ok(self.url, 15, "the ingress nginx")
 
     def pids(self):
@@ -1128,6 +1126,17 @@ def main():
         log(f"  {r['rps']:,.0f} req/s, p50 {fmt_ms(r['p50'])}, p99 {fmt_ms(r['p99'])}, errors {fmt_err(r)}")
         into.append(r)
 
+    def measure_ours(stack, who, key_prefix, procs_n):
+        """Our two paths at load, and (first processes value) at c=1."""
+        runs = [(args.connections, rows)]
+        if procs_n == procs_list[0] and not args.no_low_load:
+            runs.append((1, low))
+        for c, into in runs:
+            measure(f"{who}: gateway → front → worker", f"{key_prefix}gateway", procs_n, stack.url,
+                    c, stack, into)
+            measure(f"{who}: replica front → worker (direct)", f"{key_prefix}direct", procs_n,
+                    stack.direct_url, c, stack, into)
+
     try:
         log(f"temp dir {base}; starting our cluster")
         ours.up()
@@ -1156,29 +1165,15 @@ def main():
             log(f"deploying noop with processes_per_replica={n}")
             ours.deploy(n, args.threads)
             pinner.pin(ours.pids())
-            measure("ours: gateway → front → worker", "gateway", n, ours.url, args.connections, ours, rows)
-            measure("ours: replica front → worker (direct)", "direct", n, ours.direct_url,
-                    args.connections, ours, rows)
-            if n == procs_list[0] and not args.no_low_load:
-                measure("ours: gateway → front → worker", "gateway", n, ours.url, 1, ours, low)
-                measure("ours: replica front → worker (direct)", "direct", n, ours.direct_url, 1, ours, low)
+            measure_ours(ours, "ours", "", n)
             if before:
                 ours.down()  # one of our clusters at a time: same CPUs, same conditions
                 log(f"the build to compare: deploying noop with processes_per_replica={n}")
                 before.up()
                 before.deploy(n, args.threads)
                 pinner.pin(before.pids())
-                measure("before: gateway → front → worker", "before-gateway", n, before.url,
-                        args.connections, before, rows)
-                measure("before: replica front → worker (direct)", "before-direct", n,
-                        before.direct_url, args.connections, before, rows)
-                if n == procs_list[0] and not args.no_low_load:
-                    measure("before: gateway → front → worker", "before-gateway", n, before.url, 1,
-                            before, low)
-                    measure("before: replica front → worker (direct)", "before-direct", n,
-                            before.direct_url, 1, before, low)
+                measure_ours(before, "before", "before-", n)
                 before.down()
-                ours.up_called = False
                 ours.up()
         ok = True
     except KeyboardInterrupt as e:

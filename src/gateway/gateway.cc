@@ -313,7 +313,8 @@ asio::awaitable<absl::StatusOr<net::Response>> Gateway::Exchange(Upstream& upstr
     } else {
       stream = std::make_unique<Stream>(io_);
       stream->expires_after(std::chrono::milliseconds(options_.upstream_connect_timeout_ms));
-      boost::system::error_code ec = asio::error::not_found;
+      boost::system::error_code ec;
+      bool connected = false;
       if (!upstream.route.unix_socket.empty() && !upstream.tcp_only) {
         // Unix socket first; a replica without one (started by an older version, say) is
         // reached over TCP: nothing was sent yet.
@@ -321,20 +322,21 @@ asio::awaitable<absl::StatusOr<net::Response>> Gateway::Exchange(Upstream& upstr
             unix_endpoint.ok()) {
           co_await stream->async_connect(*unix_endpoint,
                                          asio::redirect_error(asio::use_awaitable, ec));
+          connected = !ec;
         }
-        if (ec) {
+        if (!connected) {
           upstream.tcp_only = true;
           stream = std::make_unique<Stream>(io_);
           stream->expires_after(std::chrono::milliseconds(options_.upstream_connect_timeout_ms));
         }
       }
-      if (ec) {
+      if (!connected) {
         auto address = asio::ip::make_address(upstream.route.host, ec);
         if (ec) co_return absl::InvalidArgumentError("bad upstream address");
         co_await stream->async_connect(tcp::endpoint(address, upstream.route.port),
                                        asio::redirect_error(asio::use_awaitable, ec));
         if (ec) co_return absl::UnavailableError(ec.message());
-        net::SetNoDelay(stream->socket());
+        stream->socket().set_option(tcp::no_delay(true), ec);
       }
     }
     if (timeout_ms > 0) {

@@ -32,8 +32,6 @@ using Stream = beast::basic_stream<stream_protocol>;
 absl::StatusOr<stream_protocol::endpoint> UnixEndpoint(const std::string& path);
 // The port of a TCP endpoint; 0 for a Unix-domain one.
 uint16_t PortOf(const stream_protocol::endpoint& endpoint);
-// TCP_NODELAY on a TCP socket (nothing on a Unix-domain one).
-void SetNoDelay(stream_protocol::socket& socket);
 
 using Request = http::request<http::string_body>;
 using Response = http::response<http::string_body>;

@@ -38,12 +38,6 @@ uint16_t PortOf(const stream_protocol::endpoint& endpoint) {
   return 0;
 }
 
-void SetNoDelay(stream_protocol::socket& socket) {
-  boost::system::error_code ignored;
-  if (socket.local_endpoint(ignored).protocol().family() == AF_UNIX) return;
-  socket.set_option(tcp::no_delay(true), ignored);
-}
-
 Response MakeResponse(const Request& request, http::status status, std::string body,
                       std::string_view content_type) {
   Response response{status, request.version()};
@@ -132,7 +126,7 @@ asio::awaitable<void> HttpServer::Accept() {
       co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       continue;
     }
-    SetNoDelay(socket);
+    if (options_.unix_path.empty()) socket.set_option(tcp::no_delay(true), ec);
     asio::co_spawn(io_, Serve(std::move(socket)), asio::detached);
   }
 }

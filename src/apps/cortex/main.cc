@@ -210,9 +210,6 @@ int main(int argc, char** argv) {
   gw_cmd->add_option("--operator-url", gw.operator_url)->required();
   gw_cmd->add_option("--token-file", gw.token_file)->required();
   gw_cmd->add_option("--cluster-config", gw.cluster_config);
-  gw_cmd
-      ->add_option("--threads", gw.threads, "threads serving requests (0: $CORTEX_GATEWAY_THREADS, else one per usable CPU, at most 4)")
-      ->check(CLI::Range(0, 64));
   gw_cmd->callback([&] { code = apps::RunGateway(gw); });
 
   apps::ReplicaRoleFlags rep;

@@ -322,6 +322,29 @@ int RunOperator(const OperatorRoleFlags& flags) {
   return 0;
 }
 
+namespace {
+
+// $CORTEX_GATEWAY_THREADS, or (unset or 0) the CPUs this process may run on (taskset, cpusets),
+// at most 4.
+absl::StatusOr<int> GatewayThreads() {
+  int threads = 0;
+  if (const char* env = std::getenv("CORTEX_GATEWAY_THREADS"); env != nullptr) {
+    if (!absl::SimpleAtoi(env, &threads) || threads < 0 || threads > 64) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("CORTEX_GATEWAY_THREADS must be a number from 0 to 64, not ", env));
+    }
+  }
+  if (threads > 0) return threads;
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  int usable = ::sched_getaffinity(0, sizeof cpus, &cpus) == 0
+                   ? CPU_COUNT(&cpus)
+                   : static_cast<int>(std::thread::hardware_concurrency());
+  return std::clamp(usable, 1, 4);
+}
+
+}  // namespace
+
 int RunGateway(const GatewayRoleFlags& flags) {
   ::signal(SIGPIPE, SIG_IGN);
   std::string token = ReadToken(flags.token_file);
@@ -346,22 +369,12 @@ int RunGateway(const GatewayRoleFlags& flags) {
   }
   // One gateway per thread, each on its own io_context, sharing the two ports (SO_REUSEPORT:
   // the kernel spreads connections) and the request counts.
-  int threads = flags.threads;
-  if (const char* env = std::getenv("CORTEX_GATEWAY_THREADS"); threads == 0 && env != nullptr) {
-    if (!absl::SimpleAtoi(env, &threads) || threads < 0 || threads > 64) {
-      std::cerr << "gateway: CORTEX_GATEWAY_THREADS must be a number from 0 to 64, not " << env
-                << "\n";
-      return 1;
-    }
+  auto thread_count = GatewayThreads();
+  if (!thread_count.ok()) {
+    std::cerr << "gateway: " << thread_count.status().message() << "\n";
+    return 1;
   }
-  if (threads == 0) {  // the CPUs this process may run on (taskset, cpusets), at most 4
-    cpu_set_t cpus;
-    CPU_ZERO(&cpus);
-    int usable = ::sched_getaffinity(0, sizeof cpus, &cpus) == 0
-                     ? CPU_COUNT(&cpus)
-                     : static_cast<int>(std::thread::hardware_concurrency());
-    threads = std::clamp(usable, 1, 4);
-  }
+  int threads = *thread_count;
   options.reuse_port = threads > 1;
   auto stats = std::make_shared<gateway::RequestStats>();
   std::vector<std::unique_ptr<asio::io_context>> contexts;

@@ -30,7 +30,6 @@ struct GatewayRoleFlags {
   std::string operator_url;
   std::string token_file;
   std::string cluster_config;  // config::ClusterConfig as JSON; none: the defaults
-  int threads = 0;  // 0: $CORTEX_GATEWAY_THREADS, else one per usable CPU, at most 4
 };
 int RunGateway(const GatewayRoleFlags& flags);
 

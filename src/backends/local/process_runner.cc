@@ -4,6 +4,7 @@
 #include <absl/strings/str_cat.h>
 #include <absl/strings/str_format.h>
 #include <signal.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -40,8 +41,8 @@ std::string ProcessRunner::PortFile(const std::string& replica_id) const {
 
 std::string ProcessRunner::UnixSocket(const std::string& replica_id) const {
   std::string path = absl::StrCat(options_.data_dir, "/run/sockets/", replica_id, ".sock");
-  // sun_path holds 108 bytes with its NUL; a deeper data dir means TCP only.
-  return path.size() < 108 ? path : "";
+  // A path longer than sun_path holds (with its NUL) means TCP only.
+  return path.size() < sizeof(sockaddr_un::sun_path) ? path : "";
 }
 
 absl::StatusOr<pid_t> ProcessRunner::StartReplica(const ReplicaLaunch& launch) {
