@@ -19,6 +19,7 @@ PACKAGES=(
   curl procps
   prometheus  # tests/e2e/test_prometheus.py scrapes the cluster with it
   python3-botocore python3-boto3  # tests/s3: the reference SigV4 signer, and the S3 test client
+  python3-kubernetes python3-yaml  # tests/kubernetes: the API's typed models (unknown fields)
   # The ONNX predictor: the _cortex_onnx extension (pybind11 over ONNX Runtime's C++ API), and
   # the test models (onnx.helper graphs, torch.onnx.export); venv + pip for dependency files.
   pybind11-dev python3-dev python3-torch python3-onnx python3-torchvision python3-venv python3-pip
@@ -59,6 +60,21 @@ if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
   fi
 else
   echo "install-deps: node/npm not found; skipping s3rver (tests/s3 functional tests skip)" >&2
+fi
+
+# The official Kubernetes schemas, compiled to validators by the npm package kubernetes-models
+# (docs/kubernetes.md: the pinned version and what it checks), and js-yaml to read the streams:
+# tests/kubernetes validates every manifest the CLI renders with them. Not optional.
+K8S_MODELS_VERSION=5.1.0
+JS_YAML_VERSION=4.3.2
+K8S_MODELS_DIR="${CORTEX_K8S_MODELS_DIR:-$(cd "$(dirname "$0")/.." && pwd)/build/_deps/k8s-models}"
+if ! grep -qs "\"version\": \"${K8S_MODELS_VERSION}\"" \
+    "$K8S_MODELS_DIR/node_modules/kubernetes-models/package.json" || \
+   ! grep -qs "\"version\": \"${JS_YAML_VERSION}\"" "$K8S_MODELS_DIR/node_modules/js-yaml/package.json"; then
+  mkdir -p "$K8S_MODELS_DIR"
+  # kubernetes-models asks for node >= 22 (EBADENGINE) but works on node 20.
+  npm install --prefix "$K8S_MODELS_DIR" "kubernetes-models@${K8S_MODELS_VERSION}" \
+    "js-yaml@${JS_YAML_VERSION}" --no-audit --no-fund --loglevel=error
 fi
 
 # ONNX Runtime (no Debian package has it) from npm, into the (git-ignored) build tree:

@@ -75,6 +75,7 @@ int Fail(const absl::Status& status) {
 }
 
 int Deploy(const DeployFlags& flags, const CommonFlags& common) {
+  if (flags.dry_run) return DeployDryRun(flags);
   fs::path config_path = flags.config.empty() ? fs::path("cortex.yaml") : fs::path(flags.config);
   if (fs::is_directory(config_path)) config_path /= "cortex.yaml";
   if (!fs::exists(config_path)) {

@@ -116,6 +116,11 @@ int FailedStart() {
 }  // namespace
 
 int ClusterUp(const ClusterFlags& flags) {
+  if (flags.provider == "kubernetes") return ClusterUpKubernetes(flags);
+  if (flags.dry_run) {
+    return Fail(absl::InvalidArgumentError(
+        "--dry-run prints a Kubernetes installation: add --provider kubernetes"));
+  }
   std::optional<config::ClusterConfig> cluster_config;
   if (!flags.config_file.empty()) {  // checked before anything starts
     auto text = ReadFile(flags.config_file);
@@ -191,7 +196,8 @@ int ClusterUp(const ClusterFlags& flags) {
        {"--data-dir", ClusterDir().string(), "--host", flags.host, "--port",
         std::to_string(flags.operator_port), "--token-file", token_file.string(), "--gateway-url",
         gateway_url, "--lb-url", lb_url, "--python", flags.python, "--autoscaler-tick-ms",
-        std::to_string(flags.autoscaler_tick_ms), "--api-gateway", flags.api_gateway},
+        std::to_string(flags.autoscaler_tick_ms), "--api-gateway",
+        flags.api_gateway.empty() ? "public" : flags.api_gateway},
        operator_url + "/healthz"},
       {"gateway",
        {"--host", flags.host, "--port", std::to_string(flags.gateway_port), "--lb-port", lb_port,

@@ -19,15 +19,25 @@ struct ClusterFlags {
   int gateway_port = 8888;  // the API gateway listener
   int lb_port = 0;          // the load balancer listener; 0: a free port, kept across restarts
   int gateway_timeout_ms = 29'000;
-  std::string api_gateway = "public";  // cluster-wide: "none" serves APIs on the load balancer
+  // Cluster-wide: "none" serves APIs on the load balancer only. Empty: "public" (or, on the
+  // Kubernetes provider, cluster.yaml's api_gateway).
+  std::string api_gateway;
   std::string host = "127.0.0.1";
   std::string python = "/usr/bin/python3";
   int wait_s = 60;
   int autoscaler_tick_ms = 10'000;
   std::string config_file;  // cluster.yaml: limits and allowed local paths (docs/security.md)
+  // The Kubernetes provider (docs/kubernetes.md).
+  std::string provider = "local";  // local | kubernetes
+  bool dry_run = false;            // print what would be installed; touch no cluster
+  std::string kubeconfig;
+  std::string context;
+  std::string namespace_name;  // empty: cluster.yaml's namespace (default "cortex")
 };
 
 int ClusterUp(const ClusterFlags& flags);
+// `cortex cluster up --provider kubernetes` (only --dry-run is available in this build).
+int ClusterUpKubernetes(const ClusterFlags& flags);
 int ClusterDown(const ClusterFlags& flags);
 int ClusterInfo(const ClusterFlags& flags, const CommonFlags& common);
 
@@ -35,8 +45,15 @@ struct DeployFlags {
   std::string config;  // file or directory; default ./cortex.yaml
   bool force = false;
   bool yes = false;
+  // --dry-run --provider kubernetes [--cluster-config cluster.yaml] [--namespace N]: print the
+  // objects each API would become, without any cluster.
+  bool dry_run = false;
+  std::string provider;
+  std::string cluster_config;
+  std::string namespace_name;
 };
 int Deploy(const DeployFlags& flags, const CommonFlags& common);
+int DeployDryRun(const DeployFlags& flags);
 // Applies a changed cortex.yaml to deployed APIs, with the project files they already have.
 int Patch(const DeployFlags& flags, const CommonFlags& common);
 // Restarts every replica of a RealtimeAPI with a rolling update.

@@ -140,5 +140,13 @@ absl::StatusOr<int64_t> ParseCpuMilli(std::string_view text);         // "200m",
 absl::StatusOr<int64_t> ParseMemBytes(std::string_view text);         // "1Gi", "500M", "1024"
 absl::StatusOr<int64_t> ParseDurationSeconds(std::string_view text);  // "10s", "1m30s"
 std::string FormatDuration(int64_t seconds);                          // 90 -> "1m30s", 60 -> "1m0s"
+// Canonical quantity strings that ParseCpuMilli / ParseMemBytes read back to the same value.
+std::string FormatCpuMilli(int64_t milli);  // 200 -> "200m", 2000 -> "2"
+std::string FormatMemBytes(int64_t bytes);  // 1073741824 -> "1Gi", 500000000 -> "500M"
+
+// True for the images Cortex v0.24 defaults predictor.image to (quay.io/cortexlabs/...): they
+// hold Cortex's own Go and Python servers, so providers that run images run the platform's
+// image in their place (docs/kubernetes.md).
+bool IsCortexDefaultImage(std::string_view image);
 
 }  // namespace cortex::config

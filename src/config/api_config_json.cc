@@ -124,9 +124,8 @@ json ApiConfig::ToJson() const {
     return j;
   }
   j["compute"] = {
-      {"cpu", internal::FormatCpuMilli(compute.cpu_milli)},
-      {"mem",
-       compute.mem_bytes ? json(internal::FormatMemBytes(*compute.mem_bytes)) : json(nullptr)},
+      {"cpu", FormatCpuMilli(compute.cpu_milli)},
+      {"mem", compute.mem_bytes ? json(FormatMemBytes(*compute.mem_bytes)) : json(nullptr)},
       {"gpu", compute.gpu},
       {"inf", compute.inf},
   };

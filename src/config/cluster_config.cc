@@ -90,7 +90,8 @@ absl::Status AddLocalPath(ClusterConfig& config, const std::string& path) {
 
 }  // namespace
 
-absl::StatusOr<ClusterConfig> ClusterConfig::FromYaml(std::string_view text) {
+absl::StatusOr<ClusterConfig> ClusterConfig::FromYaml(std::string_view text,
+                                                      std::string_view provider) {
   ClusterConfig config;
   YAML::Node root;
   try {
@@ -136,11 +137,23 @@ absl::StatusOr<ClusterConfig> ClusterConfig::FromYaml(std::string_view text) {
         }
         RETURN_IF_ERROR(AddLocalPath(config, path.Scalar()));
       }
+    } else if (KubernetesConfig::IsKey(key)) {
+      if (provider != "kubernetes") {
+        return absl::InvalidArgumentError(
+            absl::StrCat(key,
+                         " is a setting of the kubernetes provider (cortex cluster up --provider "
+                         "kubernetes), not of the ",
+                         std::string(provider), " provider"));
+      }
+      RETURN_IF_ERROR(config.kubernetes.Set(key, value));
     } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat(key, " is not a cluster setting (expected limits, allowed_local_paths)"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          key, " is not a cluster setting (expected limits, allowed_local_paths",
+          provider == "kubernetes" ? ", or a Kubernetes setting: see docs/kubernetes.md" : "",
+          ")"));
     }
   }
+  RETURN_IF_ERROR(config.kubernetes.Validate());
   return config;
 }
 
@@ -164,6 +177,11 @@ absl::StatusOr<ClusterConfig> ClusterConfig::FromJson(const json& in) {
       RETURN_IF_ERROR(AddLocalPath(config, p.get<std::string>()));
     }
   }
+  if (auto k8s = in.find("kubernetes"); k8s != in.end()) {
+    auto parsed = KubernetesConfig::FromJson(*k8s);
+    if (!parsed.ok()) return Annotate(parsed.status(), "kubernetes");
+    config.kubernetes = std::move(*parsed);
+  }
   return config;
 }
 
@@ -172,7 +190,8 @@ json ClusterConfig::ToJson() const {
   for (const auto& f : Fields()) limits_json[f.name] = f.get(limits);
   json paths = json::array();
   for (const auto& p : allowed_local_paths) paths.push_back(p.string());
-  return {{"limits", limits_json}, {"allowed_local_paths", paths}};
+  return {
+      {"limits", limits_json}, {"allowed_local_paths", paths}, {"kubernetes", kubernetes.ToJson()}};
 }
 
 absl::StatusOr<ClusterConfig> ClusterConfig::Load(const fs::path& path) {

@@ -1,5 +1,6 @@
-// The local cluster's own settings (`cortex cluster up --config cluster.yaml`): the limits every
-// server enforces, and the local directories batch jobs may read. Every field has a default; an
+// The cluster's own settings (`cortex cluster up --config cluster.yaml`): the limits every server
+// enforces, the local directories batch jobs may read, and the Kubernetes provider's placement
+// and images. Every field has a default; an
 // empty file is the defaults. See docs/security.md.
 #pragma once
 
@@ -11,6 +12,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "config/kubernetes_config.h"
 
 namespace cortex::config {
 
@@ -35,8 +38,12 @@ struct ClusterConfig {
   // Absolute directories whose files batch jobs may name as local paths (`s3_paths` without a
   // scheme, `delimited_files`); none by default.
   std::vector<std::filesystem::path> allowed_local_paths;
+  // The Kubernetes provider's settings; the local provider refuses them in cluster.yaml.
+  KubernetesConfig kubernetes;
 
-  static absl::StatusOr<ClusterConfig> FromYaml(std::string_view text);
+  // `provider`: local | kubernetes.
+  static absl::StatusOr<ClusterConfig> FromYaml(std::string_view text,
+                                                std::string_view provider = "local");
   static absl::StatusOr<ClusterConfig> FromJson(const nlohmann::json& json);
   nlohmann::json ToJson() const;
   // The settings in `path` (JSON as ToJson writes it); the defaults when there is no such file.

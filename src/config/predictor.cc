@@ -436,3 +436,12 @@ absl::StatusOr<PredictorConfig> ParsePredictor(const YAML::Node& node, const Par
 }
 
 }  // namespace cortex::config::internal
+
+namespace cortex::config {
+
+bool IsCortexDefaultImage(std::string_view image) {
+  return absl::StartsWith(absl::string_view(image.data(), image.size()),
+                          internal::kDefaultImageRegistry);
+}
+
+}  // namespace cortex::config

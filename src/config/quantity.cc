@@ -266,6 +266,8 @@ absl::StatusOr<int64_t> ParseDurationNanos(absl::string_view text) {
   return negative ? -result : result;
 }
 
+}  // namespace internal
+
 std::string FormatCpuMilli(int64_t milli) {
   if (milli % 1000 == 0) return absl::StrCat(milli / 1000);
   return absl::StrCat(milli, "m");
@@ -291,5 +293,4 @@ std::string FormatMemBytes(int64_t bytes) {
   return absl::StrCat(bytes);
 }
 
-}  // namespace internal
 }  // namespace cortex::config

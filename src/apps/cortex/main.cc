@@ -58,13 +58,22 @@ int main(int argc, char** argv) {
   up->add_option("--gateway-timeout-ms", cluster.gateway_timeout_ms,
                  "request timeout of the API gateway listener (default 29000)");
   up->add_option("--api-gateway", cluster.api_gateway,
-                 "public | none: none serves every API on the load balancer only")
+                 "public | none: none serves every API on the load balancer only (default "
+                 "public, or cluster.yaml's on Kubernetes)")
       ->check(CLI::IsMember({"public", "none"}));
   up->add_option("--autoscaler-tick-ms", cluster.autoscaler_tick_ms,
                  "how often the autoscaler decides (CORTEX_AUTOSCALER_TICK_MS, default 10000)");
   up->add_option("--config", cluster.config_file,
                  "cluster.yaml with the cluster's limits and allowed_local_paths (kept until the "
                  "next --config; see docs/security.md)");
+  up->add_option("--provider", cluster.provider, "local | kubernetes (default local)")
+      ->check(CLI::IsMember({"local", "kubernetes"}));
+  up->add_flag("--dry-run", cluster.dry_run,
+               "kubernetes: print the objects that would be installed, as YAML; touch no cluster");
+  up->add_option("--kubeconfig", cluster.kubeconfig, "kubernetes: the kubeconfig file");
+  up->add_option("--context", cluster.context, "kubernetes: the kubeconfig context");
+  up->add_option("--namespace", cluster.namespace_name,
+                 "kubernetes: the namespace to install into (default: cluster.yaml's, cortex)");
   bool yes = false;
   up->add_flag("-y,--yes", yes, "skip prompts");
   up->callback([&] { code = cli::ClusterUp(cluster); });
@@ -81,6 +90,15 @@ int main(int argc, char** argv) {
   deploy_cmd->add_option("CONFIG", deploy.config, "path to a cortex.yaml or its directory");
   deploy_cmd->add_flag("-f,--force", deploy.force, "override the in-progress api update");
   deploy_cmd->add_flag("-y,--yes", deploy.yes, "skip prompts");
+  deploy_cmd->add_flag("--dry-run", deploy.dry_run,
+                       "print the objects the apis would become (with --provider kubernetes); "
+                       "deploy nothing");
+  deploy_cmd->add_option("--provider", deploy.provider, "with --dry-run: kubernetes")
+      ->check(CLI::IsMember({"kubernetes"}));
+  deploy_cmd->add_option("--cluster-config", deploy.cluster_config,
+                         "with --dry-run: the cluster.yaml of the Kubernetes cluster");
+  deploy_cmd->add_option("--namespace", deploy.namespace_name,
+                         "with --dry-run: the namespace (default: cluster.yaml's, cortex)");
   add_common(deploy_cmd);
   deploy_cmd->callback([&] { code = cli::Deploy(deploy, common); });
 
