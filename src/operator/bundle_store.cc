@@ -50,6 +50,14 @@ absl::Status BundleStore::Put(const std::string& project_id, const std::string& 
   return WriteFileAtomic(BundlePath(project_id), bytes);
 }
 
+absl::StatusOr<std::string> BundleStore::Get(const std::string& project_id) const {
+  if (!Has(project_id)) {
+    return absl::NotFoundError(
+        absl::StrCat("project ", project_id.substr(0, 12), " has not been uploaded"));
+  }
+  return ReadFile(BundlePath(project_id));
+}
+
 absl::StatusOr<std::string> BundleStore::ProjectDir(const std::string& project_id) {
   fs::path dir = fs::path(data_dir_) / "projects" / project_id;
   absl::MutexLock lock(&extract_mu_);

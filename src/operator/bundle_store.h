@@ -17,6 +17,8 @@ class BundleStore {
 
   bool Has(const std::string& project_id) const;
   absl::Status Put(const std::string& project_id, const std::string& bytes);
+  // The archive's bytes (NotFound when it was never uploaded, or has been pruned).
+  absl::StatusOr<std::string> Get(const std::string& project_id) const;
   // The extracted project (extracting it on first use).
   absl::StatusOr<std::string> ProjectDir(const std::string& project_id);
   // Removes the bundles and extracted projects that are not in `keep` and were last written more

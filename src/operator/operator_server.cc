@@ -224,6 +224,13 @@ net::Response OperatorServer::Blocking(Endpoint endpoint, net::Request& request,
       bool has = plane_.bundles.Has(Param(params, "id"));
       return net::MakeResponse(request, has ? http::status::ok : http::status::not_found, "");
     }
+    case Endpoint::kGetBundle: {
+      auto bytes = plane_.bundles.Get(Param(params, "id"));
+      if (!bytes.ok()) return net::StatusResponse(request, bytes.status());
+      return net::MakeResponse(request, http::status::ok, std::move(*bytes), "application/x-tar");
+    }
+    case Endpoint::kReplicaSpec:
+      return JsonResponse(request, ReplicaSpec(api, QueryParam(target, "predictor_id")));
     case Endpoint::kPutBundle: {
       absl::Status st = plane_.bundles.Put(Param(params, "id"), request.body());
       if (!st.ok()) return net::StatusResponse(request, st);
@@ -272,6 +279,30 @@ net::Response OperatorServer::Blocking(Endpoint endpoint, net::Request& request,
     default:
       return net::StatusResponse(request, absl::InternalError("unrouted endpoint"));
   }
+}
+
+absl::StatusOr<json> OperatorServer::ReplicaSpec(const std::string& name,
+                                                 std::string_view predictor_id) {
+  ASSIGN_OR_RETURN(std::optional<ApiSpecPtr> found, plane_.specs.Find(plane_.store, name));
+  if (!found) return absl::NotFoundError(absl::StrCat(name, " is not deployed"));
+  const ApiSpec& spec = **found;
+  if (spec.kind() != config::Kind::kRealtimeAPI) {
+    return absl::InvalidArgumentError(absl::StrCat(name, " is a ",
+                                                   std::string(config::KindName(spec.kind())),
+                                                   ", not a RealtimeAPI: it has no replicas"));
+  }
+  // A replica runs one version: once the API has moved on, a restarted replica of the old one
+  // must not start the new version under the old version's labels (its Deployment replaces it).
+  if (!predictor_id.empty() && predictor_id != spec.record.predictor_id) {
+    return absl::AbortedError(
+        absl::StrCat(name, " no longer runs version ", std::string(predictor_id), " (now ",
+                     spec.record.predictor_id, "); this replica is being replaced"));
+  }
+  return json{{"api", spec.config->ToJson()},
+              {"api_id", spec.record.api_id},
+              {"predictor_id", spec.record.predictor_id},
+              {"deployment_id", spec.record.deployment_id},
+              {"project_id", spec.record.project_id}};
 }
 
 net::Response OperatorServer::BatchJobs(net::Request& request, const std::string& name,

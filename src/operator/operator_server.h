@@ -79,6 +79,10 @@ class OperatorServer {
                          bool authorized);
   // `authorized`: the caller sent the operator token (a job listing needs it; without it a job's
   // API spec leaves out predictor.env and predictor.config).
+  // GET /v1/apis/{api}/replica-spec: what a replica of `predictor_id` runs (Kubernetes pods
+  // fetch it at start: `cortex replica-pod`).
+  absl::StatusOr<nlohmann::json> ReplicaSpec(const std::string& name,
+                                             std::string_view predictor_id);
   net::Response BatchJobs(net::Request& request, const std::string& api, const std::string& job,
                           bool authorized);
 

@@ -7,25 +7,27 @@
 namespace cortex::op {
 
 enum class Endpoint {
-  kHealth,      // GET /healthz, /verifycortex (open)
-  kBatchJobs,   // POST|GET|DELETE /v1/batch/{api}[/{job}] (open: the gateway forwards these)
-  kInfo,        // GET /v1/info
-  kMetrics,     // GET /metrics
-  kRoutes,      // GET /v1/routes?after=N (long poll)
-  kHasBundle,   // HEAD|GET /v1/bundles/{id}
-  kPutBundle,   // PUT /v1/bundles/{id}
-  kDeploy,      // POST /v1/deploy
-  kPatch,       // POST /v1/patch
-  kWorkerCall,  // POST /v1/jobs/{job}/{action}
-  kListApis,    // GET /v1/apis
-  kGetApi,      // GET /v1/apis/{api}
-  kDeleteApi,   // DELETE /v1/apis/{api}
-  kRefresh,     // POST /v1/apis/{api}/refresh
-  kListJobs,    // GET /v1/apis/{api}/jobs
-  kGetJob,      // GET /v1/apis/{api}/jobs/{job}
-  kStopJob,     // DELETE /v1/apis/{api}/jobs/{job}
-  kLogs,        // GET /v1/logs/{api}?offset=N[&job=ID]
-  kShutdown,    // POST /v1/shutdown
+  kHealth,       // GET /healthz, /verifycortex (open)
+  kBatchJobs,    // POST|GET|DELETE /v1/batch/{api}[/{job}] (open: the gateway forwards these)
+  kInfo,         // GET /v1/info
+  kMetrics,      // GET /metrics
+  kRoutes,       // GET /v1/routes?after=N (long poll)
+  kHasBundle,    // HEAD /v1/bundles/{id}
+  kGetBundle,    // GET /v1/bundles/{id}: the archive (a Kubernetes replica fetches its project)
+  kPutBundle,    // PUT /v1/bundles/{id}
+  kDeploy,       // POST /v1/deploy
+  kPatch,        // POST /v1/patch
+  kWorkerCall,   // POST /v1/jobs/{job}/{action}
+  kListApis,     // GET /v1/apis
+  kGetApi,       // GET /v1/apis/{api}
+  kDeleteApi,    // DELETE /v1/apis/{api}
+  kRefresh,      // POST /v1/apis/{api}/refresh
+  kReplicaSpec,  // GET /v1/apis/{api}/replica-spec?predictor_id=P: what a replica pod runs
+  kListJobs,     // GET /v1/apis/{api}/jobs
+  kGetJob,       // GET /v1/apis/{api}/jobs/{job}
+  kStopJob,      // DELETE /v1/apis/{api}/jobs/{job}
+  kLogs,         // GET /v1/logs/{api}?offset=N[&job=ID]
+  kShutdown,     // POST /v1/shutdown
 };
 
 // Endpoints that answer without the bearer token.

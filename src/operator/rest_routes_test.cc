@@ -63,6 +63,11 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"GET", "/v1/logs/iris?offset=-100", Endpoint::kLogs, {{"api", "iris"}}},
         Case{"HEAD", "/v1/bundles/ab", Endpoint::kHasBundle, {{"id", "ab"}}},
         Case{"PUT", "/v1/bundles/ab", Endpoint::kPutBundle, {{"id", "ab"}}},
+        Case{"GET", "/v1/bundles/ab", Endpoint::kGetBundle, {{"id", "ab"}}},
+        Case{"GET",
+             "/v1/apis/iris/replica-spec?predictor_id=p1",
+             Endpoint::kReplicaSpec,
+             {{"api", "iris"}}},
         Case{"GET", "/v1/apis//refresh", std::nullopt, {}},
         Case{"GET", "/v1/apis/a/b/c/d/e", std::nullopt, {}},
         Case{"GET", "/nope", std::nullopt, {}}));

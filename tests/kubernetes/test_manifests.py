@@ -251,3 +251,22 @@ def test_the_checks_catch_bad_objects(tmp_path):
         """)
     with pytest.raises(AssertionError, match="spec.selectr is not a field of V1ServiceSpec"):
         validate(misspelt)
+
+
+def test_the_rendered_replica_command_is_one_the_binary_runs(tmp_path, project):
+    """The pod's args, with the operator pointed at a closed port: the binary accepts every flag
+    and fails only for want of an operator."""
+    _, docs = rendered(tmp_path, cortex("deploy", "--dry-run", "--provider", "kubernetes",
+                                        cwd=project))
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["cortex"]
+    args = list(container["args"])
+    token = tmp_path / "token"
+    token.write_text("t")
+    args[args.index("--operator") + 1] = "http://127.0.0.1:9"  # the discard port: refused
+    args[args.index("--token-file") + 1] = str(token)
+    args[args.index("--data-dir") + 1] = str(tmp_path / "data")
+    result = cortex(*args, "--wait-s", "1")
+    assert result.returncode == 1, result.stderr
+    assert "did not answer GET /v1/apis/cpu-api/replica-spec" in result.stderr, result.stderr

@@ -230,6 +230,22 @@ int main(int argc, char** argv) {
   gw_cmd->add_option("--cluster-config", gw.cluster_config);
   gw_cmd->callback([&] { code = apps::RunGateway(gw); });
 
+  apps::ReplicaPodRoleFlags pod;
+  auto* pod_cmd = app.add_subcommand(
+      "replica-pod", "run a replica in a Kubernetes pod (fetches its API from the operator)");
+  pod_cmd->group("");
+  pod_cmd->add_option("--operator", pod.operator_url)->required();
+  pod_cmd->add_option("--token-file", pod.token_file)->required();
+  pod_cmd->add_option("--api", pod.api)->required();
+  pod_cmd->add_option("--predictor-id", pod.predictor_id)->required();
+  pod_cmd->add_option("--id", pod.id);
+  pod_cmd->add_option("--host", pod.host);
+  pod_cmd->add_option("--port", pod.port);
+  pod_cmd->add_option("--data-dir", pod.data_dir);
+  pod_cmd->add_option("--python", pod.python);
+  pod_cmd->add_option("--wait-s", pod.wait_s);
+  pod_cmd->callback([&] { code = apps::RunReplicaPod(pod); });
+
   apps::ReplicaRoleFlags rep;
   auto* rep_cmd = app.add_subcommand("replica", "run one replica (front and worker processes)");
   rep_cmd->group("");

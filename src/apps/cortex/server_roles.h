@@ -1,5 +1,23 @@
 // The server roles of the cortex executable: `cortex operator`, `cortex gateway`,
 // `cortex replica`. Each runs until SIGTERM/SIGINT and returns the exit code. And
+// `cortex replica-pod`: a replica on the Kubernetes provider (backends/kubernetes/manifests.h
+// renders the pods that run it; docs/kubernetes.md). Fetches what the replica runs from the
+// operator (the API's configuration for `predictor_id`, and its project, checked against its
+// sha256), then runs it as `cortex replica` would. Waits up to `wait_s` for the operator.
+struct ReplicaPodRoleFlags {
+  std::string operator_url;
+  std::string token_file;
+  std::string api;
+  std::string predictor_id;
+  std::string id;  // default: $POD_NAME, else the host name
+  std::string host = "0.0.0.0";
+  int port = 8888;
+  std::string data_dir = "/var/cortex";
+  std::string python = "/usr/bin/python3";
+  int wait_s = 120;
+};
+int RunReplicaPod(const ReplicaPodRoleFlags& flags);
+
 // `cortex worker-setup`, which starts a batch worker.
 #pragma once
 
@@ -47,6 +65,24 @@ struct ReplicaRoleFlags {
   int64_t max_log_line = 64 << 10;
 };
 int RunReplica(const ReplicaRoleFlags& flags);
+
+// `cortex replica-pod`: a replica on the Kubernetes provider (backends/kubernetes/manifests.h
+// renders the pods that run it; docs/kubernetes.md). Fetches what the replica runs from the
+// operator (the API's configuration for `predictor_id`, and its project, checked against its
+// sha256), then runs it as `cortex replica` would. Waits up to `wait_s` for the operator.
+struct ReplicaPodRoleFlags {
+  std::string operator_url;
+  std::string token_file;
+  std::string api;
+  std::string predictor_id;
+  std::string id;  // default: $POD_NAME, else the host name
+  std::string host = "0.0.0.0";
+  int port = 8888;
+  std::string data_dir = "/var/cortex";
+  std::string python = "/usr/bin/python3";
+  int wait_s = 120;
+};
+int RunReplicaPod(const ReplicaPodRoleFlags& flags);
 
 // `cortex worker-setup`: runs the project's dependency files (replica/project_setup.h), then
 // execs the interpreter they leave (the API's, or its venv's) with `args`. For batch workers.

@@ -45,10 +45,18 @@ json ApiAnnotations(const config::ApiConfig& api) {
   return annotations;
 }
 
-json Env(const config::ApiConfig& api) {
+json Env(const config::ApiConfig& api, const config::KubernetesConfig& cluster) {
   json env = json::array();
   for (const auto& [key, value] : api.predictor->env) {
     env.push_back({{"name", key}, {"value", value}});
+  }
+  // Chaining (docs/predictor.md): other APIs through the gateway's in-cluster Service.
+  std::string gateway = absl::StrCat("http://cortex-gateway.", cluster.namespace_name, ".svc:");
+  env.push_back(
+      {{"name", "CORTEX_LOAD_BALANCER_URL"}, {"value", absl::StrCat(gateway, kLoadBalancerPort)}});
+  if (cluster.api_gateway == "public") {
+    env.push_back(
+        {{"name", "CORTEX_API_GATEWAY_URL"}, {"value", absl::StrCat(gateway, kServingPort)}});
   }
   for (const char* name : {"POD_NAME", "POD_NAMESPACE"}) {
     std::string field = std::string(name) == "POD_NAME" ? "metadata.name" : "metadata.namespace";
@@ -82,7 +90,7 @@ json PodSpec(const config::ApiConfig& api, const Placement& placement,
             {"imagePullPolicy", cluster.image_pull_policy},
             {"command", {"cortex"}},
             {"args", std::move(args)},
-            {"env", Env(api)},
+            {"env", Env(api, cluster)},
             {"resources", placement.resources},
             {"volumeMounts", VolumeMounts()}};
   json pod = {{"containers", json::array({c})},
@@ -137,8 +145,8 @@ absl::StatusOr<std::vector<json>> RealtimeApiObjects(const ApiVersion& version,
                TokenFile(),
                "--api",
                api.name,
-               "--api-id",
-               version.api_id,
+               "--predictor-id",
+               version.predictor_id,
                "--host",
                "0.0.0.0",
                "--port",

@@ -135,6 +135,9 @@ TEST(Manifests, ARealtimeApiIsADeploymentAndAService) {
   EXPECT_EQ(container["readinessProbe"]["httpGet"]["path"], "/_cortex/ready");
   EXPECT_EQ(container["env"][0], (json{{"name", "MODEL_BUCKET"}, {"value", "s3://bucket/iris"}}));
   EXPECT_EQ(container["args"][0], "replica-pod");
+  EXPECT_THAT(container["args"].get<std::vector<std::string>>(),
+              ::testing::IsSupersetOf({"--predictor-id", "predictor-id-1", "--api", "iris"}));
+  EXPECT_THAT(container["env"].dump(), HasSubstr("\"http://cortex-gateway.cortex.svc:8889\""));
   const json& service = objects[1];
   EXPECT_EQ(service["kind"], "Service");
   EXPECT_EQ(service["spec"]["selector"], (json{{"apiName", "iris"}}));
