@@ -39,6 +39,9 @@ struct ReplicaSetSpec {
   // The version: replicas of another predictor_id or deployment_id are rolled (spec §1).
   std::string predictor_id;
   std::string deployment_id;
+  // The stored record's ids (labels of the Kubernetes objects).
+  std::string api_id = {};
+  std::string spec_id = {};
   int replicas = 1;
   std::shared_ptr<const config::ApiConfig> api;  // predictor, compute, update_strategy
   std::string project_dir;
@@ -67,8 +70,9 @@ struct ReplicaSetStatus {
 struct WorkerSetSpec {
   std::string job_id;
   std::string api_name;
-  int running = 1;       // workers that should be running now (never more are started)
-  int max_failures = 0;  // no new worker once this many have failed (0: no limit)
+  std::string api_id = {};  // the API version the job was submitted to
+  int running = 1;          // workers that should be running now (never more are started)
+  int max_failures = 0;     // no new worker once this many have failed (0: no limit)
   std::shared_ptr<const config::ApiConfig> api;
   std::string project_dir;
   nlohmann::json job_spec;  // what the worker receives as the job

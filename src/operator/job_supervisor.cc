@@ -43,6 +43,7 @@ void JobSupervisor::Step() {
     backends::WorkerSetSpec set;
     set.job_id = job.id;
     set.api_name = job.api_name;
+    set.api_id = job.api_id;
     // Workers are needed while batches remain, or one to run on_job_complete.
     set.running = remaining > 0 ? static_cast<int>(std::min<int64_t>(job.workers, remaining)) : 1;
     set.max_failures = kMaxFailuresPerWorker * job.workers;

@@ -49,6 +49,8 @@ backends::ReplicaSetSpec Reconciler::SetFor(const ApiSpec& api) const {
   set.api_name = api.name();
   set.predictor_id = api.record.predictor_id;
   set.deployment_id = api.record.deployment_id;
+  set.api_id = api.record.api_id;
+  set.spec_id = api.record.spec_id;
   set.replicas = api.record.desired_replicas;
   set.api = api.config;
   set.project_dir = api.project_dir;

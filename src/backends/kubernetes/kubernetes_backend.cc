@@ -1,0 +1,280 @@
+#include "backends/kubernetes/kubernetes_backend.h"
+
+#include <absl/strings/str_cat.h>
+
+#include <iostream>
+
+#include "backends/kubernetes/manifests.h"
+#include "backends/kubernetes/pod_status.h"
+#include "common/status.h"
+#include "common/util.h"
+
+namespace cortex::backends::kubernetes {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr int kConflictRetries = 3;
+
+std::string Name(const json& object) { return object["metadata"].value("name", ""); }
+
+std::string SpecHash(json object) {
+  if (object.contains("spec")) object["spec"].erase("replicas");
+  return Sha256Hex(object.dump()).substr(0, 32);
+}
+
+std::string HashOf(const json& object) {
+  const json annotations = object["metadata"].value("annotations", json::object());
+  return annotations.value(kSpecHashAnnotation, "");
+}
+
+// The items of a List answer, by name.
+std::map<std::string, json> ByName(const json& list) {
+  std::map<std::string, json> out;
+  for (const auto& item : list.value("items", json::array())) out[Name(item)] = item;
+  return out;
+}
+
+bool Terminating(const json& pod) { return pod["metadata"].contains("deletionTimestamp"); }
+
+}  // namespace
+
+KubernetesBackend::KubernetesBackend(KubeApi& api, config::KubernetesConfig cluster)
+    : api_(api), cluster_(std::move(cluster)) {}
+
+std::string KubernetesBackend::Selector(const std::string& kind) const {
+  return absl::StrCat("app.kubernetes.io/managed-by=cortex,cortex.dev/cluster=",
+                      cluster_.cluster_name, ",apiKind=", kind);
+}
+
+absl::Status KubernetesBackend::Apply(const Resource& resource, json desired, const json* existing,
+                                      bool scalable, std::vector<std::string>& events) {
+  std::string hash = SpecHash(desired);
+  desired["metadata"]["annotations"][kSpecHashAnnotation] = hash;
+  std::string what = absl::StrCat(resource.kind, " ", Name(desired));
+  json current;
+  if (existing == nullptr) {
+    auto created = api_.Create(resource, desired);
+    if (created.ok()) {
+      events.push_back("created " + what);
+      return absl::OkStatus();
+    }
+    if (!absl::IsAlreadyExists(created.status()))
+      return Annotate(created.status(), "creating " + what);
+    ASSIGN_OR_RETURN(current, api_.Get(resource, Name(desired)));  // made since the list
+  } else {
+    current = *existing;
+  }
+  for (int attempt = 0; HashOf(current) != hash; ++attempt) {
+    json replacement = desired;
+    replacement["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"];
+    if (resource.plural == kServices.plural) {  // immutable once allocated
+      for (const char* field : {"clusterIP", "clusterIPs"}) {
+        if (current["spec"].contains(field)) replacement["spec"][field] = current["spec"][field];
+      }
+    }
+    auto replaced = api_.Replace(resource, replacement);
+    if (replaced.ok()) {
+      events.push_back("updated " + what);
+      return absl::OkStatus();
+    }
+    if (!absl::IsAborted(replaced.status()) || attempt + 1 >= kConflictRetries) {
+      return Annotate(replaced.status(), "updating " + what);
+    }
+    ASSIGN_OR_RETURN(current, api_.Get(resource, Name(desired)));  // someone else wrote it
+  }
+  if (scalable) {
+    int want = desired["spec"].value("replicas", 1);
+    if (current["spec"].value("replicas", 1) != want) {
+      RETURN_IF_ERROR(api_.Scale(resource, Name(desired), want));
+      events.push_back(absl::StrCat("scaled ", what, " to ", want));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void KubernetesBackend::DeleteAbsent(const Resource& resource, const json& items,
+                                     const std::set<std::string>& keep,
+                                     std::vector<std::string>& events) {
+  for (const auto& [name, object] : ByName(items)) {
+    if (keep.count(name)) continue;
+    absl::Status st = api_.Delete(resource, name);
+    if (st.ok() || absl::IsNotFound(st)) {
+      events.push_back(absl::StrCat("deleted ", resource.kind, " ", name));
+    } else {
+      events.push_back(absl::StrCat("deleting ", resource.kind, " ", name, ": ", st.message()));
+    }
+  }
+}
+
+std::vector<ReplicaSetStatus> KubernetesBackend::SyncReplicaSets(
+    const std::vector<ReplicaSetSpec>& sets) {
+  std::vector<ReplicaSetStatus> out;
+  auto deployments = api_.List(kDeployments, Selector("RealtimeAPI"));
+  auto services = deployments.ok() ? api_.List(kServices, Selector("RealtimeAPI"))
+                                   : absl::StatusOr<json>(deployments.status());
+  auto pods = services.ok() ? api_.List(kPods, "apiKind=RealtimeAPI")
+                            : absl::StatusOr<json>(services.status());
+  if (!pods.ok()) {
+    // Nothing is known now: the last observation stands, and nothing is deleted.
+    for (const auto& set : sets) {
+      ReplicaSetStatus status =
+          last_replicas_.count(set.api_name) ? last_replicas_[set.api_name] : ReplicaSetStatus{};
+      status.api_name = set.api_name;
+      status.predictor_id = set.predictor_id;
+      status.deployment_id = set.deployment_id;
+      status.events = {absl::StrCat("kubernetes: ", pods.status().message())};
+      out.push_back(std::move(status));
+    }
+    return out;
+  }
+  std::map<std::string, json> existing_deployments = ByName(*deployments);
+  std::map<std::string, json> existing_services = ByName(*services);
+  std::set<std::string> keep;
+  for (const auto& set : sets) {
+    ReplicaSetStatus status;
+    status.api_name = set.api_name;
+    status.predictor_id = set.predictor_id;
+    status.deployment_id = set.deployment_id;
+    std::string name = absl::StrCat("api-", set.api_name);
+    keep.insert(name);
+    ApiVersion version{set.api.get(),    set.api_id,        set.spec_id,
+                       set.predictor_id, set.deployment_id, set.replicas};
+    auto objects = set.api ? RealtimeApiObjects(version, cluster_)
+                           : absl::StatusOr<std::vector<json>>(
+                                 absl::InvalidArgumentError("the replica set has no API"));
+    if (!objects.ok()) {
+      // It cannot be placed on this cluster's nodes: compute unavailable, said once per call.
+      ReplicaStatus stalled;
+      stalled.id = name;
+      stalled.state = ReplicaState::kStalled;
+      stalled.details = {{"problem", std::string(objects.status().message())}};
+      status.replicas.push_back(stalled);
+      status.events.push_back(absl::StrCat("cannot run: ", objects.status().message()));
+    } else {
+      auto find = [](const std::map<std::string, json>& m, const std::string& n) {
+        auto it = m.find(n);
+        return it == m.end() ? nullptr : &it->second;
+      };
+      absl::Status st = Apply(kDeployments, (*objects)[0], find(existing_deployments, name),
+                              /*scalable=*/true, status.events);
+      if (st.ok()) {
+        st = Apply(kServices, (*objects)[1], find(existing_services, name), /*scalable=*/false,
+                   status.events);
+      }
+      if (!st.ok()) status.events.push_back(absl::StrCat("kubernetes: ", st.message()));
+    }
+    for (const auto& pod : pods->value("items", json::array())) {
+      if (pod["metadata"].value("labels", json::object()).value("apiName", "") != set.api_name) {
+        continue;
+      }
+      ReplicaStatus replica = PodReplica(pod, set.predictor_id, set.deployment_id);
+      if (replica.state != ReplicaState::kReady && replica.details.contains("problem")) {
+        status.events.push_back(absl::StrCat("replica ", replica.id, ": ",
+                                             replica.details["problem"].get<std::string>()));
+      }
+      status.replicas.push_back(std::move(replica));
+    }
+    last_replicas_[set.api_name] = status;
+    out.push_back(std::move(status));
+  }
+  std::vector<std::string> removed;
+  DeleteAbsent(kDeployments, *deployments, keep, removed);
+  DeleteAbsent(kServices, *services, keep, removed);
+  std::erase_if(last_replicas_,
+                [&](const auto& entry) { return !keep.count(absl::StrCat("api-", entry.first)); });
+  for (const auto& line : removed) std::cerr << "kubernetes: " << line << "\n";
+  return out;
+}
+
+std::vector<WorkerSetStatus> KubernetesBackend::SyncWorkerSets(
+    const std::vector<WorkerSetSpec>& sets) {
+  std::vector<WorkerSetStatus> out;
+  auto jobs = api_.List(kJobs, Selector("BatchAPI"));
+  if (!jobs.ok()) {
+    for (const auto& set : sets) {
+      WorkerSetStatus status;
+      status.job_id = set.job_id;
+      status.events = {absl::StrCat("kubernetes: ", jobs.status().message())};
+      out.push_back(std::move(status));
+    }
+    return out;
+  }
+  std::map<std::string, json> existing = ByName(*jobs);
+  std::set<std::string> keep;
+  for (const auto& set : sets) {
+    WorkerSetStatus status;
+    status.job_id = set.job_id;
+    WorkerTally& tally = workers_[set.job_id];
+    std::string name = set.api ? absl::StrCat(set.api->name, "-", set.job_id) : set.job_id;
+    keep.insert(name);
+    BatchJob job{set.api.get(), set.api_id, set.job_id, set.running, set.max_failures};
+    auto object = set.api ? BatchJobObject(job, cluster_)
+                          : absl::StatusOr<json>(absl::InvalidArgumentError("no API"));
+    auto it = existing.find(name);
+    if (!object.ok()) {
+      status.events.push_back(
+          absl::StrCat("cannot run the job's workers: ", object.status().message()));
+    } else if (it == existing.end() && set.running <= 0) {
+      // Nothing to run, nothing to create.
+    } else {
+      absl::Status st = Apply(kJobs, *object, it == existing.end() ? nullptr : &it->second,
+                              /*scalable=*/false, status.events);
+      if (!st.ok()) status.events.push_back(absl::StrCat("kubernetes: ", st.message()));
+    }
+    auto pods = api_.List(kPods, absl::StrCat("apiKind=BatchAPI,jobID=", set.job_id));
+    if (!pods.ok()) {
+      status.events.push_back(absl::StrCat("kubernetes: ", pods.status().message()));
+    } else {
+      for (const auto& pod : pods->value("items", json::array())) {
+        std::string pod_name = Name(pod);
+        std::string phase = pod.value("status", json::object()).value("phase", "");
+        if (phase == "Succeeded" || phase == "Failed") {
+          if (!tally.reported.insert(pod_name).second) continue;
+          WorkerExit exit;
+          exit.worker_id = pod_name;
+          std::string problem = PodProblem(pod);
+          exit.exit_code = phase == "Succeeded" ? 0 : 1;
+          exit.reason = phase == "Succeeded" ? "exited with status 0"
+                        : problem.empty()    ? "failed"
+                                             : problem;
+          (phase == "Succeeded" ? tally.succeeded : tally.failed) += 1;
+          status.exits.push_back(std::move(exit));
+        } else if (!Terminating(pod)) {
+          ++status.running;
+        }
+      }
+    }
+    status.succeeded = tally.succeeded;
+    status.failed = tally.failed;
+    out.push_back(std::move(status));
+  }
+  std::vector<std::string> removed;
+  DeleteAbsent(kJobs, *jobs, keep, removed);
+  std::erase_if(workers_, [&](const auto& entry) {
+    for (const auto& set : sets) {
+      if (set.job_id == entry.first) return false;
+    }
+    return true;
+  });
+  for (const auto& line : removed) std::cerr << "kubernetes: " << line << "\n";
+  return out;
+}
+
+void KubernetesBackend::StopAll() {
+  std::vector<std::string> events;
+  for (const Resource* r : {&kDeployments, &kServices}) {
+    if (auto items = api_.List(*r, Selector("RealtimeAPI")); items.ok()) {
+      DeleteAbsent(*r, *items, {}, events);
+    }
+  }
+  if (auto jobs = api_.List(kJobs, Selector("BatchAPI")); jobs.ok()) {
+    DeleteAbsent(kJobs, *jobs, {}, events);
+  }
+  last_replicas_.clear();
+  workers_.clear();
+  for (const auto& line : events) std::cerr << "kubernetes: " << line << "\n";
+}
+
+}  // namespace cortex::backends::kubernetes
