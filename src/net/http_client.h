@@ -23,6 +23,12 @@ struct HttpCall {
   std::vector<std::pair<std::string, std::string>> headers;
   long timeout_ms = 600'000;
   long connect_timeout_ms = 2'000;
+  // HTTPS (the Kubernetes API): the CA to trust, a client certificate and its key, all PEM text
+  // (empty: the system's CAs, no client certificate).
+  std::string ca_pem = {};
+  std::string client_cert_pem = {};
+  std::string client_key_pem = {};
+  bool insecure_skip_verify = false;
 };
 
 // Performs the call. A transport failure (refused, timed out) is an UnavailableError or

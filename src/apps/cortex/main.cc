@@ -208,6 +208,11 @@ int main(int argc, char** argv) {
   op_cmd->add_option("--api-gateway", op.api_gateway);
   op_cmd->add_option("--python", op.python);
   op_cmd->add_option("--autoscaler-tick-ms", op.autoscaler_tick_ms);
+  op_cmd->add_option("--provider", op.provider)->check(CLI::IsMember({"local", "kubernetes"}));
+  op_cmd->add_option("--namespace", op.namespace_name);
+  op_cmd->add_option("--cluster-config", op.cluster_config);
+  op_cmd->add_option("--kubeconfig", op.kubeconfig);
+  op_cmd->add_option("--context", op.context);
   op_cmd->callback([&] { code = apps::RunOperator(op); });
 
   apps::SupervisorFlags sup;

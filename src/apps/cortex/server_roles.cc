@@ -18,6 +18,9 @@
 #include <set>
 #include <thread>
 
+#include "backends/kubernetes/kube_credentials.h"
+#include "backends/kubernetes/kube_rest_client.h"
+#include "backends/kubernetes/kubernetes_backend.h"
 #include "backends/local/capacity.h"
 #include "backends/local/containment.h"
 #include "backends/local/local_backend.h"
@@ -175,6 +178,23 @@ std::string DefaultRuntimeDir() {
   return CORTEX_SOURCE_PYTHON_DIR;
 }
 
+namespace {
+
+// The Kubernetes API the operator's backend talks to: the pod's service account, or a kubeconfig
+// (an operator run outside the cluster). The namespace: the flag, else cluster.yaml's.
+absl::StatusOr<std::unique_ptr<backends::kubernetes::KubeApi>> KubernetesApi(
+    const OperatorRoleFlags& flags, config::ClusterConfig& cluster) {
+  if (!flags.namespace_name.empty()) cluster.kubernetes.namespace_name = flags.namespace_name;
+  auto endpoint = flags.kubeconfig.empty()
+                      ? backends::kubernetes::InClusterEndpoint()
+                      : backends::kubernetes::LoadKubeconfig(flags.kubeconfig, flags.context);
+  if (!endpoint.ok()) return endpoint.status();
+  return std::make_unique<backends::kubernetes::KubeRestClient>(std::move(*endpoint),
+                                                                cluster.kubernetes.namespace_name);
+}
+
+}  // namespace
+
 int RunOperator(const OperatorRoleFlags& flags) {
   ::signal(SIGPIPE, SIG_IGN);
   fs::create_directories(flags.data_dir);
@@ -190,7 +210,9 @@ int RunOperator(const OperatorRoleFlags& flags) {
               << "\n";
     return 1;
   }
-  auto cluster = config::ClusterConfig::Load(fs::path(flags.data_dir) / "cluster-config.json");
+  auto cluster = config::ClusterConfig::Load(flags.cluster_config.empty()
+                                                 ? fs::path(flags.data_dir) / "cluster-config.json"
+                                                 : fs::path(flags.cluster_config));
   if (!cluster.ok()) {
     std::cerr << "operator: " << cluster.status().message() << "\n";
     return 1;
@@ -209,9 +231,25 @@ int RunOperator(const OperatorRoleFlags& flags) {
   replica_options.data_dir = flags.data_dir;
   replica_options.capacity = backends::local::DetectCapacity();
   Log("operator", backends::local::DescribeContainment());
-  backends::local::LocalBackend backend(
-      replica_options, backends::local::WorkerControllerOptions{flags.data_dir}, **store,
-      **job_queue, std::make_unique<backends::local::ProcessRunner>(runner_options), clock);
+  std::unique_ptr<backends::kubernetes::KubeApi> kube_api;
+  std::unique_ptr<backends::Backend> backend_owner;
+  if (flags.provider == "kubernetes") {
+    auto api = KubernetesApi(flags, *cluster);
+    if (!api.ok()) {
+      std::cerr << "operator: " << api.status().message() << "\n";
+      return 1;
+    }
+    kube_api = std::move(*api);
+    backend_owner =
+        std::make_unique<backends::kubernetes::KubernetesBackend>(*kube_api, cluster->kubernetes);
+    Log("operator",
+        absl::StrCat("kubernetes provider: namespace ", cluster->kubernetes.namespace_name));
+  } else {
+    backend_owner = std::make_unique<backends::local::LocalBackend>(
+        replica_options, backends::local::WorkerControllerOptions{flags.data_dir}, **store,
+        **job_queue, std::make_unique<backends::local::ProcessRunner>(runner_options), clock);
+  }
+  backends::Backend& backend = *backend_owner;
 
   // The control plane.
   op::SpecCache specs;
@@ -223,6 +261,7 @@ int RunOperator(const OperatorRoleFlags& flags) {
   reconciler_options.default_python = flags.python;
   op::Reconciler reconciler(reconciler_options, **store, specs, backend, logs, clock);
   op::DeployOptions deploy_options;
+  deploy_options.provider = flags.provider;
   deploy_options.cluster_api_gateway = flags.api_gateway != "none";
   deploy_options.max_replicas = limits.replicas_per_api;
   deploy_options.max_config_bytes = limits.config_bytes;

@@ -37,6 +37,14 @@ struct OperatorRoleFlags {
   std::string api_gateway = "public";
   std::string python = "/usr/bin/python3";
   int64_t autoscaler_tick_ms = 10'000;
+  // The Kubernetes provider (docs/kubernetes.md): the backend applies Deployments, Services and
+  // Jobs in `namespace_name` through the API found in the pod (or in `kubeconfig`/`context`).
+  std::string provider = "local";
+  std::string namespace_name;  // empty: cluster.yaml's
+  std::string
+      cluster_config;      // config::ClusterConfig as JSON; empty: <data_dir>/cluster-config.json
+  std::string kubeconfig;  // empty: the pod's service account
+  std::string context;
 };
 int RunOperator(const OperatorRoleFlags& flags);
 

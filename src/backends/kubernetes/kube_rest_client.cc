@@ -1,0 +1,139 @@
+#include "backends/kubernetes/kube_rest_client.h"
+
+#include <absl/strings/str_cat.h>
+#include <absl/strings/strip.h>
+
+#include <chrono>
+#include <thread>
+
+#include "common/util.h"
+#include "net/http_client.h"
+
+namespace cortex::backends::kubernetes {
+
+namespace {
+
+using nlohmann::json;
+
+bool Retryable(const absl::Status& status) {
+  return absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status);
+}
+
+}  // namespace
+
+absl::Status StatusFromApi(int http_status, const std::string& body) {
+  json status = json::parse(body, nullptr, false);
+  std::string message =
+      status.is_object() && status.contains("message") && status["message"].is_string()
+          ? status["message"].get<std::string>()
+          : absl::StrCat("HTTP ", http_status);
+  std::string reason = status.is_object() ? status.value("reason", "") : "";
+  switch (http_status) {
+    case 404:
+      return absl::NotFoundError(message);
+    case 409:
+      return reason == "AlreadyExists" ? absl::AlreadyExistsError(message)
+                                       : absl::AbortedError(message);
+    case 410:
+      return absl::OutOfRangeError(message);
+    case 401:
+      return absl::UnauthenticatedError(message);
+    case 403:
+      return absl::PermissionDeniedError(message);
+    case 400:
+    case 422:
+      return absl::InvalidArgumentError(message);
+    default:
+      if (http_status == 429 || http_status >= 500) return absl::UnavailableError(message);
+      return absl::UnknownError(message);
+  }
+}
+
+KubeRestClient::KubeRestClient(KubeEndpoint endpoint, std::string namespace_name, int attempts,
+                               long timeout_ms)
+    : endpoint_(std::move(endpoint)),
+      namespace_(std::move(namespace_name)),
+      attempts_(attempts),
+      timeout_ms_(timeout_ms) {
+  while (!endpoint_.server.empty() && endpoint_.server.back() == '/') endpoint_.server.pop_back();
+}
+
+std::string KubeRestClient::Path(const Resource& r, const std::string& name) const {
+  return absl::StrCat(r.prefix, "/namespaces/", net::UrlEncode(namespace_), "/", r.plural,
+                      name.empty() ? "" : "/", net::UrlEncode(name));
+}
+
+absl::StatusOr<json> KubeRestClient::Call(const std::string& method, const std::string& path,
+                                          const std::string& body,
+                                          const std::string& content_type) {
+  net::HttpCall call;
+  call.method = method;
+  call.url = endpoint_.server + path;
+  call.body = body;
+  call.timeout_ms = timeout_ms_;
+  call.ca_pem = endpoint_.ca_pem;
+  call.client_cert_pem = endpoint_.client_cert_pem;
+  call.client_key_pem = endpoint_.client_key_pem;
+  call.insecure_skip_verify = endpoint_.insecure_skip_verify;
+  call.headers = {{"Accept", "application/json"}};
+  if (!content_type.empty()) call.headers.push_back({"Content-Type", content_type});
+  std::string token = endpoint_.token;
+  if (!endpoint_.token_file.empty()) {
+    if (auto fresh = ReadFile(endpoint_.token_file); fresh.ok()) {
+      token = std::string(absl::StripAsciiWhitespace(*fresh));
+    }
+  }
+  if (!token.empty()) call.headers.push_back({"Authorization", "Bearer " + token});
+  auto backoff = std::chrono::milliseconds(250);
+  absl::Status last;
+  for (int attempt = 1;; ++attempt) {
+    auto result = net::Fetch(call);
+    if (result.ok() && result->status >= 200 && result->status < 300) {
+      if (result->body.empty()) return json::object();
+      json parsed = json::parse(result->body, nullptr, false);
+      if (parsed.is_discarded()) {
+        return absl::InternalError(absl::StrCat(method, " ", path, ": the answer is not JSON"));
+      }
+      return parsed;
+    }
+    last = result.ok() ? StatusFromApi(result->status, result->body) : result.status();
+    if (!Retryable(last) || attempt >= attempts_) break;
+    std::this_thread::sleep_for(backoff);
+    backoff *= 2;
+  }
+  return absl::Status(last.code(), absl::StrCat(method, " ", path, ": ", last.message()));
+}
+
+absl::StatusOr<json> KubeRestClient::Get(const Resource& r, const std::string& name) {
+  return Call("GET", Path(r, name), "", "");
+}
+
+absl::StatusOr<json> KubeRestClient::List(const Resource& r, const std::string& selector) {
+  std::string path = Path(r);
+  if (!selector.empty()) absl::StrAppend(&path, "?labelSelector=", net::UrlEncode(selector));
+  return Call("GET", path, "", "");
+}
+
+absl::StatusOr<json> KubeRestClient::Create(const Resource& r, const json& object) {
+  return Call("POST", Path(r), object.dump(), "application/json");
+}
+
+absl::StatusOr<json> KubeRestClient::Replace(const Resource& r, const json& object) {
+  return Call("PUT", Path(r, object["metadata"].value("name", "")), object.dump(),
+              "application/json");
+}
+
+absl::Status KubeRestClient::Scale(const Resource& r, const std::string& name, int replicas) {
+  json patch = {{"spec", {{"replicas", replicas}}}};
+  return Call("PATCH", Path(r, name) + "/scale", patch.dump(), "application/merge-patch+json")
+      .status();
+}
+
+absl::Status KubeRestClient::Delete(const Resource& r, const std::string& name) {
+  // Background: the API answers at once, the garbage collector removes the owned pods.
+  json options = {
+      {"kind", "DeleteOptions"}, {"apiVersion", "v1"}, {"propagationPolicy", "Background"}};
+  return Call("DELETE", Path(r, name), options.dump(), "application/json").status();
+}
+
+}  // namespace cortex::backends::kubernetes

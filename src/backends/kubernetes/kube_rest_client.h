@@ -1,0 +1,44 @@
+// KubeApi over the Kubernetes REST API with libcurl (net::Fetch), in one namespace. Transport
+// failures, 429 and 5xx answers are retried with back-off (250 ms doubling, `attempts` in all);
+// other answers map to the port's errors with the API server's own message (its Status object).
+#pragma once
+
+#include <string>
+
+#include "backends/kubernetes/kube_api.h"
+#include "backends/kubernetes/kube_credentials.h"
+
+namespace cortex::backends::kubernetes {
+
+class KubeRestClient : public KubeApi {
+ public:
+  KubeRestClient(KubeEndpoint endpoint, std::string namespace_name, int attempts = 4,
+                 long timeout_ms = 30'000);
+
+  absl::StatusOr<nlohmann::json> Get(const Resource& resource, const std::string& name) override;
+  absl::StatusOr<nlohmann::json> List(const Resource& resource,
+                                      const std::string& label_selector) override;
+  absl::StatusOr<nlohmann::json> Create(const Resource& resource,
+                                        const nlohmann::json& object) override;
+  absl::StatusOr<nlohmann::json> Replace(const Resource& resource,
+                                         const nlohmann::json& object) override;
+  absl::Status Scale(const Resource& resource, const std::string& name, int replicas) override;
+  absl::Status Delete(const Resource& resource, const std::string& name) override;
+
+ private:
+  std::string Path(const Resource& resource, const std::string& name = "") const;
+  absl::StatusOr<nlohmann::json> Call(const std::string& method, const std::string& path,
+                                      const std::string& body, const std::string& content_type);
+
+  KubeEndpoint endpoint_;
+  const std::string namespace_;
+  const int attempts_;
+  const long timeout_ms_;
+};
+
+// The port's error for an API server's answer: 404 NotFound, 409 AlreadyExists (reason
+// AlreadyExists) or Aborted (a conflict), 410 OutOfRange (a watch's version expired), 401, 403,
+// 422 InvalidArgument, 429 and 5xx Unavailable; the message is the Status object's.
+absl::Status StatusFromApi(int http_status, const std::string& body);
+
+}  // namespace cortex::backends::kubernetes

@@ -1,0 +1,132 @@
+"""A fake Kubernetes API server on 127.0.0.1 for the operator's end-to-end tests.
+
+It keeps namespaced objects of any kind in memory with the API server's REST paths and verbs
+(list with labelSelector, get, create, replace with resourceVersion checks, merge-patch of the
+scale subresource, delete), answers errors as Status objects with the same codes (404, 409
+AlreadyExists / Conflict, 401), and requires a bearer token. No controllers run: the tests create
+the pods a Deployment would have, with the status a kubelet would report.
+"""
+import json
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class FakeApiServer:
+    def __init__(self, token="fake-token"):
+        self.token = token
+        self.objects = {}  # (namespace, plural, name) -> object
+        self.version = 0
+        self.requests = []
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _answer(self, code, body):
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _serve(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"null")
+                with server.lock:
+                    code, answer = server.handle(self.command, self.path,
+                                                 self.headers.get("Authorization"), body)
+                self._answer(code, answer)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    # ---- what tests read and write directly ----
+    def get(self, namespace, plural, name):
+        with self.lock:
+            return self.objects.get((namespace, plural, name))
+
+    def names(self, namespace, plural):
+        with self.lock:
+            return sorted(n for (ns, p, n) in self.objects if ns == namespace and p == plural)
+
+    def put(self, namespace, plural, obj):
+        with self.lock:
+            self._store(namespace, plural, obj)
+
+    # ---- the API ----
+    def _store(self, namespace, plural, obj):
+        self.version += 1
+        obj.setdefault("metadata", {})["resourceVersion"] = str(self.version)
+        obj["metadata"]["namespace"] = namespace
+        self.objects[(namespace, plural, obj["metadata"]["name"])] = obj
+        return obj
+
+    @staticmethod
+    def _status(code, reason, message):
+        return code, {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                      "message": message, "reason": reason, "code": code}
+
+    def handle(self, method, target, authorization, body):
+        self.requests.append(f"{method} {target}")
+        if authorization != f"Bearer {self.token}":
+            return self._status(401, "Unauthorized", "Unauthorized")
+        url = urllib.parse.urlsplit(target)
+        parts = [p for p in url.path.split("/") if p]
+        if "namespaces" not in parts or len(parts) < parts.index("namespaces") + 3:
+            return self._status(404, "NotFound", "the server could not find the requested resource")
+        i = parts.index("namespaces")
+        namespace, plural = parts[i + 1], parts[i + 2]
+        name = parts[i + 3] if len(parts) > i + 3 else None
+        sub = parts[i + 4] if len(parts) > i + 4 else None
+        key = (namespace, plural, name)
+        if method == "GET" and name is None:
+            selector = dict(urllib.parse.parse_qsl(url.query)).get("labelSelector", "")
+            wanted = dict(term.split("=", 1) for term in selector.split(",") if term)
+            items = [o for (ns, p, _), o in sorted(self.objects.items())
+                     if ns == namespace and p == plural
+                     and all(o["metadata"].get("labels", {}).get(k) == v
+                             for k, v in wanted.items())]
+            return 200, {"kind": "List", "metadata": {"resourceVersion": str(self.version)},
+                         "items": items}
+        if method == "POST" and name is None:
+            if (namespace, plural, body["metadata"]["name"]) in self.objects:
+                return self._status(409, "AlreadyExists",
+                                    f'{plural} "{body["metadata"]["name"]}" already exists')
+            return 201, self._store(namespace, plural, body)
+        if key not in self.objects:
+            return self._status(404, "NotFound", f'{plural} "{name}" not found')
+        current = self.objects[key]
+        if method == "GET":
+            return 200, current
+        if method == "PUT":
+            if body["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"]:
+                return self._status(409, "Conflict", f'Operation cannot be fulfilled on {plural} '
+                                    f'"{name}": the object has been modified')
+            return 200, self._store(namespace, plural, body)
+        if method == "PATCH" and sub == "scale":
+            current["spec"]["replicas"] = body["spec"]["replicas"]
+            self._store(namespace, plural, current)
+            return 200, {"kind": "Scale", "spec": {"replicas": body["spec"]["replicas"]}}
+        if method == "DELETE":
+            del self.objects[key]
+            self.version += 1
+            return 200, {"kind": "Status", "status": "Success"}
+        return self._status(405, "MethodNotAllowed", "method not allowed")
