@@ -229,6 +229,8 @@ net::Response OperatorServer::Blocking(Endpoint endpoint, net::Request& request,
       if (!bytes.ok()) return net::StatusResponse(request, bytes.status());
       return net::MakeResponse(request, http::status::ok, std::move(*bytes), "application/x-tar");
     }
+    case Endpoint::kWorkerSpec:
+      return JsonResponse(request, WorkerSpec(api, Param(params, "job")));
     case Endpoint::kReplicaSpec:
       return JsonResponse(request, ReplicaSpec(api, QueryParam(target, "predictor_id")));
     case Endpoint::kPutBundle: {
@@ -303,6 +305,24 @@ absl::StatusOr<json> OperatorServer::ReplicaSpec(const std::string& name,
               {"predictor_id", spec.record.predictor_id},
               {"deployment_id", spec.record.deployment_id},
               {"project_id", spec.record.project_id}};
+}
+
+absl::StatusOr<json> OperatorServer::WorkerSpec(const std::string& name,
+                                                const std::string& job_id) {
+  if (plane_.queue == nullptr) return absl::UnimplementedError("batch jobs are not enabled");
+  ASSIGN_OR_RETURN(std::optional<store::JobRecord> job, plane_.queue->GetJob(job_id));
+  if (!job || job->api_name != name) {
+    return absl::NotFoundError(absl::StrCat(name, " has no job ", job_id));
+  }
+  if (job->end_time != 0) {
+    return absl::AbortedError(absl::StrCat("job ", job_id, " has ended (", job->status, ")"));
+  }
+  ASSIGN_OR_RETURN(std::optional<ApiSpecPtr> found, plane_.specs.Find(plane_.store, name));
+  if (!found) return absl::NotFoundError(absl::StrCat(name, " is not deployed"));
+  // As the local provider's workers: the API's current configuration and the job's spec.
+  return json{{"api", (*found)->config->ToJson()},
+              {"project_id", (*found)->record.project_id},
+              {"job_spec", json::parse(job->spec_json, nullptr, false)}};
 }
 
 net::Response OperatorServer::BatchJobs(net::Request& request, const std::string& name,

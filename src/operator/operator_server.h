@@ -38,6 +38,7 @@ struct ControlPlane {
   SpecCache& specs;
   JobService* jobs = nullptr;
   LeaseService* leases = nullptr;
+  store::JobQueue* queue = nullptr;  // GET .../jobs/{job}/worker-spec (Kubernetes worker pods)
 };
 
 struct OperatorServerOptions {
@@ -83,6 +84,8 @@ class OperatorServer {
   // fetch it at start: `cortex replica-pod`).
   absl::StatusOr<nlohmann::json> ReplicaSpec(const std::string& name,
                                              std::string_view predictor_id);
+  // GET /v1/apis/{api}/jobs/{job}/worker-spec: what a batch worker pod runs (`cortex worker-pod`).
+  absl::StatusOr<nlohmann::json> WorkerSpec(const std::string& name, const std::string& job_id);
   net::Response BatchJobs(net::Request& request, const std::string& api, const std::string& job,
                           bool authorized);
 

@@ -30,6 +30,7 @@ const net::Router<Endpoint>& OperatorRoutes() {
         .Add("DELETE", "/v1/apis/{api}", Endpoint::kDeleteApi)
         .Add("POST", "/v1/apis/{api}/refresh", Endpoint::kRefresh)
         .Add("GET", "/v1/apis/{api}/replica-spec", Endpoint::kReplicaSpec)
+        .Add("GET", "/v1/apis/{api}/jobs/{job}/worker-spec", Endpoint::kWorkerSpec)
         .Add("GET", "/v1/apis/{api}/jobs", Endpoint::kListJobs)
         .Add("GET", "/v1/apis/{api}/jobs/{job}", Endpoint::kGetJob)
         .Add("DELETE", "/v1/apis/{api}/jobs/{job}", Endpoint::kStopJob)

@@ -26,6 +26,7 @@ enum class Endpoint {
   kListJobs,     // GET /v1/apis/{api}/jobs
   kGetJob,       // GET /v1/apis/{api}/jobs/{job}
   kStopJob,      // DELETE /v1/apis/{api}/jobs/{job}
+  kWorkerSpec,   // GET /v1/apis/{api}/jobs/{job}/worker-spec: what a batch worker pod runs
   kLogs,         // GET /v1/logs/{api}?offset=N[&job=ID]
   kShutdown,     // POST /v1/shutdown
 };

@@ -4,6 +4,7 @@ project (checked against its sha256) over the operator's REST API, then serves a
 The version it is given comes from `cortex deploy --dry-run --provider kubernetes`, so these
 tests also prove that the rendered pods carry the operator's own predictorID."""
 
+import json
 import os
 import signal
 import subprocess
@@ -127,3 +128,73 @@ def test_a_replica_pod_that_cannot_start_says_why(deployed, case):
     assert process.returncode == 1, output
     assert expected in output, output
     assert not os.path.exists(os.path.join(data_dir, "run")), "nothing may start"
+
+
+BATCH_PREDICTOR = """
+import json
+import os
+import time
+
+
+class PythonPredictor:
+    def __init__(self, config, job_spec):
+        self.out = os.path.join(config["out_dir"], job_spec["job_id"])
+        os.makedirs(self.out, exist_ok=True)
+        mark = os.environ.get("POD_MARK", "local")
+        with open(os.path.join(self.out, f"init-{mark}-{os.getpid()}"), "w") as f:
+            json.dump({"cwd": os.getcwd(), "job_id": job_spec["job_id"]}, f)
+
+    def predict(self, payload, batch_id):
+        time.sleep(0.5)
+"""
+
+
+def test_a_worker_pod_runs_the_jobs_batches(cluster):
+    out_dir = os.path.join(cluster.root, "out")
+    os.makedirs(out_dir)
+    project = cluster.project("batch-pod", {
+        "predictor.py": BATCH_PREDICTOR,
+        "cortex.yaml": ("- name: batch-pod\n  kind: BatchAPI\n  predictor:\n    type: python\n"
+                        f"    path: predictor.py\n    config: {{out_dir: {out_dir}}}\n"),
+    })
+    cluster.deploy_ok(project)
+    def submitted():  # once the gateway routes the new API
+        r = cluster.http.post(cluster.url("batch-pod"), timeout=30,
+                              json={"workers": 1, "item_list": {"items": list(range(12)),
+                                                                "batch_size": 1}})
+        return r if r.status_code != 404 else None
+    r = wait_until(submitted, 30, interval=0.1, message="the job to be accepted")
+    assert r.status_code == 200, r.text
+    job_id = r.json()["job_id"]
+    data_dir = tempfile.mkdtemp(prefix="cx-wpod-", dir=cluster.root)
+    env = dict(cluster.env, POD_MARK="pod")
+    process = subprocess.Popen(
+        [CORTEX_BIN, "worker-pod", "--operator", f"http://{LOOPBACK}:{cluster.operator_port}",
+         "--token-file", os.path.join(cluster.cluster_dir, "operator.token"), "--api",
+         "batch-pod", "--job", job_id, "--worker", "pod-w1", "--data-dir", data_dir,
+         "--python", "/usr/bin/python3", "--wait-s", "10"],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True)
+    try:
+        output, _ = process.communicate(timeout=120)
+    finally:
+        stop(process)
+    assert process.returncode == 0, output
+    # It ran the job's predictor, in the project it fetched, until the queue was empty.
+    inits = [n for n in os.listdir(os.path.join(out_dir, job_id)) if n.startswith("init-pod-")]
+    assert len(inits) == 1, output
+    with open(os.path.join(out_dir, job_id, inits[0])) as f:
+        init = json.load(f)
+    assert init["cwd"].startswith(os.path.join(data_dir, "projects"))
+
+    def ended():
+        r = cluster.http.get(cluster.url("batch-pod"), params={"jobID": job_id}, timeout=10)
+        return r.json()["job_status"]["status"] == "status_succeeded"
+    wait_until(ended, 60, interval=0.5, message="the job to succeed")
+    # Once the job has ended, a worker pod that starts late is told so.
+    late = subprocess.run(
+        [CORTEX_BIN, "worker-pod", "--operator", f"http://{LOOPBACK}:{cluster.operator_port}",
+         "--token-file", os.path.join(cluster.cluster_dir, "operator.token"), "--api",
+         "batch-pod", "--job", job_id, "--data-dir", data_dir, "--wait-s", "5"],
+        env=env, capture_output=True, text=True, timeout=60)
+    assert late.returncode == 1 and f"job {job_id} has ended" in late.stderr, late.stderr

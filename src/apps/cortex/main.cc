@@ -251,6 +251,21 @@ int main(int argc, char** argv) {
   pod_cmd->add_option("--wait-s", pod.wait_s);
   pod_cmd->callback([&] { code = apps::RunReplicaPod(pod); });
 
+  apps::WorkerPodRoleFlags worker_pod;
+  auto* worker_pod_cmd = app.add_subcommand(
+      "worker-pod",
+      "run a batch worker in a Kubernetes Job's pod (fetches the job from the operator)");
+  worker_pod_cmd->group("");
+  worker_pod_cmd->add_option("--operator", worker_pod.operator_url)->required();
+  worker_pod_cmd->add_option("--token-file", worker_pod.token_file)->required();
+  worker_pod_cmd->add_option("--api", worker_pod.api)->required();
+  worker_pod_cmd->add_option("--job", worker_pod.job)->required();
+  worker_pod_cmd->add_option("--worker", worker_pod.worker);
+  worker_pod_cmd->add_option("--data-dir", worker_pod.data_dir);
+  worker_pod_cmd->add_option("--python", worker_pod.python);
+  worker_pod_cmd->add_option("--wait-s", worker_pod.wait_s);
+  worker_pod_cmd->callback([&] { code = apps::RunWorkerPod(worker_pod); });
+
   apps::ReplicaRoleFlags rep;
   auto* rep_cmd = app.add_subcommand("replica", "run one replica (front and worker processes)");
   rep_cmd->group("");

@@ -1,4 +1,5 @@
-// `cortex replica-pod`: what a RealtimeAPI's pod runs on the Kubernetes provider.
+// `cortex replica-pod` and `cortex worker-pod`: what a RealtimeAPI's pods and a batch job's
+// pods run on the Kubernetes provider.
 #include <absl/strings/str_cat.h>
 #include <absl/strings/strip.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 
 #include "apps/cortex/server_roles.h"
 #include "bundle/bundle.h"
+#include "common/process.h"
 #include "common/status.h"
 #include "common/util.h"
 #include "net/http_client.h"
@@ -28,11 +30,11 @@ void Say(const std::string& id, const std::string& message) {
 
 // GET `path` from the operator. Transport failures and 5xx are retried until `deadline`; any
 // other answer but 200 is an error carrying the operator's message.
-absl::StatusOr<std::string> OperatorGet(const ReplicaPodRoleFlags& flags, const std::string& token,
+absl::StatusOr<std::string> OperatorGet(const std::string& operator_url, const std::string& token,
                                         const std::string& path,
                                         std::chrono::steady_clock::time_point deadline) {
   net::HttpCall call;
-  call.url = flags.operator_url + path;
+  call.url = operator_url + path;
   call.headers = {{"Authorization", "Bearer " + token}};
   call.timeout_ms = 120'000;
   auto backoff = std::chrono::milliseconds(250);
@@ -54,7 +56,7 @@ absl::StatusOr<std::string> OperatorGet(const ReplicaPodRoleFlags& flags, const 
     }
     if (std::chrono::steady_clock::now() + backoff > deadline) {
       return absl::UnavailableError(absl::StrCat(
-          "the operator at ", flags.operator_url, " did not answer GET ", path, ": ",
+          "the operator at ", operator_url, " did not answer GET ", path, ": ",
           result.ok() ? absl::StrCat("status ", result->status) : result.status().message()));
     }
     std::this_thread::sleep_for(backoff);
@@ -62,43 +64,70 @@ absl::StatusOr<std::string> OperatorGet(const ReplicaPodRoleFlags& flags, const 
   }
 }
 
-// The replica's spec file, as the local provider writes it (backends/local/replica_controller.cc).
-absl::StatusOr<std::string> Prepare(const ReplicaPodRoleFlags& flags, const std::string& id) {
-  auto token = ReadFile(flags.token_file);
+// The pod's own name: `id`, else $POD_NAME, else the host name.
+std::string PodId(const std::string& id, const char* fallback) {
+  if (!id.empty()) return id;
+  const char* pod = std::getenv("POD_NAME");
+  char host[256] = {};
+  return pod != nullptr && *pod != '\0'               ? pod
+         : ::gethostname(host, sizeof(host) - 1) == 0 ? host
+                                                      : fallback;
+}
+
+struct Fetched {
+  json spec;  // the operator's answer
+  fs::path project_dir;
+  std::string token;
+};
+
+// GETs `spec_path` from the operator (an object with "api" and "project_id"), then the project
+// it names into <data_dir>/projects/<id> (checked against its sha256; extracted beside its place
+// and renamed, so a crash leaves no half project).
+absl::StatusOr<Fetched> Fetch(const std::string& operator_url, const std::string& token_file,
+                              const std::string& spec_path, const std::string& data_dir,
+                              int wait_s) {
+  auto token = ReadFile(token_file);
   if (!token.ok()) return Annotate(token.status(), "reading the operator's token");
-  std::string bearer(absl::StripAsciiWhitespace(*token));
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(flags.wait_s);
-  ASSIGN_OR_RETURN(
-      std::string spec_text,
-      OperatorGet(flags, bearer,
-                  absl::StrCat("/v1/apis/", net::UrlEncode(flags.api),
-                               "/replica-spec?predictor_id=", net::UrlEncode(flags.predictor_id)),
-                  deadline));
-  json spec = json::parse(spec_text, nullptr, false);
-  if (!spec.is_object() || !spec.contains("api") || !spec["api"].is_object() ||
-      !spec.contains("project_id") || !spec["project_id"].is_string()) {
-    return absl::InternalError("the operator's replica spec is malformed");
+  Fetched out;
+  out.token = std::string(absl::StripAsciiWhitespace(*token));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait_s);
+  ASSIGN_OR_RETURN(std::string text, OperatorGet(operator_url, out.token, spec_path, deadline));
+  out.spec = json::parse(text, nullptr, false);
+  if (!out.spec.is_object() || !out.spec.contains("api") || !out.spec["api"].is_object() ||
+      !out.spec.contains("project_id") || !out.spec["project_id"].is_string()) {
+    return absl::InternalError("the operator's answer to GET " + spec_path + " is malformed");
   }
-  std::string project_id = spec["project_id"];
-  fs::path project_dir = fs::path(flags.data_dir) / "projects" / project_id;
-  if (!fs::exists(project_dir)) {
+  std::string project_id = out.spec["project_id"];
+  out.project_dir = fs::path(data_dir) / "projects" / project_id;
+  if (!fs::exists(out.project_dir)) {
     ASSIGN_OR_RETURN(std::string archive,
-                     OperatorGet(flags, bearer, "/v1/bundles/" + project_id, deadline));
+                     OperatorGet(operator_url, out.token, "/v1/bundles/" + project_id, deadline));
     if (Sha256Hex(archive) != project_id) {
       return absl::DataLossError("the project downloaded from the operator does not match its id");
     }
-    // Extracted beside its final place, then renamed: a crash leaves no half project behind.
-    fs::path partial = project_dir.string() + ".partial";
+    fs::path partial = out.project_dir.string() + ".partial";
     std::error_code ignored;
     fs::remove_all(partial, ignored);
     fs::create_directories(partial);
     RETURN_IF_ERROR(bundle::ExtractBundle(archive, partial));
-    fs::rename(partial, project_dir);
+    fs::rename(partial, out.project_dir);
   }
+  fs::create_directories(fs::path(data_dir) / "run" / "sockets");
+  return out;
+}
+
+// The replica's spec file, as the local provider writes it (backends/local/replica_controller.cc).
+absl::StatusOr<std::string> PrepareReplica(const ReplicaPodRoleFlags& flags,
+                                           const std::string& id) {
+  ASSIGN_OR_RETURN(
+      Fetched fetched,
+      Fetch(flags.operator_url, flags.token_file,
+            absl::StrCat("/v1/apis/", net::UrlEncode(flags.api),
+                         "/replica-spec?predictor_id=", net::UrlEncode(flags.predictor_id)),
+            flags.data_dir, flags.wait_s));
   fs::path run = fs::path(flags.data_dir) / "run";
-  fs::create_directories(run / "sockets");
-  json replica = spec["api"];
-  replica["project_dir"] = project_dir.string();
+  json replica = fetched.spec["api"];
+  replica["project_dir"] = fetched.project_dir.string();
   replica["replica_id"] = id;
   // The device plugin gives the container its GPUs; the replica does not choose among them.
   replica["gpu_ids"] = json::array();
@@ -107,22 +136,15 @@ absl::StatusOr<std::string> Prepare(const ReplicaPodRoleFlags& flags, const std:
   fs::path spec_path = run / (id + ".json");
   RETURN_IF_ERROR(WriteFileAtomic(spec_path, replica.dump()));
   Say(id, absl::StrCat("running ", flags.api, " version ", flags.predictor_id.substr(0, 12),
-                       " (project ", project_id.substr(0, 12), ")"));
+                       " (project ", fetched.project_dir.filename().string().substr(0, 12), ")"));
   return spec_path.string();
 }
 
 }  // namespace
 
 int RunReplicaPod(const ReplicaPodRoleFlags& flags) {
-  std::string id = flags.id;
-  if (id.empty()) {
-    const char* pod = std::getenv("POD_NAME");
-    char host[256] = {};
-    id = pod != nullptr && *pod != '\0'               ? pod
-         : ::gethostname(host, sizeof(host) - 1) == 0 ? host
-                                                      : "replica";
-  }
-  auto spec_path = Prepare(flags, id);
+  std::string id = PodId(flags.id, "replica");
+  auto spec_path = PrepareReplica(flags, id);
   if (!spec_path.ok()) {
     Say(id, std::string(spec_path.status().message()));
     return 1;
@@ -136,6 +158,59 @@ int RunReplicaPod(const ReplicaPodRoleFlags& flags) {
   replica.python = flags.python;
   replica.data_dir = flags.data_dir;
   return RunReplica(replica);
+}
+
+int RunWorkerPod(const WorkerPodRoleFlags& flags) {
+  std::string id = PodId(flags.worker, "worker");
+  auto fetched = Fetch(flags.operator_url, flags.token_file,
+                       absl::StrCat("/v1/apis/", net::UrlEncode(flags.api), "/jobs/",
+                                    net::UrlEncode(flags.job), "/worker-spec"),
+                       flags.data_dir, flags.wait_s);
+  if (!fetched.ok()) {
+    std::cerr << "worker-pod " << id << ": " << fetched.status().message() << std::endl;
+    return 1;
+  }
+  // The worker's spec file, as the local provider writes it (backends/local/worker_controller.cc).
+  json spec = fetched->spec["api"];
+  spec["project_dir"] = fetched->project_dir.string();
+  spec["job_spec"] = fetched->spec.value("job_spec", json::object());
+  spec["models_cache"] = (fs::path(flags.data_dir) / "models").string();
+  spec["models_manifest"] =
+      (fs::path(flags.data_dir) / "run" / ("job-" + flags.job + ".models.json")).string();
+  fs::path spec_path = fs::path(flags.data_dir) / "run" / ("job-" + flags.job + ".json");
+  if (absl::Status st = WriteFileAtomic(spec_path, spec.dump()); !st.ok()) {
+    std::cerr << "worker-pod " << id << ": " << st.message() << std::endl;
+    return 1;
+  }
+  // The environment and directory the local provider gives a worker (ProcessRunner::StartWorker).
+  for (const auto& [key, value] : PythonRuntimeEnv(DefaultRuntimeDir())) {
+    ::setenv(key.c_str(), value.c_str(), 1);
+  }
+  ::unsetenv("PYTHONHOME");
+  ::setenv("CORTEX_OPERATOR_TOKEN", fetched->token.c_str(), 1);
+  ::setenv("CORTEX_JOB_ID", flags.job.c_str(), 1);
+  std::error_code ec;
+  fs::current_path(fetched->project_dir, ec);
+  std::cerr << "worker-pod " << id << ": running job " << flags.job << " of " << flags.api
+            << std::endl;
+  WorkerSetupRoleFlags setup;
+  setup.id = id;
+  setup.project_dir = fetched->project_dir.string();
+  setup.python = flags.python;
+  setup.data_dir = flags.data_dir;
+  setup.spec = spec_path.string();
+  setup.args = {"-u",
+                "-m",
+                "cortex_runtime.batch",
+                "--spec",
+                spec_path.string(),
+                "--operator",
+                flags.operator_url,
+                "--job",
+                flags.job,
+                "--worker",
+                id};
+  return RunWorkerSetup(setup);
 }
 
 }  // namespace cortex::apps

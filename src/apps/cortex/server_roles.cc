@@ -335,7 +335,8 @@ int RunOperator(const OperatorRoleFlags& flags) {
   };
   server_options.metrics_text = [&autoscaling] { return autoscaling.MetricsText(); };
   auto server = op::OperatorServer::Create(
-      io, server_options, {deploys, views, reconciler, bundles, **store, specs, &jobs, &leases});
+      io, server_options,
+      {deploys, views, reconciler, bundles, **store, specs, &jobs, &leases, &**job_queue});
   if (!server.ok()) {
     std::cerr << "operator: " << server.status().message() << "\n";
     return 1;

@@ -18,6 +18,21 @@ struct ReplicaPodRoleFlags {
 };
 int RunReplicaPod(const ReplicaPodRoleFlags& flags);
 
+// `cortex worker-pod`: a batch worker in a Kubernetes Job's pod. Fetches the job's spec and the
+// API's project from the operator, then runs the worker as `cortex worker-setup` does (dependency
+// files, models, then the batch runtime leasing batches from the operator).
+struct WorkerPodRoleFlags {
+  std::string operator_url;
+  std::string token_file;
+  std::string api;
+  std::string job;
+  std::string worker;  // default: $POD_NAME, else the host name
+  std::string data_dir = "/var/cortex";
+  std::string python = "/usr/bin/python3";
+  int wait_s = 120;
+};
+int RunWorkerPod(const WorkerPodRoleFlags& flags);
+
 // `cortex worker-setup`, which starts a batch worker.
 #pragma once
 
@@ -91,6 +106,21 @@ struct ReplicaPodRoleFlags {
   int wait_s = 120;
 };
 int RunReplicaPod(const ReplicaPodRoleFlags& flags);
+
+// `cortex worker-pod`: a batch worker in a Kubernetes Job's pod. Fetches the job's spec and the
+// API's project from the operator, then runs the worker as `cortex worker-setup` does (dependency
+// files, models, then the batch runtime leasing batches from the operator).
+struct WorkerPodRoleFlags {
+  std::string operator_url;
+  std::string token_file;
+  std::string api;
+  std::string job;
+  std::string worker;  // default: $POD_NAME, else the host name
+  std::string data_dir = "/var/cortex";
+  std::string python = "/usr/bin/python3";
+  int wait_s = 120;
+};
+int RunWorkerPod(const WorkerPodRoleFlags& flags);
 
 // `cortex worker-setup`: runs the project's dependency files (replica/project_setup.h), then
 // execs the interpreter they leave (the API's, or its venv's) with `args`. For batch workers.
