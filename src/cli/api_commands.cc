@@ -74,17 +74,25 @@ int Fail(const absl::Status& status) {
   return 1;
 }
 
-int Deploy(const DeployFlags& flags, const CommonFlags& common) {
-  if (flags.dry_run) return DeployDryRun(flags);
-  fs::path config_path = flags.config.empty() ? fs::path("cortex.yaml") : fs::path(flags.config);
+absl::StatusOr<ProjectConfig> ReadProjectConfig(const std::string& config) {
+  fs::path config_path = config.empty() ? fs::path("cortex.yaml") : fs::path(config);
   if (fs::is_directory(config_path)) config_path /= "cortex.yaml";
   if (!fs::exists(config_path)) {
-    return Fail(absl::NotFoundError(absl::StrCat(config_path.string(), ": file does not exist")));
+    return absl::NotFoundError(absl::StrCat(config_path.string(), ": file does not exist"));
   }
   config_path = fs::absolute(config_path).lexically_normal();
-  fs::path root = config_path.parent_path();
   auto yaml = ReadFile(config_path);
-  if (!yaml.ok()) return Fail(yaml.status());
+  if (!yaml.ok()) return yaml.status();
+  return ProjectConfig{config_path, config_path.parent_path(), std::move(*yaml)};
+}
+
+int Deploy(const DeployFlags& flags, const CommonFlags& common) {
+  if (flags.dry_run) return DeployDryRun(flags);
+  auto project = ReadProjectConfig(flags.config);
+  if (!project.ok()) return Fail(project.status());
+  const fs::path& config_path = project->file;
+  const fs::path& root = project->root;
+  const std::string* yaml = &project->yaml;
 
   // Validate everything before anything is uploaded.
   config::ParseOptions parse;

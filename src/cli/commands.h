@@ -2,7 +2,9 @@
 #pragma once
 
 #include <absl/status/status.h>
+#include <absl/status/statusor.h>
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -54,6 +56,15 @@ struct DeployFlags {
 };
 int Deploy(const DeployFlags& flags, const CommonFlags& common);
 int DeployDryRun(const DeployFlags& flags);
+
+// The cortex.yaml that `config` names (a file, or a directory that holds one; default
+// ./cortex.yaml): its absolute path, its project root and its text.
+struct ProjectConfig {
+  std::filesystem::path file;
+  std::filesystem::path root;
+  std::string yaml;
+};
+absl::StatusOr<ProjectConfig> ReadProjectConfig(const std::string& config);
 // Applies a changed cortex.yaml to deployed APIs, with the project files they already have.
 int Patch(const DeployFlags& flags, const CommonFlags& common);
 // Restarts every replica of a RealtimeAPI with a rolling update.

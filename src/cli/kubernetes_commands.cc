@@ -116,15 +116,11 @@ int DeployDryRun(const DeployFlags& flags) {
   }
   auto cluster = LoadKubernetesClusterConfig(flags.cluster_config, flags.namespace_name, "");
   if (!cluster.ok()) return Fail(cluster.status());
-  fs::path config_path = flags.config.empty() ? fs::path("cortex.yaml") : fs::path(flags.config);
-  if (fs::is_directory(config_path)) config_path /= "cortex.yaml";
-  if (!fs::exists(config_path)) {
-    return Fail(absl::NotFoundError(absl::StrCat(config_path.string(), ": file does not exist")));
-  }
-  config_path = fs::absolute(config_path).lexically_normal();
-  fs::path root = config_path.parent_path();
-  auto yaml = ReadFile(config_path);
-  if (!yaml.ok()) return Fail(yaml.status());
+  auto project = ReadProjectConfig(flags.config);
+  if (!project.ok()) return Fail(project.status());
+  const fs::path& config_path = project->file;
+  const fs::path& root = project->root;
+  const std::string* yaml = &project->yaml;
   config::ParseOptions parse;
   parse.file_name = config_path.filename().string();
   parse.provider = "kubernetes";

@@ -1,39 +1,7 @@
 // The server roles of the cortex executable: `cortex operator`, `cortex gateway`,
 // `cortex replica`. Each runs until SIGTERM/SIGINT and returns the exit code. And
-// `cortex replica-pod`: a replica on the Kubernetes provider (backends/kubernetes/manifests.h
-// renders the pods that run it; docs/kubernetes.md). Fetches what the replica runs from the
-// operator (the API's configuration for `predictor_id`, and its project, checked against its
-// sha256), then runs it as `cortex replica` would. Waits up to `wait_s` for the operator.
-struct ReplicaPodRoleFlags {
-  std::string operator_url;
-  std::string token_file;
-  std::string api;
-  std::string predictor_id;
-  std::string id;  // default: $POD_NAME, else the host name
-  std::string host = "0.0.0.0";
-  int port = 8888;
-  std::string data_dir = "/var/cortex";
-  std::string python = "/usr/bin/python3";
-  int wait_s = 120;
-};
-int RunReplicaPod(const ReplicaPodRoleFlags& flags);
-
-// `cortex worker-pod`: a batch worker in a Kubernetes Job's pod. Fetches the job's spec and the
-// API's project from the operator, then runs the worker as `cortex worker-setup` does (dependency
-// files, models, then the batch runtime leasing batches from the operator).
-struct WorkerPodRoleFlags {
-  std::string operator_url;
-  std::string token_file;
-  std::string api;
-  std::string job;
-  std::string worker;  // default: $POD_NAME, else the host name
-  std::string data_dir = "/var/cortex";
-  std::string python = "/usr/bin/python3";
-  int wait_s = 120;
-};
-int RunWorkerPod(const WorkerPodRoleFlags& flags);
-
-// `cortex worker-setup`, which starts a batch worker.
+// `cortex worker-setup`, which starts a batch worker; `cortex replica-pod` and `cortex
+// worker-pod`, what the Kubernetes provider's pods run (pod_roles.cc).
 #pragma once
 
 #include <cstdint>
