@@ -86,20 +86,23 @@ absl::StatusOr<ProjectConfig> ReadProjectConfig(const std::string& config) {
   return ProjectConfig{config_path, config_path.parent_path(), std::move(*yaml)};
 }
 
+config::ParseOptions ProjectConfig::ParseOptions() const {
+  config::ParseOptions parse;
+  parse.file_name = file.filename().string();
+  parse.file_exists = [root = root](const std::string& p) { return fs::is_regular_file(root / p); };
+  parse.dir_exists = [root = root](const std::string& p) { return fs::is_directory(root / p); };
+  return parse;
+}
+
 int Deploy(const DeployFlags& flags, const CommonFlags& common) {
   if (flags.dry_run) return DeployDryRun(flags);
   auto project = ReadProjectConfig(flags.config);
   if (!project.ok()) return Fail(project.status());
   const fs::path& config_path = project->file;
   const fs::path& root = project->root;
-  const std::string* yaml = &project->yaml;
 
   // Validate everything before anything is uploaded.
-  config::ParseOptions parse;
-  parse.file_name = config_path.filename().string();
-  parse.file_exists = [&](const std::string& p) { return fs::is_regular_file(root / p); };
-  parse.dir_exists = [&](const std::string& p) { return fs::is_directory(root / p); };
-  auto apis = config::ParseApiConfigs(*yaml, parse);
+  auto apis = config::ParseApiConfigs(project->yaml, project->ParseOptions());
   if (!apis.ok()) return Fail(apis.status());
 
   auto files = bundle::ListProjectFiles(root, config_path.filename().string());
@@ -120,7 +123,7 @@ int Deploy(const DeployFlags& flags, const CommonFlags& common) {
     auto put = client->Call("PUT", "/v1/bundles/" + project_id, *archive);
     if (!put.ok()) return Fail(put.status());
   }
-  json request = {{"config", *yaml},
+  json request = {{"config", project->yaml},
                   {"config_file_name", config_path.filename().string()},
                   {"project_id", project_id},
                   {"force", flags.force}};
@@ -130,16 +133,12 @@ int Deploy(const DeployFlags& flags, const CommonFlags& common) {
 }
 
 int Patch(const DeployFlags& flags, const CommonFlags& common) {
-  fs::path config_path = flags.config.empty() ? fs::path("cortex.yaml") : fs::path(flags.config);
-  if (fs::is_directory(config_path)) config_path /= "cortex.yaml";
-  auto yaml = ReadFile(config_path);
-  if (!yaml.ok()) {
-    return Fail(absl::NotFoundError(absl::StrCat(config_path.string(), ": file does not exist")));
-  }
+  auto project = ReadProjectConfig(flags.config);
+  if (!project.ok()) return Fail(project.status());
   auto client = Client(common);
   if (!client.ok()) return Fail(client.status());
-  json request = {{"config", *yaml},
-                  {"config_file_name", config_path.filename().string()},
+  json request = {{"config", project->yaml},
+                  {"config_file_name", project->file.filename().string()},
                   {"force", flags.force}};
   auto results = client->CallJson("POST", "/v1/patch", request.dump());
   if (!results.ok()) return Fail(results.status());

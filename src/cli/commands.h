@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "config/api_config.h"
+
 namespace cortex::cli {
 
 struct CommonFlags {
@@ -63,6 +65,9 @@ struct ProjectConfig {
   std::filesystem::path file;
   std::filesystem::path root;
   std::string yaml;
+
+  // Options that name the file in errors and check the project's files below `root`.
+  config::ParseOptions ParseOptions() const;
 };
 absl::StatusOr<ProjectConfig> ReadProjectConfig(const std::string& config);
 // Applies a changed cortex.yaml to deployed APIs, with the project files they already have.

@@ -40,12 +40,7 @@ absl::StatusOr<config::ClusterConfig> LoadKubernetesClusterConfig(const std::str
     cluster = std::move(*parsed);
   }
   if (!namespace_name.empty()) {
-    if (!config::IsDnsLabel(namespace_name)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--namespace: \"", namespace_name,
-          "\" must be 1 to 63 lower-case letters, digits and dashes, starting and ending with a "
-          "letter or digit"));
-    }
+    RETURN_IF_ERROR(config::CheckDnsLabel("--namespace", namespace_name));
     cluster.kubernetes.namespace_name = namespace_name;
   }
   if (!api_gateway.empty()) cluster.kubernetes.api_gateway = api_gateway;
@@ -120,16 +115,12 @@ int DeployDryRun(const DeployFlags& flags) {
   if (!project.ok()) return Fail(project.status());
   const fs::path& config_path = project->file;
   const fs::path& root = project->root;
-  const std::string* yaml = &project->yaml;
-  config::ParseOptions parse;
-  parse.file_name = config_path.filename().string();
+  config::ParseOptions parse = project->ParseOptions();
   parse.provider = "kubernetes";
   parse.cluster_api_gateway = cluster->kubernetes.api_gateway == "public";
   parse.max_replicas = cluster->limits.replicas_per_api;
   parse.max_config_bytes = cluster->limits.config_bytes;
-  parse.file_exists = [&](const std::string& p) { return fs::is_regular_file(root / p); };
-  parse.dir_exists = [&](const std::string& p) { return fs::is_directory(root / p); };
-  auto apis = config::ParseApiConfigs(*yaml, parse);
+  auto apis = config::ParseApiConfigs(project->yaml, parse);
   if (!apis.ok()) return Fail(apis.status());
   // The project's id is the hash of its bundle, as `cortex deploy` uploads it.
   auto files = bundle::ListProjectFiles(root, config_path.filename().string());

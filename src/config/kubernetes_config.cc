@@ -188,6 +188,14 @@ bool IsLabelKey(std::string_view key) {
   return !name.empty() && IsLabelValue(name);
 }
 
+absl::Status CheckDnsLabel(std::string_view field, const std::string& name) {
+  if (IsDnsLabel(name)) return absl::OkStatus();
+  return Error(absl::string_view(field.data(), field.size()),
+               absl::StrCat("\"", name,
+                            "\" must be 1 to 63 lower-case letters, digits and dashes, starting "
+                            "and ending with a letter or digit"));
+}
+
 bool KubernetesConfig::IsKey(std::string_view key) {
   for (const char* k : kKeys) {
     if (key == k) return true;
@@ -198,11 +206,7 @@ bool KubernetesConfig::IsKey(std::string_view key) {
 absl::Status KubernetesConfig::Set(const std::string& key, const YAML::Node& value) {
   if (key == "cluster_name" || key == "namespace") {
     ASSIGN_OR_RETURN(std::string name, ReadScalar(value, key));
-    if (!IsDnsLabel(name)) {
-      return Error(key, absl::StrCat("\"", name,
-                                     "\" must be 1 to 63 lower-case letters, digits and dashes, "
-                                     "starting and ending with a letter or digit"));
-    }
+    RETURN_IF_ERROR(CheckDnsLabel(key, name));
     (key == "cluster_name" ? cluster_name : namespace_name) = name;
   } else if (key == "api_gateway") {
     ASSIGN_OR_RETURN(api_gateway, ReadOneOf(value, key, {"public", "none"}));
@@ -307,9 +311,7 @@ absl::StatusOr<KubernetesConfig> KubernetesConfig::FromJson(const json& in) {
   // JSON is YAML: the same reader checks both.
   YAML::Node root = YAML::Load(in.dump());
   for (const auto& entry : root) {
-    std::string key = entry.first.as<std::string>();
-    if (!IsKey(key)) return Error(key, "is not a Kubernetes cluster setting");
-    RETURN_IF_ERROR(config.Set(key, entry.second));
+    RETURN_IF_ERROR(config.Set(entry.first.as<std::string>(), entry.second));
   }
   RETURN_IF_ERROR(config.Validate());
   return config;

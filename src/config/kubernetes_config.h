@@ -71,5 +71,8 @@ struct KubernetesConfig {
 bool IsDnsLabel(std::string_view name);     // RFC 1123 label: [a-z0-9-], 1..63, alnum ends
 bool IsLabelKey(std::string_view key);      // [prefix/]name, as metadata.labels keys
 bool IsLabelValue(std::string_view value);  // 0..63 of [A-Za-z0-9._-], alnum ends
+// `field: "name" must be ...` when `name` is not a DNS label (namespace, cluster_name,
+// --namespace).
+absl::Status CheckDnsLabel(std::string_view field, const std::string& name);
 
 }  // namespace cortex::config

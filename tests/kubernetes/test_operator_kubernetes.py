@@ -9,10 +9,12 @@ both.
 import json
 import os
 import signal
+import socket
 import subprocess
-import tempfile
 import textwrap
 import time
+import urllib.parse
+import urllib.request
 
 import pytest
 
@@ -34,7 +36,6 @@ PREDICTOR = textwrap.dedent("""
 
 
 def free_port():
-    import socket
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -110,7 +111,6 @@ def stack(tmp_path):
 
 
 def _answers(url):
-    import urllib.request
     try:
         with urllib.request.urlopen(url, timeout=2) as r:
             return r.status == 200
@@ -162,7 +162,6 @@ def test_a_deploy_becomes_a_deployment_and_its_pods_the_replicas(stack):
     wait_until(lambda: not api.names(NAMESPACE, "deployments")
                and not api.names(NAMESPACE, "services"), 30, "the objects to be deleted")
     # The backend lists only this cluster's objects.
-    import urllib.parse
     lists = [urllib.parse.unquote(r) for r in api.requests
              if r.startswith("GET /apis/apps/v1/namespaces/ml/deployments?")]
     assert lists and all("app.kubernetes.io/managed-by=cortex,cortex.dev/cluster=cortex" in r

@@ -12,6 +12,7 @@
 
 #include "apps/cortex/server_roles.h"
 #include "bundle/bundle.h"
+#include "common/instance_spec.h"
 #include "common/process.h"
 #include "common/status.h"
 #include "common/util.h"
@@ -24,8 +25,9 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-void Say(const std::string& id, const std::string& message) {
-  std::cerr << "replica-pod " << id << ": " << message << std::endl;
+// One line on stderr, as the pod's log shows it: "replica-pod <id>: ...".
+void Say(const char* role, const std::string& id, absl::string_view message) {
+  std::cerr << role << " " << id << ": " << message << std::endl;
 }
 
 // GET `path` from the operator. Transport failures and 5xx are retried until `deadline`; any
@@ -126,17 +128,17 @@ absl::StatusOr<std::string> PrepareReplica(const ReplicaPodRoleFlags& flags,
                          "/replica-spec?predictor_id=", net::UrlEncode(flags.predictor_id)),
             flags.data_dir, flags.wait_s));
   fs::path run = fs::path(flags.data_dir) / "run";
-  json replica = fetched.spec["api"];
-  replica["project_dir"] = fetched.project_dir.string();
-  replica["replica_id"] = id;
   // The device plugin gives the container its GPUs; the replica does not choose among them.
-  replica["gpu_ids"] = json::array();
-  replica["models_cache"] = (fs::path(flags.data_dir) / "models").string();
-  replica["models_manifest"] = (run / (id + ".models.json")).string();
+  json replica =
+      ReplicaSpecFile(fetched.spec["api"],
+                      {fetched.project_dir.string(), (fs::path(flags.data_dir) / "models").string(),
+                       (run / (id + ".models.json")).string()},
+                      id, /*gpu_ids=*/{});
   fs::path spec_path = run / (id + ".json");
   RETURN_IF_ERROR(WriteFileAtomic(spec_path, replica.dump()));
-  Say(id, absl::StrCat("running ", flags.api, " version ", flags.predictor_id.substr(0, 12),
-                       " (project ", fetched.project_dir.filename().string().substr(0, 12), ")"));
+  Say("replica-pod", id,
+      absl::StrCat("running ", flags.api, " version ", flags.predictor_id.substr(0, 12),
+                   " (project ", fetched.project_dir.filename().string().substr(0, 12), ")"));
   return spec_path.string();
 }
 
@@ -146,7 +148,7 @@ int RunReplicaPod(const ReplicaPodRoleFlags& flags) {
   std::string id = PodId(flags.id, "replica");
   auto spec_path = PrepareReplica(flags, id);
   if (!spec_path.ok()) {
-    Say(id, std::string(spec_path.status().message()));
+    Say("replica-pod", id, spec_path.status().message());
     return 1;
   }
   ReplicaRoleFlags replica;
@@ -167,19 +169,18 @@ int RunWorkerPod(const WorkerPodRoleFlags& flags) {
                                     net::UrlEncode(flags.job), "/worker-spec"),
                        flags.data_dir, flags.wait_s);
   if (!fetched.ok()) {
-    std::cerr << "worker-pod " << id << ": " << fetched.status().message() << std::endl;
+    Say("worker-pod", id, fetched.status().message());
     return 1;
   }
   // The worker's spec file, as the local provider writes it (backends/local/worker_controller.cc).
-  json spec = fetched->spec["api"];
-  spec["project_dir"] = fetched->project_dir.string();
-  spec["job_spec"] = fetched->spec.value("job_spec", json::object());
-  spec["models_cache"] = (fs::path(flags.data_dir) / "models").string();
-  spec["models_manifest"] =
-      (fs::path(flags.data_dir) / "run" / ("job-" + flags.job + ".models.json")).string();
+  json spec = WorkerSpecFile(
+      fetched->spec["api"],
+      {fetched->project_dir.string(), (fs::path(flags.data_dir) / "models").string(),
+       (fs::path(flags.data_dir) / "run" / ("job-" + flags.job + ".models.json")).string()},
+      fetched->spec.value("job_spec", json::object()));
   fs::path spec_path = fs::path(flags.data_dir) / "run" / ("job-" + flags.job + ".json");
   if (absl::Status st = WriteFileAtomic(spec_path, spec.dump()); !st.ok()) {
-    std::cerr << "worker-pod " << id << ": " << st.message() << std::endl;
+    Say("worker-pod", id, st.message());
     return 1;
   }
   // The environment and directory the local provider gives a worker (ProcessRunner::StartWorker).
@@ -191,8 +192,7 @@ int RunWorkerPod(const WorkerPodRoleFlags& flags) {
   ::setenv("CORTEX_JOB_ID", flags.job.c_str(), 1);
   std::error_code ec;
   fs::current_path(fetched->project_dir, ec);
-  std::cerr << "worker-pod " << id << ": running job " << flags.job << " of " << flags.api
-            << std::endl;
+  Say("worker-pod", id, absl::StrCat("running job ", flags.job, " of ", flags.api));
   WorkerSetupRoleFlags setup;
   setup.id = id;
   setup.project_dir = fetched->project_dir.string();

@@ -47,11 +47,6 @@ json ContainerSecurity() {
           {"capabilities", {{"drop", {"ALL"}}}}};
 }
 
-json TokenVolume() {
-  return {{"name", "operator-token"},
-          {"secret", {{"secretName", kTokenSecret}, {"defaultMode", 0440}}}};
-}
-
 json ConfigVolume() {
   return {{"name", "cluster-config"}, {"configMap", {{"name", kConfigMapName}}}};
 }
@@ -59,7 +54,7 @@ json ConfigVolume() {
 json TmpVolume() { return {{"name", "tmp"}, {"emptyDir", json::object()}}; }
 
 json Mounts(bool data) {
-  json mounts = {{{"name", "operator-token"}, {"mountPath", kTokenDir}, {"readOnly", true}},
+  json mounts = {TokenMount(),
                  {{"name", "cluster-config"}, {"mountPath", kConfigDir}, {"readOnly", true}},
                  // The root filesystem is read-only.
                  {{"name", "tmp"}, {"mountPath", "/tmp"}}};
@@ -68,7 +63,6 @@ json Mounts(bool data) {
 }
 
 std::string ConfigFile() { return absl::StrCat(kConfigDir, "/cluster.json"); }
-std::string TokenFile() { return absl::StrCat(kTokenDir, "/token"); }
 
 json Service(const config::KubernetesConfig& k8s, const std::string& name,
              const std::string& component, const std::string& type, json ports) {

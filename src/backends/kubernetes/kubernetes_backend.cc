@@ -131,6 +131,15 @@ std::vector<ReplicaSetStatus> KubernetesBackend::SyncReplicaSets(
   }
   std::map<std::string, json> existing_deployments = ByName(*deployments);
   std::map<std::string, json> existing_services = ByName(*services);
+  std::map<std::string, std::vector<const json*>> pods_by_api;
+  for (const auto& pod : (*pods)["items"]) {
+    pods_by_api[pod["metadata"].value("labels", json::object()).value("apiName", "")].push_back(
+        &pod);
+  }
+  auto find = [](const std::map<std::string, json>& m, const std::string& n) {
+    auto it = m.find(n);
+    return it == m.end() ? nullptr : &it->second;
+  };
   std::set<std::string> keep;
   for (const auto& set : sets) {
     ReplicaSetStatus status;
@@ -153,10 +162,6 @@ std::vector<ReplicaSetStatus> KubernetesBackend::SyncReplicaSets(
       status.replicas.push_back(stalled);
       status.events.push_back(absl::StrCat("cannot run: ", objects.status().message()));
     } else {
-      auto find = [](const std::map<std::string, json>& m, const std::string& n) {
-        auto it = m.find(n);
-        return it == m.end() ? nullptr : &it->second;
-      };
       absl::Status st = Apply(kDeployments, (*objects)[0], find(existing_deployments, name),
                               /*scalable=*/true, status.events);
       if (st.ok()) {
@@ -165,11 +170,8 @@ std::vector<ReplicaSetStatus> KubernetesBackend::SyncReplicaSets(
       }
       if (!st.ok()) status.events.push_back(absl::StrCat("kubernetes: ", st.message()));
     }
-    for (const auto& pod : pods->value("items", json::array())) {
-      if (pod["metadata"].value("labels", json::object()).value("apiName", "") != set.api_name) {
-        continue;
-      }
-      ReplicaStatus replica = PodReplica(pod, set.predictor_id, set.deployment_id);
+    for (const json* pod : pods_by_api[set.api_name]) {
+      ReplicaStatus replica = PodReplica(*pod, set.predictor_id, set.deployment_id);
       if (replica.state != ReplicaState::kReady && replica.details.contains("problem")) {
         status.events.push_back(absl::StrCat("replica ", replica.id, ": ",
                                              replica.details["problem"].get<std::string>()));

@@ -70,17 +70,14 @@ json Volumes() {
       {{{"name", "cortex-data"}, {"emptyDir", json::object()}},
        // Shared memory for the workers (PyTorch's data loaders, ONNX Runtime's arenas).
        {{"name", "dshm"}, {"emptyDir", {{"medium", "Memory"}}}},
-       {{"name", "operator-token"},
-        {"secret", {{"secretName", kTokenSecret}, {"defaultMode", 0440}}}}});
+       TokenVolume()});
 }
 
 json VolumeMounts() {
   return json::array({{{"name", "cortex-data"}, {"mountPath", kDataDir}},
                       {{"name", "dshm"}, {"mountPath", "/dev/shm"}},
-                      {{"name", "operator-token"}, {"mountPath", kTokenDir}, {"readOnly", true}}});
+                      TokenMount()});
 }
-
-std::string TokenFile() { return absl::StrCat(kTokenDir, "/token"); }
 
 // The pod spec both workload kinds share: one container of `image` running `args`.
 json PodSpec(const config::ApiConfig& api, const Placement& placement,
@@ -103,6 +100,17 @@ json PodSpec(const config::ApiConfig& api, const Placement& placement,
 }
 
 }  // namespace
+
+json TokenVolume() {
+  return {{"name", "operator-token"},
+          {"secret", {{"secretName", kTokenSecret}, {"defaultMode", 0440}}}};
+}
+
+json TokenMount() {
+  return {{"name", "operator-token"}, {"mountPath", kTokenDir}, {"readOnly", true}};
+}
+
+std::string TokenFile() { return absl::StrCat(kTokenDir, "/token"); }
 
 std::string OperatorServiceUrl(const config::KubernetesConfig& cluster) {
   return absl::StrCat("http://cortex-operator.", cluster.namespace_name, ".svc:", kServingPort);

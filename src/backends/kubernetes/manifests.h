@@ -24,6 +24,11 @@ inline constexpr const char* kTokenDir = "/etc/cortex/token";
 inline constexpr const char* kTokenSecret = "cortex-operator-token";
 inline constexpr const char* kDataDir = "/var/cortex";
 std::string OperatorServiceUrl(const config::KubernetesConfig& cluster);
+// The operator's token as every pod of the platform has it: the Secret's volume, its read-only
+// mount at kTokenDir, and the file the servers are given.
+nlohmann::json TokenVolume();
+nlohmann::json TokenMount();
+std::string TokenFile();
 
 // Labels every object of the platform carries (cluster down finds them by these).
 nlohmann::json PlatformLabels(const config::KubernetesConfig& cluster,

@@ -8,6 +8,7 @@
 
 #include "backends/local/capacity.h"
 #include "backends/local/replica_plan.h"
+#include "common/instance_spec.h"
 #include "common/util.h"
 
 namespace cortex::backends::local {
@@ -242,14 +243,12 @@ void ReplicaController::Start(ReplicaRecord& replica, const ReplicaSetSpec& set,
   std::string visible;
   for (int g : gpus) absl::StrAppend(&visible, visible.empty() ? "" : ",", g);
   if (!gpus.empty()) gpus_[replica.id] = gpus;
-  json spec = set.api ? set.api->ToJson() : json::object();
-  spec["project_dir"] = set.project_dir;
-  spec["replica_id"] = replica.id;
-  spec["gpu_ids"] = gpus;
   // Where the replica keeps its models (docs/models.md): the cluster's cache, and a manifest of
   // its own that its workers read.
-  spec["models_cache"] = (fs::path(options_.data_dir) / "models").string();
-  spec["models_manifest"] = ManifestPath(replica.id);
+  json spec = ReplicaSpecFile(set.api ? set.api->ToJson() : json::object(),
+                              {set.project_dir, (fs::path(options_.data_dir) / "models").string(),
+                               ManifestPath(replica.id)},
+                              replica.id, gpus);
   ReplicaLaunch launch;
   launch.replica_id = replica.id;
   launch.api_name = set.api_name;

@@ -6,6 +6,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "common/instance_spec.h"
 #include "common/status.h"
 #include "common/util.h"
 
@@ -80,13 +81,12 @@ std::vector<WorkerSetStatus> WorkerController::Sync(const std::vector<WorkerSetS
 }
 
 absl::Status WorkerController::Start(const WorkerSetSpec& set, std::vector<std::string>& events) {
-  json spec = set.api ? set.api->ToJson() : json::object();
-  spec["project_dir"] = set.project_dir;
-  spec["job_spec"] = set.job_spec;
   // Every worker of the job fetches the models once, into the cluster's cache.
-  spec["models_cache"] = absl::StrCat(options_.data_dir, "/models");
-  spec["models_manifest"] =
-      absl::StrCat(options_.data_dir, "/run/job-", set.job_id, ".models.json");
+  json spec =
+      WorkerSpecFile(set.api ? set.api->ToJson() : json::object(),
+                     {set.project_dir, absl::StrCat(options_.data_dir, "/models"),
+                      absl::StrCat(options_.data_dir, "/run/job-", set.job_id, ".models.json")},
+                     set.job_spec);
   std::string spec_path = absl::StrCat(options_.data_dir, "/run/job-", set.job_id, ".json");
   RETURN_IF_ERROR(WriteFileAtomic(spec_path, spec.dump()));
   store::WorkerRecord worker;
