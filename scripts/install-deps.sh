@@ -15,6 +15,7 @@ PACKAGES=(
   clang libclang-rt-14-dev  # scripts/fuzz.sh: libFuzzer targets (clang's ASan/UBSan runtimes)
   python3 python3-pytest python3-requests
   python3-numpy python3-sklearn python3-pil
+  python3-setuptools python3-pathspec  # the Python client (python/cortex; .cortexignore)
   python3-starlette  # the runtime's Request/Response types, as in Cortex's images (optional)
   curl procps
   prometheus  # tests/e2e/test_prometheus.py scrapes the cluster with it
@@ -117,3 +118,11 @@ if [ "$(cat "$ORT_DIR/VERSION" 2>/dev/null)" != "$ORT_STAMP" ] || \
   trap - EXIT
   echo "install-deps: ONNX Runtime ${ORT_VERSION} installed in $ORT_DIR" >&2
 fi
+
+# The Python client (`import cortex`, docs/python-client.md) for Debian's /usr/bin/python3, from
+# python/ (nothing is downloaded: its one dependency, PyYAML, is python3-yaml above). Debian marks
+# its Python as externally managed; the client goes to /usr/local, which pip owns there.
+CLIENT_DIR="$(cd "$(dirname "$0")/.." && pwd)/python"
+$SUDO /usr/bin/python3 -m pip install --quiet --no-index --no-build-isolation --no-deps \
+  --break-system-packages --root-user-action=ignore --force-reinstall "$CLIENT_DIR"
+$SUDO rm -rf "$CLIENT_DIR/build" "$CLIENT_DIR/cortex.egg-info"  # setuptools' in-tree leftovers

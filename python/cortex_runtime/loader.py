@@ -12,6 +12,7 @@ import importlib.util
 import inspect
 import json
 import os
+import pickle
 import sys
 
 __all__ = [
@@ -170,9 +171,27 @@ def _check_predictor_type(spec):
     path = predictor.get("path")
     if not path:
         raise UserError("predictor.path is not set")
-    if path.endswith(".pickle"):
-        raise UserError(f"error in {path}", "pickled predictors are not supported yet")
     return path
+
+
+def _unpickle_predictor_class(path, full_path, project_dir, class_name):
+    """The class in a pickle written by the Python client's create_api (pickled by reference:
+    the modules it names are shipped in the project, or installed)."""
+    if project_dir not in sys.path:
+        sys.path.append(project_dir)  # python_path may have put another directory first
+    try:
+        with open(full_path, "rb") as f:
+            cls = pickle.load(f)
+    except (ImportError, AttributeError) as e:
+        raise UserError(f"error in {path}", f"the pickled predictor cannot be imported: {e}; "
+                        "ship its module in the project or list its package in "
+                        "requirements.txt") from None
+    except (pickle.UnpicklingError, EOFError, ValueError) as e:
+        raise UserError(f"error in {path}", f"not a pickled predictor class ({e})") from None
+    if not inspect.isclass(cls) or cls.__name__ != class_name:
+        raise UserError(f"error in {path}",
+                        f"the pickle holds {cls!r}, not a {class_name} class")
+    return cls
 
 
 def load_predictor_class(spec, project_dir):
@@ -182,6 +201,9 @@ def load_predictor_class(spec, project_dir):
     full_path = os.path.join(project_dir, path)
     if not os.path.isfile(full_path):
         raise UserError(f"error in {path}", "file does not exist")
+    if path.endswith(".pickle"):
+        return _unpickle_predictor_class(path, full_path, os.path.abspath(project_dir),
+                                         class_name)
     module_spec = importlib.util.spec_from_file_location("predictor", full_path)
     if module_spec is None or module_spec.loader is None:
         raise UserError(f"error in {path}", "unable to load the file as a Python module")

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -159,6 +160,23 @@ int Refresh(const std::string& api, bool force, const CommonFlags& common) {
   return 0;
 }
 
+std::string DeployHints(const json& results, const std::string& env) {
+  std::string name = results.size() == 1 ? results[0]["api"].value("name", "") : "<api_name>";
+  std::string env_arg;
+  auto config = LoadCliConfig();
+  if (!env.empty() && config.ok() && env != config->default_environment) env_arg = " --env " + env;
+  std::vector<std::pair<std::string, std::string>> hints = {
+      {"cortex get" + env_arg, "(show api statuses)"},
+      {absl::StrCat("cortex get ", name, env_arg), "(show api info)"}};
+  for (const json& r : results) {  // batch APIs have job logs, not API logs
+    if (r.value("error", "").empty() && r["api"].value("kind", "") == "RealtimeAPI") {
+      hints.emplace_back(absl::StrCat("cortex logs ", name, env_arg), "(stream api logs)");
+      break;
+    }
+  }
+  return RenderKeyValues(hints, "", 2);
+}
+
 int PrintDeployResults(const json& results, const CommonFlags& common, bool hints) {
   bool failed = false;
   if (common.output == "json") {
@@ -174,12 +192,9 @@ int PrintDeployResults(const json& results, const CommonFlags& common, bool hint
       std::cout << r["message"].get<std::string>() << "\n";
     }
   }
-  if (hints && !failed && results.size() == 1) {
-    std::string name = results[0]["api"]["name"];
-    std::cout << "\ncortex get                  (show api statuses)\n"
-              << "cortex get " << name << "     (show api info)\n"
-              << "cortex logs " << name << "    (stream api logs)\n";
-  }
+  bool any_deployed = std::any_of(results.begin(), results.end(),
+                                  [](const json& r) { return r.value("error", "").empty(); });
+  if (hints && any_deployed) std::cout << "\n" << DeployHints(results, common.env);
   return failed ? 1 : 0;
 }
 

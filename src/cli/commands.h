@@ -76,6 +76,9 @@ int Patch(const DeployFlags& flags, const CommonFlags& common);
 int Refresh(const std::string& api, bool force, const CommonFlags& common);
 // Prints [DeployResult] (messages on stdout, errors on stderr); non-zero when any failed.
 int PrintDeployResults(const nlohmann::json& results, const CommonFlags& common, bool hints);
+// v0.24's hints after a deploy: `cortex get`, `cortex get <api>` (`<api_name>` for several APIs)
+// and, for a RealtimeAPI, `cortex logs <api>`; with ` --env E` unless E is the default.
+std::string DeployHints(const nlohmann::json& results, const std::string& env);
 
 // `watch`: print again every 2 s until interrupted.
 int Get(const std::string& api, const std::string& job, bool verbose, bool watch,

@@ -76,7 +76,7 @@ int EnvConfigure(const EnvFlags& flags) {
 int EnvList(const CommonFlags& common) {
   auto config = LoadCliConfig();
   if (!config.ok()) return Fail(config.status());
-  if (common.output == "json") {
+  if (common.output == "json") {  // v0.24's array of environments (tokens left out)
     nlohmann::json out = nlohmann::json::array();
     for (const auto& env : config->environments) {
       out.push_back({{"name", env.name},
@@ -84,10 +84,7 @@ int EnvList(const CommonFlags& common) {
                      {"operator_endpoint", env.operator_endpoint},
                      {"default", env.name == config->default_environment}});
     }
-    std::cout << nlohmann::json{{"default_environment", config->default_environment},
-                                {"environments", out}}
-                     .dump(2)
-              << "\n";
+    std::cout << out.dump(2) << "\n";
     return 0;
   }
   if (config->environments.empty()) {
@@ -95,12 +92,15 @@ int EnvList(const CommonFlags& common) {
                  "configure`\n";
     return 0;
   }
-  std::vector<std::vector<std::string>> rows;
+  std::string blocks;
   for (const auto& env : config->environments) {
-    rows.push_back({env.name + (env.name == config->default_environment ? " (default)" : ""),
-                    env.provider, env.operator_endpoint});
+    if (!blocks.empty()) blocks += "\n";
+    blocks += RenderKeyValues(
+        {{"name", env.name + (env.name == config->default_environment ? " (default)" : "")},
+         {"provider", env.provider},
+         {"operator endpoint", env.operator_endpoint}});
   }
-  std::cout << RenderTable({{"env"}, {"provider"}, {"operator endpoint"}}, rows);
+  std::cout << blocks;
   return 0;
 }
 

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <ctime>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -95,20 +96,40 @@ std::string RunningJobs(const json& api) {
   return std::to_string(running);
 }
 
+// A job's time: RFC 3339 from the operator (unix seconds from an older one); `fallback` when it
+// has none (an end time while running).
+int64_t JobTime(const json& job, const char* key, int64_t fallback) {
+  const json& value = Field(job, key);
+  if (value.is_number_integer()) return value.get<int64_t>();
+  if (value.is_string()) return ParseRfc3339(value.get<std::string>()).value_or(fallback);
+  return fallback;
+}
+
+bool HasJobTime(const json& job, const char* key) {
+  return Field(job, key).is_string() || Field(job, key).is_number_integer();
+}
+
+// Cortex's time format, in local time: "02 Jan 06 15:04:05 MST".
+std::string FormatTime(int64_t unix_seconds) {
+  std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm local{};
+  localtime_r(&t, &local);
+  char text[64];
+  return std::string(text, std::strftime(text, sizeof(text), "%d %b %y %H:%M:%S %Z", &local));
+}
+
 std::string LatestJob(const json& api) {
   const json& jobs = Field(api, "job_statuses");
   if (!jobs.is_array() || jobs.empty()) return "-";
   const json& latest = jobs[0];  // newest first
   return absl::StrCat(latest.value("job_id", ""), " (submitted ",
-                      FormatAge(UnixSeconds() - latest.value("start_time", UnixSeconds())),
+                      FormatAge(UnixSeconds() - JobTime(latest, "start_time", UnixSeconds())),
                       " ago)");
 }
 
 std::string Duration(const json& job) {
-  int64_t start = job.value("start_time", UnixSeconds());
-  int64_t end =
-      Field(job, "end_time").is_number() ? Field(job, "end_time").get<int64_t>() : UnixSeconds();
-  return FormatAge(end - start);
+  int64_t now = UnixSeconds();
+  return FormatAge(JobTime(job, "end_time", now) - JobTime(job, "start_time", now));
 }
 
 std::string Progress(const json& job) {
@@ -124,8 +145,7 @@ std::string RenderBatchApi(const json& info) {
     const json& m = Field(job, "batch_metrics");
     rows.push_back({job.value("job_id", ""), JobStatusText(job.value("status", "")), Progress(job),
                     m.is_object() ? std::to_string(m.value("failed", int64_t{0})) : "-",
-                    FormatAge(UnixSeconds() - job.value("start_time", UnixSeconds())) + " ago",
-                    Duration(job)});
+                    FormatTime(JobTime(job, "start_time", UnixSeconds())), Duration(job)});
   }
   std::string out = rows.empty() ? "no submitted batch jobs\n"
                                  : RenderTable({{"job id"},
@@ -143,10 +163,14 @@ std::string RenderBatchApi(const json& info) {
 std::string RenderJob(const json& document) {
   const json& job = Field(document, "job_status");
   std::string status = job.value("status", "");
-  std::string out = absl::StrCat(
-      "job id: ", job.value("job_id", ""), "\nstatus: ", JobStatusText(status),
-      "\n\nstart time: ", FormatAge(UnixSeconds() - job.value("start_time", UnixSeconds())),
-      " ago\nduration: ", Duration(job), "\n");
+  std::string out =
+      RenderKeyValues({{"job id", job.value("job_id", "")}, {"status", JobStatusText(status)}}) +
+      "\n" +
+      RenderKeyValues(
+          {{"start time", FormatTime(JobTime(job, "start_time", UnixSeconds()))},
+           {"end time",
+            HasJobTime(job, "end_time") ? FormatTime(JobTime(job, "end_time", 0)) : "-"},
+           {"duration", Duration(job)}});
   const json& m = Field(job, "batch_metrics");
   int64_t total = job.value("total_batch_count", int64_t{0});
   int64_t succeeded = m.is_object() ? m.value("succeeded", int64_t{0}) : 0;
@@ -166,7 +190,7 @@ std::string RenderJob(const json& document) {
     absl::StrAppend(&out, "\n[", std::string(filled, '#'), std::string(kWidth - filled, '.'), "] ",
                     done * 100 / total, "%");
     if (done > 0 && Field(m, "average_time_per_batch").is_number()) {
-      int64_t elapsed = UnixSeconds() - job.value("start_time", UnixSeconds());
+      int64_t elapsed = UnixSeconds() - JobTime(job, "start_time", UnixSeconds());
       absl::StrAppend(&out, ", about ", FormatAge(elapsed * (total - done) / done), " left");
     }
     absl::StrAppend(&out, "\n");
@@ -178,6 +202,9 @@ std::string RenderJob(const json& document) {
             {{"requested"}, {"running"}, {"failed", true}, {"succeeded", true}},
             {{std::to_string(job.value("workers", 0)), std::to_string(w.value("running", 0)),
               std::to_string(w.value("failed", 0)), std::to_string(w.value("succeeded", 0))}}));
+  } else {
+    absl::StrAppend(&out,
+                    "\nworker stats are not available because this job is not currently running\n");
   }
   if (const json& dead = Field(job, "dead_letters"); dead.is_array() && !dead.empty()) {
     std::vector<std::vector<std::string>> rows;
@@ -337,7 +364,7 @@ absl::StatusOr<std::string> RenderApi(const std::string& api, bool verbose,
   std::vector<std::vector<std::string>> history;
   for (const auto& v : (*info)["api_versions"]) {
     history.push_back({v["api_id"].get<std::string>(),
-                       FormatAge(UnixSeconds() - v.value("last_updated", int64_t{0})) + " ago"});
+                       FormatAge(UnixSeconds() - v.value("last_updated", int64_t{0}))});
   }
   if (!history.empty()) {
     absl::StrAppend(&out, "\n", RenderTable({{"api id"}, {"last deployed"}}, history));

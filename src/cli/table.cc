@@ -35,4 +35,15 @@ std::string RenderTable(const std::vector<Column>& columns,
   return out;
 }
 
+std::string RenderKeyValues(const std::vector<std::pair<std::string, std::string>>& pairs,
+                            const std::string& delimiter, size_t spaces) {
+  size_t width = 0;
+  for (const auto& [key, value] : pairs) width = std::max(width, key.size());
+  std::string out;
+  for (const auto& [key, value] : pairs) {
+    out += key + delimiter + std::string(width - key.size() + spaces, ' ') + value + "\n";
+  }
+  return out;
+}
+
 }  // namespace cortex::cli

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace cortex::cli {
@@ -14,5 +15,10 @@ struct Column {
 
 std::string RenderTable(const std::vector<Column>& columns,
                         const std::vector<std::vector<std::string>>& rows);
+
+// Cortex's key-value blocks: each key followed by `delimiter`, and every value starting at one
+// column, `spaces` after the longest key and its delimiter ("name:     local").
+std::string RenderKeyValues(const std::vector<std::pair<std::string, std::string>>& pairs,
+                            const std::string& delimiter = ":", size_t spaces = 1);
 
 }  // namespace cortex::cli

@@ -19,5 +19,17 @@ TEST(Table, KeepsOptionalColumnWithValues) {
   EXPECT_EQ(out, "a   b\nx   3\n");
 }
 
+// v0.24's `cortex env list` block and deploy hints (delimiter "", two spaces).
+TEST(KeyValues, AlignsValuesAtOneColumn) {
+  EXPECT_EQ(RenderKeyValues({{"name", "local (default)"}, {"operator endpoint", "http://a"}}),
+            "name:              local (default)\n"
+            "operator endpoint: http://a\n");
+  EXPECT_EQ(
+      RenderKeyValues(
+          {{"cortex get", "(show api statuses)"}, {"cortex get iris", "(show api info)"}}, "", 2),
+      "cortex get       (show api statuses)\n"
+      "cortex get iris  (show api info)\n");
+}
+
 }  // namespace
 }  // namespace cortex::cli

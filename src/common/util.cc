@@ -2,6 +2,7 @@
 
 #include <absl/strings/str_cat.h>
 #include <absl/strings/str_format.h>
+#include <absl/time/time.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -96,6 +97,18 @@ int64_t MonotonicMillis() {
 std::string DecreasingHexId() {
   constexpr uint64_t kMax = (uint64_t{1} << 63) - 1;
   return absl::StrFormat("%x", kMax - static_cast<uint64_t>(UnixNanos()));
+}
+
+std::string Rfc3339(int64_t unix_seconds) {
+  return absl::FormatTime("%Y-%m-%d%ET%H:%M:%SZ", absl::FromUnixSeconds(unix_seconds),
+                          absl::UTCTimeZone());
+}
+
+std::optional<int64_t> ParseRfc3339(std::string_view text) {
+  absl::Time time;
+  std::string error;
+  if (!absl::ParseTime(absl::RFC3339_full, std::string(text), &time, &error)) return std::nullopt;
+  return absl::ToUnixSeconds(time);
 }
 
 std::string FormatAge(int64_t seconds) {

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -35,6 +36,11 @@ int64_t MonotonicMillis();
 
 // Cortex's id that sorts newest first: hex(2^63-1 - unix nanos).
 std::string DecreasingHexId();
+
+// A time as RFC 3339 in UTC ("2026-12-02T14:30:54Z"), as Go's time.Time is written in JSON.
+std::string Rfc3339(int64_t unix_seconds);
+// The unix seconds of an RFC 3339 time (any offset, fractions dropped); nullopt when malformed.
+std::optional<int64_t> ParseRfc3339(std::string_view text);
 
 // "45s", "3m12s", "2h5m", "3d4h" (spec §14).
 std::string FormatAge(int64_t seconds);

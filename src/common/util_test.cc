@@ -21,6 +21,15 @@ TEST(Util, FormatAgeUsesCortexUnits) {
   EXPECT_EQ(FormatAge(3 * 86400 + 4 * 3600), "3d4h");
 }
 
+TEST(Util, Rfc3339RoundTrips) {
+  EXPECT_EQ(Rfc3339(0), "1970-01-01T00:00:00Z");
+  EXPECT_EQ(Rfc3339(1796221854), "2026-12-02T14:30:54Z");
+  EXPECT_EQ(ParseRfc3339("2026-12-02T14:30:54Z"), 1796221854);
+  EXPECT_EQ(ParseRfc3339("2026-12-02T15:30:54.25+01:00"), 1796221854);
+  EXPECT_EQ(ParseRfc3339("02 Dec 26 14:30 UTC"), std::nullopt);
+  EXPECT_EQ(ParseRfc3339(""), std::nullopt);
+}
+
 TEST(Util, DecreasingIdsSortNewestFirst) {
   std::string older = DecreasingHexId();
   std::string newer = DecreasingHexId();

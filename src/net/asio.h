@@ -44,7 +44,8 @@ Response MakeResponse(const Request& request, http::status status, std::string b
 Response MakeError(const Request& request, http::status status, std::string_view message);
 
 // An error answer from a status: the HTTP status from the one mapping (HttpStatusFor), the
-// status's message as {"error": message}.
+// status's message as {"error": message, "kind": "err_not_found", "message": message} (ours and
+// v0.24's shape: the kind is the status code's name).
 Response StatusResponse(const Request& request, const absl::Status& status);
 
 }  // namespace cortex::net

@@ -1,5 +1,6 @@
 #include "net/http_server.h"
 
+#include <absl/strings/ascii.h>
 #include <absl/strings/str_cat.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -53,8 +54,12 @@ Response MakeError(const Request& request, http::status status, std::string_view
 }
 
 Response StatusResponse(const Request& request, const absl::Status& status) {
-  return MakeError(request, static_cast<http::status>(HttpStatusFor(status)),
-                   std::string(status.message()));
+  // Ours ("error") next to v0.24's ({"kind", "message"}), which its clients read.
+  std::string message(status.message());
+  std::string kind = absl::AsciiStrToLower(absl::StatusCodeToString(status.code()));
+  return MakeResponse(
+      request, static_cast<http::status>(HttpStatusFor(status)),
+      nlohmann::json{{"error", message}, {"kind", "err_" + kind}, {"message", message}}.dump());
 }
 
 HttpServer::HttpServer(asio::io_context& io, HttpServerOptions options, WatchingHandler handler)

@@ -158,6 +158,22 @@ absl::StatusOr<json> ApiViews::List() {
   return out;
 }
 
+absl::StatusOr<json> ApiViews::WithDescriptions(json results) {
+  json stats = GatewayStats();
+  auto observed = reconciler_.observed();
+  for (json& result : results) {
+    if (!StringField(result, "error").empty() || !result.contains("api")) continue;
+    std::string name = StringField(result["api"], "name");
+    ASSIGN_OR_RETURN(std::optional<ApiSpecPtr> api, specs_.Find(store_, name));
+    if (!api) continue;  // deleted meanwhile
+    json described = Describe(**api, *observed, stats);
+    described["name"] = name;
+    described["kind"] = result["api"]["kind"];
+    result["api"] = std::move(described);
+  }
+  return results;
+}
+
 absl::StatusOr<json> ApiViews::Get(const std::string& name) {
   ASSIGN_OR_RETURN(std::optional<ApiSpecPtr> api, specs_.Find(store_, name));
   if (!api) return absl::NotFoundError(absl::StrCat(name, " is not deployed"));

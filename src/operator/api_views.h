@@ -32,6 +32,9 @@ class ApiViews {
 
   absl::StatusOr<nlohmann::json> List();
   absl::StatusOr<nlohmann::json> Get(const std::string& name);
+  // Deploy or patch results ({api: {name, kind}, message, error}) as v0.24's DeployResult: each
+  // deployed API's `api` gets its description (spec, status, endpoint, ...) next to name and kind.
+  absl::StatusOr<nlohmann::json> WithDescriptions(nlohmann::json results);
   // Bytes of the API's log (or, `job_id` given, that job's) from `offset`, and the next offset.
   absl::StatusOr<std::pair<std::string, int64_t>> Logs(const std::string& name,
                                                        const std::string& job_id, int64_t offset,

@@ -86,6 +86,14 @@ absl::StatusOr<json> DeployService::DeployLocked(const json& request) {
       return absl::InvalidArgumentError(
           absl::StrCat(prefix, ": ", kind, " kind is not supported by this operator"));
     }
+    if (api.networking.local_port) {
+      // v0.24's local mode served each API on its own port; here every API is served by the
+      // gateway, so a port that would be silently ignored is refused instead.
+      return absl::InvalidArgumentError(absl::StrCat(
+          prefix,
+          ": networking: local_port: is not supported: every API is served by the "
+          "cluster's gateway at its endpoint (networking.endpoint); remove local_port"));
+    }
     for (const auto& target : api.apis) {
       bool in_file = std::any_of(apis.begin(), apis.end(), [&](const config::ApiConfig& a) {
         return a.name == target.name && a.kind == config::Kind::kRealtimeAPI;

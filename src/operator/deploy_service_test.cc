@@ -123,6 +123,19 @@ TEST_F(DeployServiceTest, ChecksEveryModelsLayoutBeforeAnythingChanges) {
                         "permissions"));
 }
 
+TEST_F(DeployServiceTest, RefusesALocalPortItWouldIgnore) {
+  auto local = Deploy(R"(
+- name: lp
+  kind: RealtimeAPI
+  predictor: {type: python, path: predictor.py}
+  networking: {local_port: 8891}
+)");
+  EXPECT_EQ(local.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(local.status().message(),
+              HasSubstr("lp (RealtimeAPI): networking: local_port: is not supported: every API "
+                        "is served by the cluster's gateway"));
+}
+
 TEST_F(DeployServiceTest, RefusesTensorFlowSayingWhyAndHowToExportToOnnx) {
   auto tf = Deploy(R"(
 - name: tf

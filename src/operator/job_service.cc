@@ -66,7 +66,7 @@ absl::StatusOr<json> JobService::Submit(const ApiSpec& api, const std::string& b
                {"predictor_id", api.record.predictor_id},
                {"sqs_url", nullptr},
                {"total_batch_count", job.total_batches},
-               {"start_time", job.start_time},
+               {"start_time", Rfc3339(job.start_time)},  // v0.24's time.Time
                {"timeout", timeout_s > 0 ? json(timeout_s) : json()},
                {"max_attempts", job.max_attempts}};
   if (spec["config"].is_null()) spec["config"] = json::object();
@@ -82,11 +82,11 @@ json JobService::JobStatus(const JobRecord& job) {
   json status = json::parse(job.spec_json, nullptr, false);
   if (!status.is_object()) status = json{{"job_id", job.id}, {"api_name", job.api_name}};
   status["status"] = job.status;
-  status["end_time"] = job.end_time > 0 ? json(job.end_time) : json();
+  status["start_time"] = Rfc3339(job.start_time);  // also for jobs stored in unix seconds
+  status["end_time"] = job.end_time > 0 ? json(Rfc3339(job.end_time)) : json();
   auto counts = queue_.Counts(job.id);
   if (counts.ok()) {
-    status["batches_in_queue"] =
-        JobEnded(job.status) ? json() : json(counts->queued + counts->leased);
+    status["batches_in_queue"] = JobEnded(job.status) ? 0 : counts->queued + counts->leased;
     status["batch_metrics"] = {
         {"succeeded", counts->succeeded},
         {"failed", counts->dead},

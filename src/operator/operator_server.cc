@@ -240,11 +240,15 @@ net::Response OperatorServer::Blocking(Endpoint endpoint, net::Request& request,
     }
     case Endpoint::kDeploy: {
       auto body = JsonBody(request, "deploy");
-      return JsonResponse(request, body.ok() ? plane_.deploys.Deploy(*body) : body.status());
+      auto results = body.ok() ? plane_.deploys.Deploy(*body) : body.status();
+      return JsonResponse(
+          request, results.ok() ? plane_.views.WithDescriptions(*results) : results.status());
     }
     case Endpoint::kPatch: {
       auto body = JsonBody(request, "patch");
-      return JsonResponse(request, body.ok() ? plane_.deploys.Patch(*body) : body.status());
+      auto results = body.ok() ? plane_.deploys.Patch(*body) : body.status();
+      return JsonResponse(
+          request, results.ok() ? plane_.views.WithDescriptions(*results) : results.status());
     }
     case Endpoint::kRefresh:
       return JsonResponse(request,

@@ -32,6 +32,28 @@ def rows(text):
     return [re.split(r"\s{2,}", line.strip()) for line in text.splitlines() if line.strip()]
 
 
+def env_list(c):
+    """`env list -o json`, v0.24's array, as {"default_environment", "environments"}."""
+    envs = json.loads(c.cli_ok("env", "list", "-o", "json"))
+    assert isinstance(envs, list), envs
+    defaults = [e["name"] for e in envs if e["default"]]
+    assert len(defaults) <= 1, envs
+    return {"default_environment": defaults[0] if defaults else None, "environments": envs}
+
+
+def env_blocks(text):
+    """`env list`'s key-value blocks as [[name, provider, endpoint]], checking that each block's
+    values start at one column, as v0.24 prints them."""
+    blocks = []
+    for chunk in text.strip("\n").split("\n\n"):
+        lines = chunk.splitlines()
+        assert [line.split(":", 1)[0] for line in lines] == ["name", "provider",
+                                                             "operator endpoint"], chunk
+        assert len({len(re.match(r"^[a-z ]+:\s+", line).group(0)) for line in lines}) == 1, chunk
+        blocks.append([line.split(":", 1)[1].strip() for line in lines])
+    return blocks
+
+
 def dead_endpoint():
     """An operator URL where nothing listens."""
     return f"http://127.0.0.1:{free_port()}"
@@ -40,19 +62,20 @@ def dead_endpoint():
 def test_env_configure_list_default_delete(cluster):
     local_url = f"http://127.0.0.1:{cluster.operator_port}"
 
-    listed = json.loads(cluster.cli_ok("env", "list", "-o", "json"))
+    listed = env_list(cluster)
     assert listed["default_environment"] == "local", listed
     assert [e["name"] for e in listed["environments"]] == ["local"], listed
     assert listed["environments"][0]["operator_endpoint"] == local_url, listed
     assert listed["environments"][0]["provider"] == "local", listed
     out = cluster.cli_ok("env", "list")
-    assert ["local (default)", "local", local_url] in rows(out), out
+    assert env_blocks(out) == [["local (default)", "local", local_url]], out
+    assert out.startswith("name:              local (default)\nprovider:          local\n"), out
 
     staging_url = dead_endpoint()
     out = cluster.cli_ok("env", "configure", "staging", "-p", "local", "-o", staging_url,
                          "-t", "staging-token")
     assert "configured staging environment" in out, out
-    listed = json.loads(cluster.cli_ok("env", "list", "-o", "json"))
+    listed = env_list(cluster)
     assert listed["default_environment"] == "local", listed
     by_name = {e["name"]: e for e in listed["environments"]}
     assert set(by_name) == {"local", "staging"}, listed
@@ -60,21 +83,22 @@ def test_env_configure_list_default_delete(cluster):
     assert by_name["staging"]["provider"] == "local"
     assert by_name["staging"]["default"] is False and by_name["local"]["default"] is True
     out = cluster.cli_ok("env", "list")
-    assert ["staging", "local", staging_url] in rows(out), out
+    assert ["staging", "local", staging_url] in env_blocks(out), out
 
     # Reconfiguring an env changes it in place.
     staging_url = dead_endpoint()
     cluster.cli_ok("env", "configure", "staging", "-p", "local", "-o", staging_url, "-t", "t2")
-    listed = json.loads(cluster.cli_ok("env", "list", "-o", "json"))
+    listed = env_list(cluster)
     assert [e["operator_endpoint"] for e in listed["environments"]
             if e["name"] == "staging"] == [staging_url], listed
 
     # The default decides where commands without -e go.
     out = cluster.cli_ok("env", "default", "staging")
     assert out.strip() == "set staging as the default environment", out  # v0.24's words
-    listed = json.loads(cluster.cli_ok("env", "list", "-o", "json"))
+    listed = env_list(cluster)
     assert listed["default_environment"] == "staging", listed
-    assert ["staging (default)", "local", staging_url] in rows(cluster.cli_ok("env", "list"))
+    assert ["staging (default)", "local", staging_url] in env_blocks(
+        cluster.cli_ok("env", "list"))
     rc, out, err = cluster.cli("get", "anything", timeout=20)
     assert rc != 0, out  # staging is unreachable
     rc, out, err = cluster.cli("get", "anything", "-e", "local", timeout=20)
@@ -96,7 +120,7 @@ def test_env_configure_list_default_delete(cluster):
     cluster.cli_ok("env", "default", "local")
     out = cluster.cli_ok("env", "delete", "staging")
     assert "staging" in out, out
-    listed = json.loads(cluster.cli_ok("env", "list", "-o", "json"))
+    listed = env_list(cluster)
     assert [e["name"] for e in listed["environments"]] == ["local"], listed
     assert listed["default_environment"] == "local", listed
     assert cluster.cli("get", "anything")[2].strip().endswith("anything is not deployed")
@@ -168,7 +192,7 @@ def test_get_lists_every_environment(cluster_factory):
 def test_only_environment_unreachable_is_an_error(cluster_factory):
     c = cluster_factory(start=False)
     c.cli_ok("env", "configure", "remote", "-p", "local", "-o", dead_endpoint(), "-t", "x")
-    listed = json.loads(c.cli_ok("env", "list", "-o", "json"))
+    listed = env_list(c)
     assert listed["default_environment"] == "remote", listed
 
     rc, out, err = c.cli("get", timeout=20)

@@ -180,7 +180,8 @@ def test_operator_routes_by_path_segments(cluster):
                                ("POST", "/v1/apis/jobsfoo/refresh", "jobsfoo")):
         r = c.http.request(method, base + path, headers=auth, timeout=10)
         assert r.status_code == 404, (method, path, r.status_code, r.text)
-        assert r.json() == {"error": f"{name} is not deployed"}, r.text
+        message = f"{name} is not deployed"  # ours, and v0.24's kind and message
+        assert r.json() == {"error": message, "kind": "err_not_found", "message": message}, r.text
     r = c.http.put(base + "/v1/apis/iris", headers=auth, timeout=10)
     assert r.status_code == 405, r.text
     assert set(r.headers["Allow"].split(", ")) == {"GET", "DELETE"}, r.headers

@@ -30,7 +30,9 @@ int main(int argc, char** argv) {
   auto add_common = [&](CLI::App* cmd, bool output = true) {
     cmd->add_option("-e,--env", common.env, "environment to use");
     if (output) {
+      // v0.24's hidden `mixed` (what its Python client passed) prints JSON, as it did there.
       cmd->add_option("-o,--output", common.output, "output format: pretty | json")
+          ->transform([](std::string value) { return value == "mixed" ? "json" : value; })
           ->check(CLI::IsMember({"pretty", "json"}));
     }
   };
