@@ -15,7 +15,9 @@
 
 #include "cli/cluster_plan.h"
 #include "cli/commands.h"
+#include "cli/debug_bundle.h"
 #include "cli/env_config.h"
+#include "cli/operator_client.h"
 #include "common/process.h"
 #include "common/util.h"
 #include "config/cluster_config.h"
@@ -268,7 +270,25 @@ int ClusterDown(const ClusterFlags&) {
   return 0;
 }
 
-int ClusterInfo(const ClusterFlags&, const CommonFlags& common) {
+// `cluster info --debug`: the archive for a bug report, in the current directory.
+int WriteDebugArchive(const ClusterFlags& flags, const json& info) {
+  DebugContents contents{info, nullptr, ""};
+  auto client = OperatorClient::ForEnvironment(flags.env_name);
+  auto apis = client.ok() ? client->CallJson("GET", "/v1/apis") : client.status();
+  if (apis.ok()) {
+    contents.apis = *apis;
+  } else {
+    contents.apis_error = std::string(apis.status().message());
+  }
+  auto path = WriteDebugBundle(ClusterDir(), contents, fs::current_path());
+  if (!path.ok()) return Fail(path.status());
+  std::cout << "wrote " << path->string()
+            << " (the cluster's logs, state files and API specs, with predictor env and config "
+               "values: review it before you share it)\n";
+  return 0;
+}
+
+int ClusterInfo(const ClusterFlags& flags, const CommonFlags& common) {
   auto state = LoadClusterState();
   bool running = false;
   json info = {{"config_dir", ConfigDir()}, {"status", "stopped"}};
@@ -304,6 +324,9 @@ int ClusterInfo(const ClusterFlags&, const CommonFlags& common) {
                 << "\n";
     }
     std::cout << "data:     " << (ClusterDir()).string() << "\n";
+  }
+  if (flags.debug) {
+    if (int code = WriteDebugArchive(flags, info); code != 0) return code;
   }
   return running ? 0 : 1;
 }

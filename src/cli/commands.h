@@ -37,6 +37,7 @@ struct ClusterFlags {
   std::string kubeconfig;
   std::string context;
   std::string namespace_name;  // empty: cluster.yaml's namespace (default "cortex")
+  bool debug = false;          // cluster info --debug: write a debug archive
 };
 
 int ClusterUp(const ClusterFlags& flags);

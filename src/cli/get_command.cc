@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "backends/kubernetes/yaml_stream.h"
 #include "cli/commands.h"
 #include "cli/operator_client.h"
 #include "cli/table.h"
@@ -220,6 +221,22 @@ std::string RenderJob(const json& document) {
   return out;
 }
 
+// v0.24's history: "api id | last deployed" ("8s"), newest first.
+std::string HistoryTable(const json& info) {
+  std::vector<std::vector<std::string>> history;
+  for (const auto& v : info.value("api_versions", json::array())) {
+    history.push_back(
+        {v.value("api_id", ""), FormatAge(UnixSeconds() - v.value("last_updated", int64_t{0}))});
+  }
+  if (history.empty()) return "";
+  return "\n" + RenderTable({{"api id"}, {"last deployed"}}, history);
+}
+
+// `cortex get API -v`: the API's configuration, as YAML.
+std::string Configuration(const json& info) {
+  return "\nconfiguration\n" + backends::kubernetes::ToYaml(Field(info, "spec"));
+}
+
 // `cortex get SPLITTER`: one row per target API, then the endpoint and an example request.
 std::string RenderSplitter(const json& splitter, const json& all_apis) {
   std::vector<std::vector<std::string>> rows;
@@ -345,11 +362,19 @@ absl::StatusOr<std::string> RenderApi(const std::string& api, bool verbose,
   auto info = client->CallJson("GET", "/v1/apis/" + api);
   if (!info.ok()) return info.status();
   if (common.output == "json") return json::array({*info}).dump(2) + "\n";
-  if ((*info)["spec"].value("kind", "") == "BatchAPI") return RenderBatchApi(*info);
-  if ((*info)["spec"].value("kind", "") == "TrafficSplitter") {
-    auto all = client->CallJson("GET", "/v1/apis");
-    if (!all.ok()) return all.status();
-    return RenderSplitter(*info, *all);
+  std::string kind = (*info)["spec"].value("kind", "");
+  if (kind == "BatchAPI" || kind == "TrafficSplitter") {
+    std::string out;
+    if (kind == "BatchAPI") {
+      out = RenderBatchApi(*info);
+    } else {
+      auto all = client->CallJson("GET", "/v1/apis");
+      if (!all.ok()) return all.status();
+      out = RenderSplitter(*info, *all);
+    }
+    absl::StrAppend(&out, HistoryTable(*info));
+    if (verbose) absl::StrAppend(&out, Configuration(*info));
+    return out;
   }
   std::string out = RenderTable(RealtimeColumns(), {RealtimeCells(*info)});
   absl::StrAppend(&out, PredictionTables((*info)["metrics"]));
@@ -361,15 +386,8 @@ absl::StatusOr<std::string> RenderApi(const std::string& api, bool verbose,
   }
   absl::StrAppend(&out, "\nendpoint: ", (*info)["endpoint"].get<std::string>(), "\n");
   absl::StrAppend(&out, ModelTable(*info));
-  std::vector<std::vector<std::string>> history;
-  for (const auto& v : (*info)["api_versions"]) {
-    history.push_back({v["api_id"].get<std::string>(),
-                       FormatAge(UnixSeconds() - v.value("last_updated", int64_t{0}))});
-  }
-  if (!history.empty()) {
-    absl::StrAppend(&out, "\n", RenderTable({{"api id"}, {"last deployed"}}, history));
-  }
-  if (verbose) absl::StrAppend(&out, "\nconfiguration\n", (*info)["spec"].dump(2), "\n");
+  absl::StrAppend(&out, HistoryTable(*info));
+  if (verbose) absl::StrAppend(&out, Configuration(*info));
   return out;
 }
 
@@ -416,27 +434,29 @@ std::string ModelTable(const json& info) {
   return absl::StrCat("\n", RenderTable({{"model name"}, {"model version"}, {"edit time"}}, rows));
 }
 
-// Prediction monitoring: "class | count" (at most 20 classes, most frequent first) or
-// "min | max | avg".
+// Prediction monitoring: "class | count" (classes sorted by name, at most 20, as v0.24) or
+// "min | max | avg" (%.9g, as v0.24).
 std::string PredictionTables(const json& metrics) {
   if (!metrics.is_object()) return "";
   if (const json& classes = Field(metrics, "class_distribution"); classes.is_object()) {
     if (classes.empty()) return "";
-    std::vector<std::pair<int64_t, std::string>> sorted;
-    for (const auto& [label, n] : classes.items()) sorted.push_back({-n.get<int64_t>(), label});
-    std::sort(sorted.begin(), sorted.end());
+    constexpr size_t kMaxClasses = 20;
     std::vector<std::vector<std::string>> rows;
-    for (size_t i = 0; i < sorted.size() && i < 20; ++i) {
-      rows.push_back({sorted[i].second, std::to_string(-sorted[i].first)});
+    for (const auto& [label, n] : classes.items()) {  // a JSON object: sorted by name
+      if (rows.size() == kMaxClasses) break;
+      rows.push_back({label, std::to_string(n.get<int64_t>())});
     }
     std::string out = "\n" + RenderTable({{"class"}, {"count"}}, rows);
-    if (sorted.size() > 20) absl::StrAppend(&out, "(", sorted.size() - 20, " more classes)\n");
+    if (classes.size() > kMaxClasses) {
+      absl::StrAppend(&out, "listing at most ", kMaxClasses, " classes (", classes.size(),
+                      " in all); `cortex get <api> -o json` has every one\n");
+    }
     return out;
   }
   if (metrics.contains("regression_stats")) {
     const json& r = Field(metrics, "regression_stats");
     auto cell = [&](const char* key) {
-      return r.is_object() ? absl::StrFormat("%.6g", r.value(key, 0.0)) : std::string("-");
+      return r.is_object() ? absl::StrFormat("%.9g", r.value(key, 0.0)) : std::string("-");
     };
     return "\n" +
            RenderTable({{"min"}, {"max"}, {"avg"}}, {{cell("min"), cell("max"), cell("avg")}});

@@ -172,8 +172,8 @@ def test_get_verbose_shows_the_configuration(cluster):
     assert out.startswith(plain.rstrip("\n")) or plain.splitlines()[0] in out, (plain, out)
     assert "configuration" in out, out
     config_text = out[out.index("configuration"):]
-    for text in ("conf-marker-77", "threads_per_process", "max_replica_concurrency", "77",
-                 "predictor.py", f"/{name}"):
+    for text in ("marker: conf-marker-77", "threads_per_process: 3", "max_replica_concurrency: 77",
+                 "path: predictor.py", f"endpoint: /{name}"):  # YAML, as v0.24 prints it
         assert text in config_text, (text, out)
 
 
@@ -287,3 +287,26 @@ def test_completion_scripts_complete_commands_and_flags():
                          timeout=10)
     assert bad.returncode == 1
     assert "unsupported shell \"fish\": use bash or zsh" in bad.stderr
+
+
+def test_cluster_info_debug_writes_an_archive_without_the_token(cluster, tmp_path):
+    name = "debugged"
+    cluster.deploy_ok({"cortex.yaml": api_yaml(name), "predictor.py": PREDICTOR})
+    cluster.wait_live(name)
+    out = cluster.cli_ok("cluster", "info", "--debug", cwd=str(tmp_path))
+    assert "status:   running" in out, out
+    archives = list(tmp_path.glob("cortex-debug-*.tar"))
+    assert len(archives) == 1 and f"wrote {archives[0]}" in out, (archives, out)
+    import tarfile
+    with tarfile.open(archives[0]) as tar:
+        names = tar.getnames()
+        info = json.load(tar.extractfile("cluster-info.json"))
+        apis = json.load(tar.extractfile("apis.json"))
+        log = tar.extractfile(f"logs/apis/{name}.log").read().decode()
+        everything = b"".join(tar.extractfile(m).read() for m in tar.getmembers() if m.isfile())
+    assert info["status"] == "running", info
+    assert [a["spec"]["name"] for a in apis] == [name], apis
+    assert f"creating {name} (RealtimeAPI)" in log, log
+    assert {"cluster.json", "logs/operator.log", "logs/gateway.log"} <= set(names), names
+    assert not any("token" in n or n.endswith(".db") for n in names), names
+    assert cluster.token().encode() not in everything  # the token is in no file either

@@ -84,6 +84,10 @@ int main(int argc, char** argv) {
   down->callback([&] { code = cli::ClusterDown(cluster); });
   auto* info = cluster_cmd->add_subcommand("info", "show the local cluster's endpoints and state");
   info->add_option("-o,--output", common.output)->check(CLI::IsMember({"pretty", "json"}));
+  info->add_option("-e,--configure-env", cluster.env_name,
+                   "the environment whose operator lists the APIs for --debug");
+  info->add_flag("-d,--debug", cluster.debug,
+                 "also write cortex-debug-<time>.tar (logs and state) here, for a bug report");
   info->callback([&] { code = cli::ClusterInfo(cluster, common); });
 
   // deploy
