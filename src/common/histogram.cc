@@ -13,6 +13,24 @@ void LatencyHistogram::Observe(double seconds) {
   ++count_;
 }
 
+double LatencyHistogram::Quantile(const Buckets& buckets, double q) {
+  int64_t total = 0;
+  for (int64_t n : buckets) total += n;
+  if (total <= 0) return -1;
+  double rank = q * static_cast<double>(total);
+  int64_t below = 0;
+  for (size_t b = 0; b < buckets.size(); ++b) {
+    if (buckets[b] > 0 && static_cast<double>(below + buckets[b]) >= rank) {
+      if (b == kBounds.size()) return kBounds.back();
+      double lower = b == 0 ? 0 : kBounds[b - 1];
+      double fraction = (rank - static_cast<double>(below)) / static_cast<double>(buckets[b]);
+      return lower + (kBounds[b] - lower) * fraction;
+    }
+    below += buckets[b];
+  }
+  return kBounds.back();
+}
+
 std::string LatencyHistogram::Prometheus(const std::string& name, const std::string& labels) const {
   std::string text;
   int64_t cumulative = 0;

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "common/histogram.h"
 #include "common/process.h"
 #include "common/status.h"
 
@@ -19,6 +20,17 @@ TEST(Util, FormatAgeUsesCortexUnits) {
   EXPECT_EQ(FormatAge(192), "3m12s");
   EXPECT_EQ(FormatAge(2 * 3600 + 5 * 60), "2h5m");
   EXPECT_EQ(FormatAge(3 * 86400 + 4 * 3600), "3d4h");
+}
+
+TEST(Histogram, QuantilesInterpolateWithinTheirBucket) {
+  LatencyHistogram h;
+  EXPECT_LT(LatencyHistogram::Quantile(h.buckets(), 0.5), 0);  // nothing observed
+  for (int i = 0; i < 90; ++i) h.Observe(0.0007);              // (0.5 ms, 1 ms]
+  for (int i = 0; i < 10; ++i) h.Observe(0.2);                 // (100 ms, 250 ms]
+  EXPECT_DOUBLE_EQ(LatencyHistogram::Quantile(h.buckets(), 0.5), 0.0005 + 0.0005 * 50.0 / 90.0);
+  EXPECT_DOUBLE_EQ(LatencyHistogram::Quantile(h.buckets(), 0.99), 0.1 + 0.15 * 9.0 / 10.0);
+  h.Observe(60);  // over the largest bound
+  EXPECT_DOUBLE_EQ(LatencyHistogram::Quantile(h.buckets(), 0.999), 10);
 }
 
 TEST(Util, Rfc3339RoundTrips) {

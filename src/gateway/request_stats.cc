@@ -37,9 +37,13 @@ nlohmann::json RequestStats::ToJson() const {
   std::lock_guard lock(mu_);
   nlohmann::json out = nlohmann::json::object();
   for (const auto& [name, s] : apis_) {
-    out[name] = {{"metrics_key", s.metrics_key}, {"code_2xx", s.code_2xx},
-                 {"code_4xx", s.code_4xx},       {"code_5xx", s.code_5xx},
-                 {"count", s.latency.count()},   {"latency_sum_s", s.latency.sum()}};
+    out[name] = {{"metrics_key", s.metrics_key},
+                 {"code_2xx", s.code_2xx},
+                 {"code_4xx", s.code_4xx},
+                 {"code_5xx", s.code_5xx},
+                 {"count", s.latency.count()},
+                 {"latency_sum_s", s.latency.sum()},
+                 {"latency_buckets", s.latency.buckets()}};
   }
   return out;
 }

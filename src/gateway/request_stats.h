@@ -21,7 +21,8 @@ class RequestStats {
   // Request counts belong to one deployment: an API deleted, updated or refreshed (another
   // metrics key) starts anew.
   void Retain(const RouteTable& routes);
-  // {"<api>": {"metrics_key", "code_2xx", "code_4xx", "code_5xx", "count", "latency_sum_s"}}
+  // {"<api>": {"metrics_key", "code_2xx", "code_4xx", "code_5xx", "count", "latency_sum_s",
+  //            "latency_buckets": [per bucket of LatencyHistogram::kBounds, then +Inf]}}
   nlohmann::json ToJson() const;
   // cortex_requests_total and cortex_request_duration_seconds, in Prometheus's text format.
   std::string Prometheus() const;

@@ -7,6 +7,7 @@
 
 #include "common/json_fields.h"
 #include "common/status.h"
+#include "common/util.h"
 #include "net/http_client.h"
 #include "operator/api_status.h"
 
@@ -156,6 +157,31 @@ absl::StatusOr<json> ApiViews::List() {
   json out = json::array();
   for (const auto& api : apis) out.push_back(Describe(*api, *observed, stats));
   return out;
+}
+
+void ApiViews::SampleTraffic(int64_t now_ms) {
+  if (options_.gateway_url.empty()) return;
+  json stats = GatewayStats();
+  // A gateway that did not answer gives {}: keep the history rather than forget every API.
+  if (stats.is_object() && !stats.empty()) traffic_.Record(now_ms, stats);
+}
+
+absl::StatusOr<json> ApiViews::History(const std::string& name) {
+  ASSIGN_OR_RETURN(std::optional<ApiSpecPtr> api, specs_.Find(store_, name));
+  if (!api) return absl::NotFoundError(absl::StrCat(name, " is not deployed"));
+  constexpr int64_t kWindowSeconds = 600;
+  json autoscaling = autoscaling_ != nullptr
+                         ? autoscaling_->History(name, UnixSeconds() - kWindowSeconds)
+                         : json{{"in_flight", json::array()}, {"decisions", json::array()}};
+  backends::ReplicaSetStatus replicas = reconciler_.observed()->For((*api)->record);
+  int ready = 0;
+  for (const auto& r : replicas.replicas) ready += r.state == ReplicaState::kReady ? 1 : 0;
+  return json{{"api", name},
+              {"kind", config::KindName((*api)->kind())},
+              {"requests", traffic_.Series(name)},
+              {"in_flight", autoscaling["in_flight"]},
+              {"decisions", autoscaling["decisions"]},
+              {"replicas", {{"ready", ready}, {"requested", (*api)->record.desired_replicas}}}};
 }
 
 absl::StatusOr<json> ApiViews::WithDescriptions(json results) {

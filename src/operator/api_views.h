@@ -13,8 +13,10 @@
 
 #include "operator/api_logs.h"
 #include "operator/api_spec.h"
+#include "operator/autoscaling.h"
 #include "operator/job_service.h"
 #include "operator/reconciler.h"
+#include "operator/traffic_history.h"
 #include "store/state_store.h"
 
 namespace cortex::op {
@@ -29,6 +31,14 @@ class ApiViews {
   ApiViews(ViewOptions options, store::StateStore& store, SpecCache& specs,
            const Reconciler& reconciler, const ApiLogs& logs);
   void EnableBatchJobs(JobService* jobs) { jobs_ = jobs; }
+  void EnableAutoscaling(const Autoscaling* autoscaling) { autoscaling_ = autoscaling; }
+
+  // One snapshot of the gateway's request counters into the traffic history (every few seconds).
+  void SampleTraffic(int64_t now_ms);
+  // GET /v1/apis/{api}/history: {"api", "requests": TrafficHistory::Series, "in_flight" and
+  // "decisions": Autoscaling::History (empty lists without an autoscaler), "replicas": the
+  // current {"ready", "requested"}}, over the last 10 minutes.
+  absl::StatusOr<nlohmann::json> History(const std::string& name);
 
   absl::StatusOr<nlohmann::json> List();
   absl::StatusOr<nlohmann::json> Get(const std::string& name);
@@ -55,6 +65,8 @@ class ApiViews {
   const Reconciler& reconciler_;
   const ApiLogs& logs_;
   JobService* jobs_ = nullptr;
+  const Autoscaling* autoscaling_ = nullptr;
+  TrafficHistory traffic_;
 };
 
 }  // namespace cortex::op

@@ -108,6 +108,14 @@ void Autoscaling::Step(int64_t now_ms) {
                   << absl::StrFormat("%.3f", series.last.avg_in_flight)
                   << ", request=" << series.last.request << std::endl;
       }
+      if (series.last.has_data) {
+        series.decisions.push_back({{"time", now_ms},
+                                    {"avg_in_flight", series.last.avg_in_flight},
+                                    {"recommendation", series.last.recommendation},
+                                    {"from", before},
+                                    {"to", series.last.request}});
+        if (series.decisions.size() > kMaxDecisions) series.decisions.pop_front();
+      }
       if (series.last.has_data && series.last.request != before) {
         set_desired_(target.name, target.api_id, before, series.last.request);
       }
@@ -115,6 +123,18 @@ void Autoscaling::Step(int64_t now_ms) {
     kept[target.name] = std::move(series);
   }
   series_ = std::move(kept);  // APIs that were deleted are forgotten
+}
+
+json Autoscaling::History(const std::string& api, int64_t since_s) const {
+  absl::MutexLock lock(&mu_);
+  json out = {{"in_flight", json::array()}, {"decisions", json::array()}};
+  auto it = series_.find(api);
+  if (it == series_.end()) return out;
+  for (auto s = it->second.per_second.upper_bound(since_s); s != it->second.per_second.end(); ++s) {
+    out["in_flight"].push_back({s->first, s->second});
+  }
+  for (const json& decision : it->second.decisions) out["decisions"].push_back(decision);
+  return out;
 }
 
 std::string Autoscaling::MetricsText() const {

@@ -9,8 +9,10 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -47,6 +49,13 @@ class Autoscaling {
   void Step(int64_t now_ms);
   // Prometheus text: in-flight, desired and recommended replicas per API.
   std::string MetricsText() const;
+  // The API's recent autoscaling, for the dashboard: {"in_flight": [[unix s, in-flight summed
+  // over replicas], ...] for the seconds after `since_s`, "decisions": [{"time" (unix ms),
+  // "avg_in_flight", "recommendation", "from", "to"}, ...] (the last kMaxDecisions ticks that had
+  // data, oldest first)}. Empty lists for an API it does not know.
+  nlohmann::json History(const std::string& api, int64_t since_s) const;
+
+  static constexpr size_t kMaxDecisions = 100;
 
  private:
   struct ApiSeries {
@@ -56,6 +65,7 @@ class Autoscaling {
     autoscaler::State state;
     int64_t next_tick_ms = 0;
     autoscaler::Decision last;
+    std::deque<nlohmann::json> decisions;  // newest last, at most kMaxDecisions
   };
 
   const Targets targets_;

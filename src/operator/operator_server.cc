@@ -255,6 +255,8 @@ net::Response OperatorServer::Blocking(Endpoint endpoint, net::Request& request,
                           plane_.deploys.Refresh(api, QueryParam(target, "force") == "true"));
     case Endpoint::kListApis:
       return JsonResponse(request, plane_.views.List());
+    case Endpoint::kApiHistory:
+      return JsonResponse(request, plane_.views.History(api));
     case Endpoint::kGetApi:
       return JsonResponse(request, plane_.views.Get(api));
     case Endpoint::kDeleteApi:

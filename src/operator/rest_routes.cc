@@ -27,6 +27,7 @@ const net::Router<Endpoint>& OperatorRoutes() {
         .Add("POST", "/v1/jobs/{job}/{action}", Endpoint::kWorkerCall)
         .Add("GET", "/v1/apis", Endpoint::kListApis)
         .Add("GET", "/v1/apis/{api}", Endpoint::kGetApi)
+        .Add("GET", "/v1/apis/{api}/history", Endpoint::kApiHistory)
         .Add("DELETE", "/v1/apis/{api}", Endpoint::kDeleteApi)
         .Add("POST", "/v1/apis/{api}/refresh", Endpoint::kRefresh)
         .Add("GET", "/v1/apis/{api}/replica-spec", Endpoint::kReplicaSpec)

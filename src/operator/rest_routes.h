@@ -20,6 +20,7 @@ enum class Endpoint {
   kWorkerCall,   // POST /v1/jobs/{job}/{action}
   kListApis,     // GET /v1/apis
   kGetApi,       // GET /v1/apis/{api}
+  kApiHistory,   // GET /v1/apis/{api}/history: the last minutes of traffic and autoscaling
   kDeleteApi,    // DELETE /v1/apis/{api}
   kRefresh,      // POST /v1/apis/{api}/refresh
   kReplicaSpec,  // GET /v1/apis/{api}/replica-spec?predictor_id=P: what a replica pod runs

@@ -40,6 +40,7 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"GET", "/v1/apis", Endpoint::kListApis, {}},
         Case{"GET", "/v1/apis/", Endpoint::kListApis, {}},
         Case{"GET", "/v1/apis/iris", Endpoint::kGetApi, {{"api", "iris"}}},
+        Case{"GET", "/v1/apis/iris/history", Endpoint::kApiHistory, {{"api", "iris"}}},
         // An API may be called "jobs", or start with it: these were job routes (and a 500).
         Case{"GET", "/v1/apis/jobs", Endpoint::kGetApi, {{"api", "jobs"}}},
         Case{"DELETE",

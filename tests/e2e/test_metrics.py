@@ -245,3 +245,56 @@ def test_front_metrics_count_rejections_past_max_replica_concurrency(cluster):
     # The gateway counted the same 503s.
     _, gateway = scrape(c, c.gateway_url + "/metrics")
     assert value(gateway, "cortex_requests_total", api=name, code="5XX") == busy
+
+
+def test_api_history_matches_the_gateways_counters(cluster_factory):
+    """GET /v1/apis/{api}/history (the dashboard's data): its intervals count the requests the
+    gateway counted, with latencies inside the histogram's range, and the autoscaler's in-flight
+    samples and decisions are there."""
+    c = cluster_factory(up_args=("--autoscaler-tick-ms", 1000))
+    name = "historic"
+    c.deploy_ok({"cortex.yaml": api_yaml(name), "predictor.py": ECHO})
+    c.wait_live(name)
+    url = f"http://{LOOPBACK}:{c.operator_port}/v1/apis/{name}/history"
+    assert c.http.get(url, timeout=5).status_code == 401  # behind the operator's token
+    headers = {"Authorization": f"Bearer {operator_token(c)}"}
+
+    def history():
+        r = c.http.get(url, headers=headers, timeout=5)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def counted_2xx(h):
+        return sum(p["code_2xx"] for p in h["requests"])
+
+    def gateway_2xx():
+        return value(scrape(c, c.gateway_url + "/metrics")[1], "cortex_requests_total", api=name,
+                     code="2XX") or 0
+
+    # The gateway counts an API from its first request, and requests before the first snapshot
+    # belong to no interval: send one, wait for an interval, then send 40.
+    assert c.post(name, {}).status_code == 200
+    c.wait_until(lambda: history()["requests"], 15, interval=0.5, message="a first interval")
+    before = counted_2xx(history())
+    for _ in range(40):
+        assert c.post(name, {}).status_code == 200
+    h = c.wait_until(lambda: (lambda h: h if counted_2xx(h) >= before + 40 else None)(history()),
+                     15, interval=0.5, message="the history to count 40 more requests")
+    # Every request but the first (in the first snapshot, which starts the first interval).
+    assert counted_2xx(h) == before + 40 == gateway_2xx() - 1, (counted_2xx(h), gateway_2xx())
+    for p in h["requests"]:
+        assert abs(p["requests_per_second"] * p["seconds"] - p["code_2xx"]) < 1e-6, p
+        if p["code_2xx"] > 0:
+            assert 0 < p["p50_ms"] <= p["p99_ms"] <= 10_000, p
+        else:
+            assert p["p50_ms"] is None and p["p99_ms"] is None, p
+    assert h["replicas"] == {"ready": 1, "requested": 1}, h
+
+    h = c.wait_until(lambda: (lambda h: h if h["decisions"] and h["in_flight"] else None)(
+        history()), 15, interval=0.5, message="autoscaler samples and a decision")
+    assert all(len(sample) == 2 for sample in h["in_flight"]), h
+    d = h["decisions"][-1]
+    assert (d["from"], d["to"], d["recommendation"]) == (1, 1, 1), d
+    r = c.http.get(f"http://{LOOPBACK}:{c.operator_port}/v1/apis/nope/history", headers=headers,
+                   timeout=5)
+    assert r.status_code == 404 and r.json()["error"] == "nope is not deployed", r.text

@@ -347,12 +347,23 @@ int RunOperator(const OperatorRoleFlags& flags) {
                                flags.data_dir));
   std::thread control_loop([&] { reconciler.Run(stop); });
   std::thread autoscaling_loop([&] { autoscaling.Run(stop); });
+  views.EnableAutoscaling(&autoscaling);
+  std::thread traffic_loop([&] {  // the dashboard's history: the gateway's counters every 2 s
+    while (!stop) {
+      auto next = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+      views.SampleTraffic(UnixNanos() / 1'000'000);
+      while (!stop && std::chrono::steady_clock::now() < next) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+    }
+  });
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](auto, int) { io.stop(); });
   io.run();
   stop = true;
   control_loop.join();
   autoscaling_loop.join();
+  traffic_loop.join();
   (*server)->Stop();
   if (stop_replicas) {
     Log("operator", "stopping every replica (cluster down)");
