@@ -241,3 +241,29 @@ def test_the_notebook_example_runs(client_env):
     assert "creating greeter (RealtimeAPI)" in p.stdout, p.stdout
     assert "{'greeting': 'hi, Cortex', 'vowels': 2}" in p.stdout, p.stdout
     assert "deleting greeter" in p.stdout, p.stdout
+
+
+def test_a_traffic_splitter_needs_no_project(client_env, tmp_path):
+    c = client_env
+    (tmp_path / "predictor.py").write_text(textwrap.dedent("""
+        class PythonPredictor:
+            def __init__(self, config):
+                pass
+
+            def predict(self, payload):
+                return "from-target"
+    """))
+    client = cortex.client("local")
+    client.create_api({"name": "pc-target", "kind": "RealtimeAPI",
+                       "predictor": {"type": "python", "path": "predictor.py"}},
+                      project_dir=str(tmp_path), wait=True)
+    result = client.create_api({"name": "pc-split", "kind": "TrafficSplitter",
+                                "apis": [{"name": "pc-target", "weight": 100}]})
+    assert result["message"] == "created pc-split (TrafficSplitter)", result
+    answer = c.wait_until(
+        lambda: (lambda r: r if r.status_code == 200 else None)(
+            c.http.post(result["api"]["endpoint"], json={}, timeout=30)),
+        10, interval=0.05, message="the splitter to route")
+    assert answer.text == "from-target", answer.text  # a str answer is plain text
+    client.delete_api("pc-split")
+    client.delete_api("pc-target")
