@@ -62,6 +62,8 @@ def _module_files(module_name):
         name = ".".join(parts[:depth])
         module = sys.modules.get(name) or importlib.import_module(name)
         path = getattr(module, "__file__", None)
+        if path is None and hasattr(module, "__path__"):
+            continue  # a namespace package: a directory without __init__.py, nothing to ship
         if not path or not path.endswith(".py"):
             raise CortexException(
                 f"module {name} has no Python source file to ship (it is {path or 'built in'})")

@@ -214,3 +214,23 @@ def test_an_importable_class_is_pickled_by_reference_with_its_package(tmp_path):
     shipped = tmp_path / "shipped"
     write_shipped(files, shipped)
     assert unpickle_in(shipped) == ["PythonPredictor", 11]
+
+
+def test_a_class_in_a_namespace_package_ships_its_module_only(tmp_path):
+    (tmp_path / "nspkg").mkdir()  # no __init__.py
+    (tmp_path / "nspkg" / "mod.py").write_text(
+        "class PythonPredictor:\n"
+        "    def __init__(self, config):\n        self.k = config['k']\n"
+        "    def predict(self, payload):\n        return self.k * len(payload)\n")
+    p = run_script(tmp_path, """
+        import pickle, sys
+        from nspkg.mod import PythonPredictor
+        from cortex import predictor_shipping
+        sys.stdout.write(pickle.dumps(predictor_shipping.ship(PythonPredictor)).hex())
+    """)
+    assert p.returncode == 0, p.stderr
+    files = pickle.loads(bytes.fromhex(p.stdout))
+    assert sorted(files) == ["nspkg/mod.py", "predictor.pickle"]
+    shipped = tmp_path / "shipped"
+    write_shipped(files, shipped)
+    assert unpickle_in(shipped) == ["PythonPredictor", 4]
