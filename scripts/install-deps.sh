@@ -15,7 +15,7 @@ PACKAGES=(
   clang libclang-rt-14-dev  # scripts/fuzz.sh: libFuzzer targets (clang's ASan/UBSan runtimes)
   python3 python3-pytest python3-requests
   python3-numpy python3-sklearn python3-pil
-  python3-setuptools python3-pathspec  # the Python client (python/cortex; .cortexignore)
+  python3-setuptools  # builds the Python client (python/cortex) for pip
   python3-starlette  # the runtime's Request/Response types, as in Cortex's images (optional)
   curl procps
   prometheus  # tests/e2e/test_prometheus.py scrapes the cluster with it

@@ -1,5 +1,7 @@
 """The client of one environment's operator: its REST API, called directly."""
 
+import codecs
+import http.client
 import json
 import sys
 import time
@@ -13,6 +15,18 @@ from cortex import predictor_shipping, project
 from cortex.exceptions import CortexException
 
 _CONFIG_FILE_NAME = "cortex.yaml"  # the name the operator's messages give the config
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """The token is for the operator alone: a redirect is an error, never followed."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        raise urllib.error.HTTPError(req.full_url, code, f"redirected to {newurl}", headers, fp)
+
+
+# As the CLI: no proxy (the operator is usually on loopback, and the token must not go to a
+# proxy) and no redirects.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects())
 
 
 class Client:
@@ -29,28 +43,45 @@ class Client:
 
     # ---- the operator's REST API -------------------------------------------------------------
     def _call(self, method, path, body=None, timeout=None, raw=False):
-        url = self.env["operator_endpoint"].rstrip("/") + path
-        data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
-        request = urllib.request.Request(url, data=data, method=method, headers={
-            "Authorization": "Bearer " + self.env.get("operator_token", ""),
-            "Content-Type": "application/json"})
+        endpoint = self.env.get("operator_endpoint", "")
         try:
-            with urllib.request.urlopen(request, timeout=timeout or self._timeout) as response:
+            data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+            request = urllib.request.Request(endpoint.rstrip("/") + path, data=data,
+                                             method=method, headers={
+                "Authorization": "Bearer " + self.env.get("operator_token", ""),
+                "Content-Type": "application/json"})
+        except (TypeError, ValueError) as e:  # a spec that is not JSON, a malformed endpoint
+            raise CortexException(f"cannot send {method} {path} to {endpoint!r} "
+                                  f"(environment {self.env_name}): {e}") from None
+        try:
+            with _OPENER.open(request, timeout=timeout or self._timeout) as response:
                 payload = response.read()
-                if raw:
-                    return payload, dict(response.headers)
-                return json.loads(payload) if payload else None
+                headers = dict(response.headers)
         except urllib.error.HTTPError as e:
-            raise CortexException(_error_message(e.read(), e.reason), status=e.code) from None
-        except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
+            try:
+                text = e.read()
+            except (OSError, http.client.HTTPException):
+                text = b""
+            if e.code == 401 and not text:  # a HEAD's answer has no body to say it
+                text = (f"the operator refused the token of environment {self.env_name} "
+                        "(see `cortex env list`)").encode()
+            raise CortexException(_error_message(text, e.reason), status=e.code) from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
             hint = ("start the local cluster with `cortex cluster up`"
                     if self.env.get("provider") == "local" else
                     "check that the cluster is running and the endpoint is right "
                     "(`cortex env list`)")
+            if isinstance(e, (BrokenPipeError, ConnectionResetError)) and data:
+                hint = ("the operator closed the connection during the upload: the project may "
+                        "be over the cluster's bundle limit (docs/security.md#limits); " + hint)
             reason = getattr(e, "reason", e)
             raise CortexException(
-                f"unable to connect to the operator at {self.env['operator_endpoint']} "
+                f"unable to connect to the operator at {endpoint} "
                 f"(environment {self.env_name}): {reason}; {hint}") from None
+        if raw:
+            return payload, headers
+        try:
+            return json.loads(payload) if payload else None
         except ValueError:
             raise CortexException(f"the operator sent a malformed response to {method} "
                                   f"{path}") from None
@@ -79,7 +110,13 @@ class Client:
         if predictor is not None and project_dir is not None:
             raise CortexException("`predictor` and `project_dir` parameters cannot be specified "
                                   "at the same time, please choose one")
-        spec = json.loads(json.dumps(api_spec))  # a copy; the caller's dict stays as it was
+        for name, lines in (("requirements", requirements), ("conda_packages", conda_packages)):
+            if isinstance(lines, str):
+                raise CortexException(f"{name} must be a list of lines, not a string")
+        try:
+            spec = json.loads(json.dumps(api_spec))  # a copy; the caller's dict stays as it was
+        except (TypeError, ValueError) as e:
+            raise CortexException(f"api_spec must hold JSON values only: {e}") from None
         extra = {}
         if predictor is not None:
             spec.setdefault("predictor", {})
@@ -97,6 +134,8 @@ class Client:
         results = self._call("POST", "/v1/deploy", {
             "config": yaml.safe_dump([spec], sort_keys=False),
             "config_file_name": _CONFIG_FILE_NAME, "project_id": project_id, "force": force})
+        if not results:
+            raise CortexException("the operator deployed nothing (an empty answer)")
         result = results[0]
         if result.get("error"):
             raise CortexException(result["error"])
@@ -112,7 +151,8 @@ class Client:
             if status == "status_live":
                 self._print_logs(f"/v1/logs/{name}", offset)
                 return
-            if status not in (None, "status_updating"):
+            # "compute unavailable" (status_stalled) may resolve: keep waiting, as v0.24 did.
+            if status not in (None, "status_updating", "status_stalled"):
                 raise CortexException(f"{name} did not become live: {status}")
             time.sleep(poll_s)
 
@@ -133,6 +173,10 @@ class Client:
 
     def patch(self, api_spec, force=False):
         """Applies a changed spec to a deployed API without uploading a project."""
+        try:
+            api_spec = json.loads(json.dumps(api_spec))
+        except (TypeError, ValueError) as e:
+            raise CortexException(f"api_spec must hold JSON values only: {e}") from None
         results = self._call("POST", "/v1/patch", {
             "config": yaml.safe_dump([api_spec], sort_keys=False),
             "config_file_name": _CONFIG_FILE_NAME, "force": force})
@@ -159,10 +203,11 @@ class Client:
 
     def _stream(self, path, follow, out):
         offset = 0
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         try:
             while True:
                 before = offset
-                offset = self._print_logs(path, offset, out)
+                offset = self._print_logs(path, offset, out, decoder)
                 if not follow and offset - before < _LOG_CHUNK_BYTES:
                     return
                 if offset == before:
@@ -170,10 +215,13 @@ class Client:
         except KeyboardInterrupt:
             return
 
-    def _print_logs(self, path, offset, out=None):
+    def _print_logs(self, path, offset, out=None, decoder=None):
+        """Prints the log from `offset` (a character split between two reads is kept for the
+        next one by `decoder`); returns the next offset."""
         sep = "&" if "?" in path else "?"
         body, headers = self._call("GET", f"{path}{sep}offset={offset}", timeout=30, raw=True)
-        (out or sys.stdout).write(body.decode(errors="replace"))
+        (out or sys.stdout).write(decoder.decode(body) if decoder else
+                                  body.decode(errors="replace"))
         (out or sys.stdout).flush()
         try:
             return int({k.lower(): v for k, v in headers.items()}["x-cortex-next-offset"])

@@ -33,7 +33,8 @@ def load():
     path = config_path()
     try:
         with open(path) as f:
-            data = yaml.safe_load(f) or {}
+            # Every scalar a string, as the CLI reads it: an unquoted token 0777 stays "0777".
+            data = yaml.load(f, Loader=yaml.BaseLoader) or {}
     except FileNotFoundError:
         data = {}
     except (OSError, yaml.YAMLError) as e:
@@ -51,17 +52,25 @@ def load():
 def save(config):
     """Writes cli.yaml atomically, in a directory only its owner can read (it holds tokens)."""
     directory = config_dir()
-    os.makedirs(directory, exist_ok=True)
-    os.chmod(directory, 0o700)
+    try:
+        os.makedirs(directory, exist_ok=True)
+        os.chmod(directory, 0o700)  # tokens live here; as the CLI, a failure here is not fatal
+    except PermissionError:
+        pass
     text = yaml.safe_dump({"default_environment": config["default_environment"],
                            "environments": config["environments"]}, sort_keys=False)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".cli.yaml.")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".cli.yaml.")  # created 0600
+    except OSError as e:
+        raise CortexException(f"{config_path()}: {e}") from None
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
         os.replace(tmp, config_path())
-    except BaseException:
+    except BaseException as e:
         os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise CortexException(f"{config_path()}: {e}") from None
         raise
 
 
@@ -100,8 +109,11 @@ def upsert(env):
     """Adds or replaces ``env``; it becomes the default if the default does not exist."""
     check(env)
     config = load()
-    config["environments"] = [e for e in config["environments"] if e["name"] != env["name"]]
-    config["environments"].append(env)
+    names = [e["name"] for e in config["environments"]]
+    if env["name"] in names:  # in place, as the CLI does
+        config["environments"][names.index(env["name"])] = env
+    else:
+        config["environments"].append(env)
     if not any(e["name"] == config["default_environment"] for e in config["environments"]):
         config["default_environment"] = env["name"]
     save(config)

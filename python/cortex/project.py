@@ -10,26 +10,23 @@ give the same bytes and the operator keeps one copy of them.
 import hashlib
 import io
 import os
-import stat
 import tarfile
 
 from cortex.exceptions import CortexException
+from cortex.ignore_rules import IgnoreRules
 
 MAX_PROJECT_BYTES = 512 * 1024 * 1024  # the operator's limit
 
 
-def _ignore_spec(root):
+def _ignore_rules(root):
     path = os.path.join(root, ".cortexignore")
     if not os.path.isfile(path):
         return None
     try:
-        import pathspec
-    except ImportError:
-        raise CortexException(
-            f"{path}: reading .cortexignore needs the pathspec package (Debian: "
-            "python3-pathspec)") from None
-    with open(path) as f:
-        return pathspec.PathSpec.from_lines("gitwildmatch", f)
+        with open(path, errors="replace") as f:
+            return IgnoreRules(f.read())
+    except OSError as e:
+        raise CortexException(f"{path}: {e}") from None
 
 
 def _generated(name):
@@ -42,28 +39,32 @@ def list_files(root):
     if not os.path.isdir(root):
         raise CortexException(f"{root}: directory does not exist")
     if root in ("/", os.path.expanduser("~")):
-        raise CortexException(f"{root}: refusing to upload a whole {'file system' if root == '/' else 'home directory'}; "
-                              "choose a project directory")
-    spec = _ignore_spec(root)
+        what = "file system" if root == "/" else "home directory"
+        raise CortexException(f"{root}: refusing to upload a whole {what}; choose a project "
+                              "directory")
+    rules = _ignore_rules(root)
     files = []
 
     def walk(rel_dir):
         directory = os.path.join(root, rel_dir) if rel_dir else root
-        with os.scandir(directory) as entries:
-            for entry in entries:
-                name = entry.name
-                rel = f"{rel_dir}/{name}" if rel_dir else name
-                is_dir = entry.is_dir(follow_symlinks=False)
-                if name.startswith(".") or name.startswith("cortex-debug-"):
-                    continue
-                if (is_dir and name == "__pycache__") or (not is_dir and _generated(name)):
-                    continue
-                if spec is not None and spec.match_file(rel + "/" if is_dir else rel):
-                    continue
-                if is_dir:
-                    walk(rel)
-                elif entry.is_file(follow_symlinks=True):  # a link to a file: its contents
-                    files.append(rel)
+        try:
+            entries = list(os.scandir(directory))
+        except OSError as e:
+            raise CortexException(f"listing {directory}: {e}") from None
+        for entry in entries:
+            name = entry.name
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            is_dir = entry.is_dir(follow_symlinks=False)
+            if name.startswith(".") or name.startswith("cortex-debug-"):
+                continue
+            if (is_dir and name == "__pycache__") or (not is_dir and _generated(name)):
+                continue
+            if rules is not None and rules.ignored(rel, is_dir):
+                continue
+            if is_dir:
+                walk(rel)
+            elif entry.is_file(follow_symlinks=True):  # a link to a file: its contents
+                files.append(rel)
 
     walk("")
     if os.path.isfile(os.path.join(root, ".env")):
@@ -85,17 +86,21 @@ def pack(root, extra=None):
     """The project under ``root`` (None: no directory) plus ``extra`` ({path: bytes}, which wins
     over a file of the same path) as (archive bytes, its sha256 hex id)."""
     contents = {}
-    if root is not None:
-        for rel in list_files(root):
+    try:
+        listed = list_files(root) if root is not None else []
+        sizes = {rel: os.stat(os.path.join(root, rel)).st_size for rel in listed}
+        total = sum(sizes.values()) + sum(len(d) for d in (extra or {}).values())
+        if total > MAX_PROJECT_BYTES:  # before anything is read
+            raise CortexException(f"the project is {total / 1048576:.1f} MiB, over the "
+                                  f"{MAX_PROJECT_BYTES // 1048576} MiB limit")
+        for rel in listed:
             path = os.path.join(root, rel)
             with open(path, "rb") as f:
-                contents[rel] = (f.read(), bool(os.stat(path).st_mode & stat.S_IXUSR))
+                contents[rel] = (f.read(), bool(os.stat(path).st_mode & 0o111))
+    except OSError as e:
+        raise CortexException(f"reading the project: {e}") from None
     for rel, data in (extra or {}).items():
         contents[rel] = (data, False)
-    total = sum(len(data) for data, _ in contents.values())
-    if total > MAX_PROJECT_BYTES:
-        raise CortexException(f"the project is {total / 1048576:.1f} MiB, over the "
-                              f"{MAX_PROJECT_BYTES // 1048576} MiB limit")
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for rel in sorted(contents):

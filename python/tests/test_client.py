@@ -234,3 +234,122 @@ def test_a_class_in_a_namespace_package_ships_its_module_only(tmp_path):
     shipped = tmp_path / "shipped"
     write_shipped(files, shipped)
     assert unpickle_in(shipped) == ["PythonPredictor", 4]
+
+
+def test_a_notebook_cell_class_with_decorators_bases_and_attributes_ships(tmp_path):
+    """As in IPython: the module has no __file__ and the cell's source is in linecache; the
+    class is defined twice (the last one counts) and indented under a block."""
+    (tmp_path / "helpers.py").write_text("def double(x):\n    return 2 * x\n")
+    p = run_script(tmp_path, '''
+        import linecache, pickle, sys
+        cell = """
+        import functools
+        from collections import OrderedDict
+        from numbers import Number
+        from helpers import double
+
+        LIMIT = 3
+        model = object()  # a notebook object, only ever used as self.model
+
+        class PythonPredictor:
+            def predict(self, payload):
+                return "first definition"
+
+        if True:
+            class PythonPredictor(OrderedDict):
+                SCALE: Number = LIMIT
+
+                def __init__(self, config):
+                    super().__init__()
+                    self.model = config["k"]
+
+                @functools.lru_cache(maxsize=None)
+                def cached(self, n):
+                    return n
+
+                def predict(self, payload):
+                    from math import floor as model_floor
+                    model = self.model  # a local that shadows the notebook's global
+                    return double(model_floor(sum(payload))) * self.SCALE * model
+        """
+        import textwrap
+        cell = textwrap.dedent(cell)
+        name = "<ipython-input-3-0123456789ab>"
+        linecache.cache[name] = (len(cell), None, cell.splitlines(True), name)
+        del sys.modules["__main__"].__file__
+        exec(compile(cell, name, "exec"), sys.modules["__main__"].__dict__)
+        from cortex import predictor_shipping
+        sys.stdout.write(pickle.dumps(predictor_shipping.ship(PythonPredictor)).hex())
+    ''')
+    assert p.returncode == 0, p.stderr
+    files = pickle.loads(bytes.fromhex(p.stdout))
+    assert sorted(files) == ["cortex_predictor.py", "helpers.py", "predictor.pickle"]
+    source = files["cortex_predictor.py"].decode()
+    assert "first definition" not in source, source
+    for line in ("import functools", "from collections import OrderedDict",
+                 "from numbers import Number", "from helpers import double", "LIMIT = 3"):
+        assert line in source.splitlines(), (line, source)
+    assert "model =" not in source.split("class PythonPredictor")[0], source
+    shipped = tmp_path / "shipped"
+    write_shipped(files, shipped)
+    assert unpickle_in(shipped) == ["PythonPredictor", 2 * 3 * 3 * 2]
+
+
+def test_constants_whose_repr_is_not_python_are_refused(tmp_path):
+    p = run_script(tmp_path, """
+        from cortex import predictor_shipping
+
+        CEILING = float("inf")
+
+        class PythonPredictor:
+            def predict(self, payload):
+                return min(payload, CEILING)
+
+        predictor_shipping.ship(PythonPredictor)
+    """)
+    assert p.returncode != 0
+    assert "PythonPredictor uses CEILING (float) from __main__" in p.stderr, p.stderr
+
+
+# The CLI's IgnoreRules cases (src/bundle/bundle_test.cc), so both pack the same files.
+IGNORE_CASES = [
+    ("*.log", "a.log", False, True), ("*.log", "x/y/a.log", False, True),
+    ("*.log", "a.log.txt", False, False), ("foo", "x/foo", True, True),
+    ("file?.txt", "file1.txt", False, True), ("file?.txt", "file10.txt", False, False),
+    ("[ab].txt", "b.txt", False, True), ("[ab].txt", "c.txt", False, False),
+    ("# a.log\n\n", "# a.log", False, False), ("\\#a", "#a", False, True),
+    ("\\!a", "!a", False, True), ("a.log   \r\n", "a.log", False, True),
+    ("*.log\n!keep.log", "keep.log", False, False), ("*.log\n!keep.log", "x/keep.log", False, False),
+    ("*.log\n!keep.log", "other.log", False, True), ("!keep.log\n*.log", "keep.log", False, True),
+    ("build/", "build", True, True), ("build/", "build", False, False),
+    ("build/", "x/build/y.o", False, True), ("build/\n!build/keep", "build/keep", False, True),
+    ("/top.txt", "top.txt", False, True), ("/top.txt", "x/top.txt", False, False),
+    ("docs/*.md", "docs/a.md", False, True), ("docs/*.md", "x/docs/a.md", False, False),
+    ("docs/*.md", "docs/sub/a.md", False, False), ("docs/", "x/docs", True, True),
+    ("**/foo", "foo", False, True), ("**/foo", "a/b/foo", False, True),
+    ("**/foo/bar", "a/foo/bar", False, True), ("abc/**", "abc", True, False),
+    ("abc/**", "abc/x", False, True), ("abc/**", "abc/x/y", False, True),
+    ("abc/**\n!abc/keep", "abc/keep", False, False), ("a/**/b", "a/b", False, True),
+    ("a/**/b", "a/x/b", False, True), ("a/**/b", "a/x/y/b", False, True),
+    ("a/**/b", "a/xb", False, False), ("a/**/*.bin", "a/1/2/w.bin", False, True),
+    ("!", "x", False, False),
+]
+
+
+@pytest.mark.parametrize("rules,path,is_dir,ignored", IGNORE_CASES)
+def test_ignore_rules_match_the_clis(rules, path, is_dir, ignored):
+    from cortex.ignore_rules import IgnoreRules
+    assert IgnoreRules(rules).ignored(path, is_dir) is ignored
+
+
+def test_project_listing_applies_cortexignore_as_the_cli(tmp_path):
+    (tmp_path / ".cortexignore").write_text(
+        "# build output\n\n*.log\n!keep.log\nbuild/\n/top.txt\ndata/**/*.bin\nmodels/**\n"
+        "!models/README.md\n")
+    for rel in ("a.log", "sub/b.log", "sub/keep.log", "build/out.o", "sub/build/out.o", "top.txt",
+                "sub/top.txt", "data/x.bin", "data/a/b/y.bin", "data/y.txt", "models/w.pt",
+                "models/v1/w.pt", "models/README.md"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x")
+    assert project.list_files(tmp_path) == ["data/y.txt", "models/README.md", "sub/keep.log",
+                                            "sub/top.txt"]

@@ -200,6 +200,16 @@ def test_errors_carry_the_operators_message(client_env, tmp_path):
     with pytest.raises(CortexException, match="defined inside a function cannot be shipped"):
         client.create_api({"name": "x"}, predictor=PythonPredictor)
 
+    url = f"http://127.0.0.1:{client_env.operator_port}"
+    stranger = cortex.Client({"name": "stranger", "provider": "local", "operator_endpoint": url,
+                              "operator_token": "wrong"})
+    with pytest.raises(CortexException) as e:  # the upload's HEAD is the first call
+        stranger.create_api({"name": "pc-x", "kind": "RealtimeAPI",
+                             "predictor": {"type": "python", "path": "predictor.py"}},
+                            project_dir=str(tmp_path))
+    assert e.value.status == 401, e.value
+    assert "the operator refused the token of environment stranger" in str(e.value), e.value
+
     dead = f"http://127.0.0.1:{free_port()}"
     offline = cortex.Client({"name": "offline", "provider": "local", "operator_endpoint": dead})
     with pytest.raises(CortexException, match=f"unable to connect to the operator at {dead} "
@@ -210,22 +220,24 @@ def test_errors_carry_the_operators_message(client_env, tmp_path):
 def test_environments_are_shared_with_the_cli(client_env):
     c = client_env
     url = f"http://127.0.0.1:{c.operator_port}"
-    remote = cortex.cluster_client("pc-env", "local", url, operator_token=c.token())
-    assert remote.list_apis() == cortex.client("local").list_apis()
-    listed = {e["name"]: e for e in cortex.env_list()}
-    assert listed["pc-env"] == {"name": "pc-env", "provider": "local", "operator_endpoint": url,
-                                "default": False}
-    assert listed["local"]["default"] is True
-    cli_view = {e["name"]: e for e in json.loads(c.cli_ok("env", "list", "-o", "json"))}
-    assert cli_view["pc-env"]["operator_endpoint"] == url
-    assert c.cli_ok("get", "-e", "pc-env").strip()  # the CLI reaches the operator with it
+    try:
+        remote = cortex.cluster_client("pc-env", "local", url, operator_token=c.token())
+        assert remote.list_apis() == cortex.client("local").list_apis()
+        listed = {e["name"]: e for e in cortex.env_list()}
+        assert listed["pc-env"] == {"name": "pc-env", "provider": "local", "operator_endpoint": url,
+                                    "default": False}
+        assert listed["local"]["default"] is True
+        cli_view = {e["name"]: e for e in json.loads(c.cli_ok("env", "list", "-o", "json"))}
+        assert cli_view["pc-env"]["operator_endpoint"] == url
+        assert c.cli_ok("get", "-e", "pc-env").strip()  # the CLI reaches the operator with it
 
-    with pytest.warns(UserWarning, match="aws_access_key_id, aws_secret_access_key: ignored"):
-        cortex.local_client("AKID", "SECRET")
-    with pytest.raises(CortexException, match="provider aws is not supported"):
-        cortex.cluster_client("aws", "aws", "https://example.invalid")
-
-    cortex.env_delete("pc-env")
+        with pytest.warns(UserWarning, match="aws_access_key_id, aws_secret_access_key: ignored"):
+            cortex.local_client("AKID", "SECRET")
+        with pytest.raises(CortexException, match="provider aws is not supported"):
+            cortex.cluster_client("aws", "aws", "https://example.invalid")
+    finally:  # the shared cluster's cli.yaml is left as it was
+        if any(e["name"] == "pc-env" for e in cortex.env_list()):
+            cortex.env_delete("pc-env")
     assert "pc-env" not in [e["name"] for e in cortex.env_list()]
     with pytest.raises(CortexException, match="environment pc-env is not configured"):
         cortex.client("pc-env")
