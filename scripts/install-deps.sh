@@ -19,6 +19,7 @@ PACKAGES=(
   python3-starlette  # the runtime's Request/Response types, as in Cortex's images (optional)
   curl procps
   prometheus  # tests/e2e/test_prometheus.py scrapes the cluster with it
+  chromium fonts-dejavu-core  # tests/e2e/test_dashboard.py: the dashboard in headless Chromium
   python3-botocore python3-boto3  # tests/s3: the reference SigV4 signer, and the S3 test client
   python3-kubernetes python3-yaml  # tests/kubernetes: the API's typed models (unknown fields)
   # The ONNX predictor: the _cortex_onnx extension (pybind11 over ONNX Runtime's C++ API), and
@@ -76,6 +77,23 @@ if ! grep -qs "\"version\": \"${K8S_MODELS_VERSION}\"" \
   # kubernetes-models asks for node >= 22 (EBADENGINE) but works on node 20.
   npm install --prefix "$K8S_MODELS_DIR" "kubernetes-models@${K8S_MODELS_VERSION}" \
     "js-yaml@${JS_YAML_VERSION}" --no-audit --no-fund --loglevel=error
+fi
+
+# The dashboard (docs/dashboard.md): its chart library (Chart.js) and the bundler that builds its
+# script at build time (esbuild, whose npm package carries its Linux binary), and playwright-core,
+# which drives Debian's chromium in tests/e2e/test_dashboard.py (it never downloads a browser).
+# Into the (git-ignored) build tree, where CMake looks for them. Not optional: the build needs it.
+CHARTJS_VERSION=4.6.1
+ESBUILD_VERSION=0.28.2
+PLAYWRIGHT_VERSION=1.65.1
+DASHBOARD_DIR="${CORTEX_DASHBOARD_DIR:-$(cd "$(dirname "$0")/.." && pwd)/build/_deps/dashboard}"
+if ! grep -qs "\"version\": \"${CHARTJS_VERSION}\"" "$DASHBOARD_DIR/node_modules/chart.js/package.json" || \
+   ! grep -qs "\"version\": \"${ESBUILD_VERSION}\"" "$DASHBOARD_DIR/node_modules/esbuild/package.json" || \
+   ! grep -qs "\"version\": \"${PLAYWRIGHT_VERSION}\"" "$DASHBOARD_DIR/node_modules/playwright-core/package.json"; then
+  mkdir -p "$DASHBOARD_DIR"
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --prefix "$DASHBOARD_DIR" \
+    "chart.js@${CHARTJS_VERSION}" "esbuild@${ESBUILD_VERSION}" \
+    "playwright-core@${PLAYWRIGHT_VERSION}" --no-audit --no-fund --loglevel=error
 fi
 
 # ONNX Runtime (no Debian package has it) from npm, into the (git-ignored) build tree:

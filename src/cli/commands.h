@@ -88,6 +88,8 @@ int Logs(const std::string& api, const std::string& job, bool follow, const Comm
 int Delete(const std::string& api, const std::string& job, bool force, const CommonFlags& common);
 int Predict(const std::string& api, const std::string& json_file, const CommonFlags& common);
 int Version(const CommonFlags& common);
+// Prints the link to the environment's dashboard (with its token in the fragment).
+int Dashboard(const CommonFlags& common);
 
 struct EnvFlags {
   std::string name;

@@ -13,6 +13,7 @@
 #include "common/status.h"
 #include "common/util.h"
 #include "net/offload.h"
+#include "operator/dashboard.h"
 
 namespace cortex::op {
 
@@ -46,6 +47,27 @@ absl::StatusOr<json> JsonBody(const net::Request& request, const std::string& wh
     return absl::InvalidArgumentError(absl::StrCat(what, ": body must be a JSON object"));
   }
   return body;
+}
+
+// A dashboard file, revalidated by its ETag (the page changes only with the binary).
+net::Response DashboardFile(const net::Request& request) {
+  const EmbeddedFile* file = FindDashboardFile(request.target());
+  if (file == nullptr) {
+    std::string_view target = request.target();
+    return net::StatusResponse(request, absl::NotFoundError(absl::StrCat(
+                                            "the dashboard has no file ",
+                                            std::string(target.substr(0, target.find('?'))))));
+  }
+  bool unchanged = request[http::field::if_none_match] == file->etag;
+  net::Response response =
+      net::MakeResponse(request, unchanged ? http::status::not_modified : http::status::ok,
+                        unchanged ? "" : std::string(file->bytes), file->content_type);
+  response.set(http::field::etag, file->etag);
+  response.set(http::field::cache_control, "no-cache");
+  response.set("Content-Security-Policy", kDashboardPolicy);
+  response.set("X-Content-Type-Options", "nosniff");
+  response.set("Referrer-Policy", "no-referrer");
+  return response;
 }
 
 const std::string& Param(const net::PathParams& params, std::string_view name) {
@@ -186,6 +208,8 @@ asio::awaitable<net::Response> OperatorServer::Handle(net::Request& request) {
       (void)absl::SimpleAtoi(QueryParam(target, "after"), &after);
       co_return co_await WatchRoutes(request, after);
     }
+    case Endpoint::kDashboard:
+      co_return DashboardFile(request);
     case Endpoint::kShutdown:
       if (options_.on_shutdown) asio::post(io_, options_.on_shutdown);
       co_return net::MakeResponse(request, http::status::ok, R"({"message":"shutting down"})");

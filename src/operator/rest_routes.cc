@@ -3,7 +3,8 @@
 namespace cortex::op {
 
 bool IsOpen(Endpoint endpoint) {
-  return endpoint == Endpoint::kHealth || endpoint == Endpoint::kBatchJobs;
+  return endpoint == Endpoint::kHealth || endpoint == Endpoint::kBatchJobs ||
+         endpoint == Endpoint::kDashboard;
 }
 
 const net::Router<Endpoint>& OperatorRoutes() {
@@ -36,7 +37,9 @@ const net::Router<Endpoint>& OperatorRoutes() {
         .Add("GET", "/v1/apis/{api}/jobs/{job}", Endpoint::kGetJob)
         .Add("DELETE", "/v1/apis/{api}/jobs/{job}", Endpoint::kStopJob)
         .Add("GET", "/v1/logs/{api}", Endpoint::kLogs)
-        .Add("POST", "/v1/shutdown", Endpoint::kShutdown);
+        .Add("POST", "/v1/shutdown", Endpoint::kShutdown)
+        .Add("GET", "/dashboard", Endpoint::kDashboard)
+        .Add("GET", "/dashboard/{file}", Endpoint::kDashboard);
     return r;
   }();
   return routes;

@@ -30,6 +30,7 @@ enum class Endpoint {
   kWorkerSpec,   // GET /v1/apis/{api}/jobs/{job}/worker-spec: what a batch worker pod runs
   kLogs,         // GET /v1/logs/{api}?offset=N[&job=ID]
   kShutdown,     // POST /v1/shutdown
+  kDashboard,    // GET /dashboard, /dashboard/{file}: the page's static files (open: no data)
 };
 
 // Endpoints that answer without the bearer token.

@@ -75,7 +75,10 @@ INSTANTIATE_TEST_SUITE_P(
              {{"api", "iris"}}},
         Case{"GET", "/v1/apis//refresh", std::nullopt, {}},
         Case{"GET", "/v1/apis/a/b/c/d/e", std::nullopt, {}},
-        Case{"GET", "/nope", std::nullopt, {}}));
+        Case{"GET", "/dashboard", Endpoint::kDashboard, {}},
+        Case{"GET", "/dashboard/?api=iris", Endpoint::kDashboard, {}},
+        Case{"GET", "/dashboard/app.js", Endpoint::kDashboard, {{"file", "app.js"}}},
+        Case{"GET", "/dashboard/a/b", std::nullopt, {}}, Case{"GET", "/nope", std::nullopt, {}}));
 
 TEST(RouterTest, OtherMethodsAreReportedForA405) {
   auto match = OperatorRoutes().Find("PUT", "/v1/apis/iris");
@@ -97,9 +100,13 @@ TEST(RouterTest, PathSegments) {
   EXPECT_TRUE(net::PathSegments("/").empty());
 }
 
-TEST(RestRoutesTest, OnlyHealthAndBatchJobsAreOpen) {
+TEST(RestRoutesTest, OnlyHealthBatchJobsAndTheDashboardsFilesAreOpen) {
   EXPECT_TRUE(IsOpen(Endpoint::kHealth));
   EXPECT_TRUE(IsOpen(Endpoint::kBatchJobs));
+  EXPECT_TRUE(IsOpen(Endpoint::kDashboard));  // static files: the data behind them is not open
+  EXPECT_FALSE(IsOpen(Endpoint::kApiHistory));
+  EXPECT_FALSE(IsOpen(Endpoint::kListApis));
+  EXPECT_FALSE(IsOpen(Endpoint::kLogs));
   EXPECT_FALSE(IsOpen(Endpoint::kWorkerCall));
   EXPECT_FALSE(IsOpen(Endpoint::kDeploy));
 }

@@ -167,6 +167,12 @@ int main(int argc, char** argv) {
   add_common(version_cmd, false);
   version_cmd->callback([&] { code = cli::Version(common); });
 
+  // dashboard
+  auto* dashboard_cmd =
+      app.add_subcommand("dashboard", "print the link to the environment's web dashboard");
+  add_common(dashboard_cmd);
+  dashboard_cmd->callback([&] { code = cli::Dashboard(common); });
+
   std::string shell;
   auto* completion_cmd = app.add_subcommand(
       "completion", "print the shell completion script: source <(cortex completion bash)");
