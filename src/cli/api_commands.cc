@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cctype>
 #include <chrono>
 #include <csignal>
 #include <ctime>
@@ -302,30 +301,14 @@ int Version(const CommonFlags& common) {
   return 0;
 }
 
-namespace {
-
-// RFC 3986 percent-encoding of everything but the unreserved characters.
-std::string PercentEncode(std::string_view text) {
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      absl::StrAppendFormat(&out, "%%%02X", c);
-    }
-  }
-  return out;
-}
-
-}  // namespace
-
 int Dashboard(const CommonFlags& common) {
   auto client = Client(common);
   if (!client.ok()) return Fail(client.status());
   // The token goes in the fragment, which the browser keeps to itself: the page reads it, keeps
   // it for the tab and takes it out of the address bar (docs/dashboard.md).
-  std::string url = absl::StrCat(client->env().operator_endpoint,
-                                 "/dashboard/#token=", PercentEncode(client->env().operator_token));
+  std::string url =
+      absl::StrCat(client->env().operator_endpoint,
+                   "/dashboard/#token=", net::UrlEncode(client->env().operator_token));
   auto info = client->CallJson("GET", "/v1/info");
   if (common.output == "json") {
     std::cout << json{{"url", url}, {"reachable", info.ok()}}.dump(2) << "\n";

@@ -50,8 +50,8 @@ absl::StatusOr<json> JsonBody(const net::Request& request, const std::string& wh
 }
 
 // A dashboard file, revalidated by its ETag (the page changes only with the binary).
-net::Response DashboardFile(const net::Request& request) {
-  const EmbeddedFile* file = FindDashboardFile(request.target());
+net::Response DashboardFile(const net::Request& request, std::string_view name) {
+  const EmbeddedFile* file = FindDashboardFile(name);
   if (file == nullptr) {
     std::string_view target = request.target();
     return net::StatusResponse(request, absl::NotFoundError(absl::StrCat(
@@ -209,7 +209,7 @@ asio::awaitable<net::Response> OperatorServer::Handle(net::Request& request) {
       co_return co_await WatchRoutes(request, after);
     }
     case Endpoint::kDashboard:
-      co_return DashboardFile(request);
+      co_return DashboardFile(request, Param(match.params, "file"));
     case Endpoint::kShutdown:
       if (options_.on_shutdown) asio::post(io_, options_.on_shutdown);
       co_return net::MakeResponse(request, http::status::ok, R"({"message":"shutting down"})");
