@@ -222,7 +222,7 @@ int ClusterUp(const ClusterFlags& flags) {
   }
   auto config = LoadCliConfig();
   if (!config.ok()) return Fail(config.status());
-  Environment env{flags.env_name, "local", operator_url, *token};
+  Environment env{flags.env_name.empty() ? "local" : flags.env_name, "local", operator_url, *token};
   config->Upsert(env);
   if (config->Find(config->default_environment) == nullptr) config->default_environment = env.name;
   if (absl::Status st = SaveCliConfig(*config); !st.ok()) return Fail(st);
@@ -235,7 +235,8 @@ int ClusterUp(const ClusterFlags& flags) {
   return 0;
 }
 
-int ClusterDown(const ClusterFlags&) {
+int ClusterDown(const ClusterFlags& flags) {
+  if (flags.provider == "kubernetes") return ClusterDownKubernetes(flags);
   auto state = LoadClusterState();
   if (!state.ok()) {
     std::cout << "the local cluster is not running\n";
@@ -289,6 +290,7 @@ int WriteDebugArchive(const ClusterFlags& flags, const json& info) {
 }
 
 int ClusterInfo(const ClusterFlags& flags, const CommonFlags& common) {
+  if (flags.provider == "kubernetes") return ClusterInfoKubernetes(flags, common);
   auto state = LoadClusterState();
   bool running = false;
   json info = {{"config_dir", ConfigDir()}, {"status", "stopped"}};

@@ -18,7 +18,7 @@ struct CommonFlags {
 };
 
 struct ClusterFlags {
-  std::string env_name = "local";
+  std::string env_name;  // empty: the provider's name ("local" or "kubernetes")
   int operator_port = 8890;
   int gateway_port = 8888;  // the API gateway listener
   int lb_port = 0;          // the load balancer listener; 0: a free port, kept across restarts
@@ -37,12 +37,19 @@ struct ClusterFlags {
   std::string kubeconfig;
   std::string context;
   std::string namespace_name;  // empty: cluster.yaml's namespace (default "cortex")
-  bool debug = false;          // cluster info --debug: write a debug archive
+  // Where the CLI reaches the installed operator when its Service has no load balancer address
+  // (a port-forward, an ingress); empty: the LoadBalancer's address.
+  std::string operator_endpoint;
+  int kubernetes_wait_s = 600;  // cluster up: how long to wait for the operator and gateway
+  bool yes = false;             // skip prompts
+  bool debug = false;           // cluster info --debug: write a debug archive
 };
 
 int ClusterUp(const ClusterFlags& flags);
-// `cortex cluster up --provider kubernetes` (only --dry-run is available in this build).
+// `cortex cluster up | down | info --provider kubernetes` (kubernetes_commands.cc).
 int ClusterUpKubernetes(const ClusterFlags& flags);
+int ClusterDownKubernetes(const ClusterFlags& flags);
+int ClusterInfoKubernetes(const ClusterFlags& flags, const CommonFlags& common);
 int ClusterDown(const ClusterFlags& flags);
 int ClusterInfo(const ClusterFlags& flags, const CommonFlags& common);
 

@@ -1,17 +1,27 @@
-// The Kubernetes provider's CLI side (docs/kubernetes.md): `cortex cluster up --provider
-// kubernetes --dry-run` prints what would be installed, and `cortex deploy --dry-run --provider
-// kubernetes` prints the objects each API of a cortex.yaml would become. Both render with the
-// functions the Kubernetes backend applies (backends/kubernetes/) and touch no cluster.
+// The Kubernetes provider's CLI side (docs/kubernetes.md): `cortex cluster up | down | info
+// --provider kubernetes` install, remove and report the platform in a cluster through its REST
+// API (backends/kubernetes/installer.h); with --dry-run, `cluster up` prints what it would
+// install, and `cortex deploy --dry-run --provider kubernetes` the objects each API of a
+// cortex.yaml would become, touching no cluster. All render with the functions the operator's
+// Kubernetes backend applies.
 #include <absl/strings/str_cat.h>
+#include <absl/strings/str_join.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <iostream>
+#include <thread>
 
 #include "backends/kubernetes/install_manifests.h"
+#include "backends/kubernetes/installer.h"
+#include "backends/kubernetes/kube_credentials.h"
+#include "backends/kubernetes/kube_rest_client.h"
 #include "backends/kubernetes/manifests.h"
 #include "backends/kubernetes/yaml_stream.h"
 #include "bundle/bundle.h"
 #include "cli/commands.h"
+#include "cli/env_config.h"
 #include "common/status.h"
 #include "common/util.h"
 #include "config/api_config.h"
@@ -84,23 +94,194 @@ absl::Status AppendApi(const config::ApiConfig& api, const std::string& project_
   return absl::OkStatus();
 }
 
+// The cluster's API at the kubeconfig's context, in the platform's namespace; the server it
+// names, for messages.
+struct Cluster {
+  config::ClusterConfig config;
+  std::unique_ptr<k8s::KubeRestClient> api;
+  std::string server;
+};
+
+absl::StatusOr<Cluster> ConnectCluster(const ClusterFlags& flags) {
+  Cluster cluster;
+  ASSIGN_OR_RETURN(cluster.config, LoadKubernetesClusterConfig(
+                                       flags.config_file, flags.namespace_name, flags.api_gateway));
+  ASSIGN_OR_RETURN(k8s::KubeEndpoint endpoint,
+                   k8s::LoadKubeconfig(flags.kubeconfig, flags.context));
+  cluster.server = endpoint.server;
+  cluster.api = std::make_unique<k8s::KubeRestClient>(
+      std::move(endpoint), cluster.config.kubernetes.namespace_name, /*attempts=*/3,
+      /*timeout_ms=*/20'000);
+  return cluster;
+}
+
+void Progress(const std::string& line) { std::cout << "  " << line << "\n" << std::flush; }
+
+std::string Ready(int ready, int wanted) { return absl::StrCat(ready, "/", wanted, " ready"); }
+
+// What `cluster up` still waits for; empty once the platform can be used.
+std::string Waiting(const k8s::PlatformState& state, bool need_operator_url) {
+  std::vector<std::string> missing;
+  if (state.operator_ready < 1) {
+    missing.push_back("the operator (" + Ready(state.operator_ready, state.operator_wanted) + ")");
+  }
+  if (state.gateway_wanted == 0 || state.gateway_ready < state.gateway_wanted) {
+    missing.push_back("the gateway (" + Ready(state.gateway_ready, state.gateway_wanted) + ")");
+  }
+  if (need_operator_url && state.operator_url.empty()) {
+    missing.push_back("the operator's load balancer address");
+  }
+  std::string out = absl::StrJoin(missing, ", ");
+  if (!out.empty() && !state.problems.empty()) {
+    absl::StrAppend(&out, "; ", absl::StrJoin(state.problems, "; "));
+  }
+  return out;
+}
+
+// Asks before something that cannot be undone. Without a terminal only --yes says yes.
+bool ConfirmDestructive(const std::string& question, bool yes) {
+  if (yes) return true;
+  if (!::isatty(STDIN_FILENO)) {
+    std::cerr << "error: " << question << ": pass --yes to confirm (no terminal to ask)\n";
+    return false;
+  }
+  std::cout << question << " (y/n): " << std::flush;
+  std::string answer;
+  std::getline(std::cin, answer);
+  return answer == "y" || answer == "yes";
+}
+
 }  // namespace
 
 int ClusterUpKubernetes(const ClusterFlags& flags) {
-  auto cluster =
-      LoadKubernetesClusterConfig(flags.config_file, flags.namespace_name, flags.api_gateway);
-  if (!cluster.ok()) return Fail(cluster.status());
-  if (!flags.dry_run) {
-    return Fail(absl::UnimplementedError(
-        "installing into a cluster is not available yet: this build renders the installation "
-        "(add --dry-run to print it) but does not apply it or run the operator's Kubernetes "
-        "backend; see docs/kubernetes.md"));
+  if (flags.dry_run) {
+    auto cluster =
+        LoadKubernetesClusterConfig(flags.config_file, flags.namespace_name, flags.api_gateway);
+    if (!cluster.ok()) return Fail(cluster.status());
+    std::vector<json> objects = k8s::InstallObjects(*cluster, RandomToken(24));
+    std::cout << "# cortex cluster up --provider kubernetes --dry-run: namespace "
+              << cluster->kubernetes.namespace_name << "\n# the operator's token is in the Secret "
+              << k8s::kTokenSecret << "\n"
+              << k8s::ToYamlStream(objects);
+    return 0;
   }
-  std::vector<json> objects = k8s::InstallObjects(*cluster, RandomToken(24));
-  std::cout << "# cortex cluster up --provider kubernetes --dry-run: namespace "
-            << cluster->kubernetes.namespace_name << "\n# the operator's token is in the Secret "
-            << k8s::kTokenSecret << "\n"
-            << k8s::ToYamlStream(objects);
+  auto cluster = ConnectCluster(flags);
+  if (!cluster.ok()) return Fail(cluster.status());
+  const std::string& ns = cluster->config.kubernetes.namespace_name;
+  k8s::KubeApi& api = *cluster->api;
+  // An installed platform keeps its token: the environments that use it go on working.
+  auto token = k8s::InstalledToken(api);
+  if (absl::IsNotFound(token.status())) token = RandomToken(24);
+  if (!token.ok()) return Fail(Annotate(token.status(), cluster->server));
+  std::cout << "installing the platform into namespace " << ns << " of " << cluster->server << "\n";
+  std::vector<json> objects = k8s::InstallObjects(cluster->config, *token);
+  if (absl::Status st = k8s::Install(api, objects, Progress); !st.ok()) return Fail(st);
+
+  // The pods start (images are pulled) and the cloud assigns the load balancers' addresses.
+  bool need_url = flags.operator_endpoint.empty();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(flags.kubernetes_wait_s);
+  std::string said;
+  absl::StatusOr<k8s::PlatformState> state;
+  for (;;) {
+    state = k8s::ObservePlatform(api, cluster->config.kubernetes);
+    std::string waiting =
+        state.ok() ? Waiting(*state, need_url) : std::string(state.status().message());
+    if (state.ok() && waiting.empty()) break;
+    if (waiting != said) Progress("waiting for " + waiting);
+    said = waiting;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      std::string hint =
+          state.ok() && need_url && state->operator_ready >= 1 && state->operator_url.empty()
+              ? absl::StrCat(" (the operator's Service is ", state->operator_service_type,
+                             " with no load balancer address: reach it some other way, e.g. "
+                             "kubectl -n ",
+                             ns,
+                             " port-forward svc/cortex-operator 8888, and run cluster up again "
+                             "with --operator-endpoint http://127.0.0.1:8888)")
+              : absl::StrCat(" (kubectl -n ", ns, " describe pods says why)");
+      return Fail(absl::DeadlineExceededError(absl::StrCat(
+          "the platform is installed but not ready after ", flags.kubernetes_wait_s,
+          " s: waiting for ", waiting, hint, "; `cortex cluster up` again goes on from here")));
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+  }
+
+  std::string operator_url = need_url ? state->operator_url : flags.operator_endpoint;
+  auto config = LoadCliConfig();
+  if (!config.ok()) return Fail(config.status());
+  Environment env{flags.env_name.empty() ? "kubernetes" : flags.env_name, "kubernetes",
+                  operator_url, *token};
+  config->Upsert(env);
+  if (config->Find(config->default_environment) == nullptr) config->default_environment = env.name;
+  if (absl::Status st = SaveCliConfig(*config); !st.ok()) return Fail(st);
+  std::cout << "the platform is up in namespace " << ns << "\n"
+            << "operator:      " << operator_url << "\n"
+            << "api gateway:   "
+            << (cluster->config.kubernetes.api_gateway == "none"
+                    ? "none (api_gateway: none)"
+                    : (state->api_gateway_url.empty() ? "no external address"
+                                                      : state->api_gateway_url))
+            << "\n"
+            << "load balancer: "
+            << (state->load_balancer_url.empty() ? "no external address" : state->load_balancer_url)
+            << "\n"
+            << "environment " << env.name << " is configured to use it\n";
+  return 0;
+}
+
+int ClusterDownKubernetes(const ClusterFlags& flags) {
+  auto cluster = ConnectCluster(flags);
+  if (!cluster.ok()) return Fail(cluster.status());
+  const std::string& ns = cluster->config.kubernetes.namespace_name;
+  auto state = k8s::ObservePlatform(*cluster->api, cluster->config.kubernetes);
+  if (!state.ok()) return Fail(Annotate(state.status(), cluster->server));
+  if (!state->installed) {
+    std::cout << "the platform is not installed in namespace " << ns << " of " << cluster->server
+              << "\n";
+    return 0;
+  }
+  std::string question =
+      absl::StrCat("delete the platform in namespace ", ns, " of ", cluster->server, ", with its ",
+                   state->realtime_apis, " realtime APIs, ", state->batch_jobs,
+                   " batch jobs and the operator's state (the volume claim)?");
+  if (!ConfirmDestructive(question, flags.yes)) return 1;
+  std::vector<json> objects = k8s::InstallObjects(cluster->config, "");
+  absl::Status st = k8s::Uninstall(*cluster->api, cluster->config.kubernetes, objects, Progress);
+  if (!st.ok()) return Fail(st);
+  std::cout << "the platform is removed from namespace " << ns
+            << " (the cluster deletes the pods in the background)\n";
+  return 0;
+}
+
+int ClusterInfoKubernetes(const ClusterFlags& flags, const CommonFlags& common) {
+  auto cluster = ConnectCluster(flags);
+  if (!cluster.ok()) return Fail(cluster.status());
+  auto state = k8s::ObservePlatform(*cluster->api, cluster->config.kubernetes);
+  if (!state.ok()) return Fail(Annotate(state.status(), cluster->server));
+  const std::string& ns = cluster->config.kubernetes.namespace_name;
+  if (common.output == "json") {
+    json info = state->ToJson();
+    info["server"] = cluster->server;
+    info["namespace"] = ns;
+    std::cout << info.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << "server:        " << cluster->server << "\nnamespace:     " << ns << "\n";
+  if (!state->installed) {
+    std::cout << "status:        not installed (`cortex cluster up --provider kubernetes`)\n";
+    return 0;
+  }
+  auto url = [](const std::string& u) {
+    return u.empty() ? std::string("no external address") : u;
+  };
+  std::cout << "operator:      " << Ready(state->operator_ready, state->operator_wanted) << ", "
+            << url(state->operator_url) << "\n"
+            << "gateway:       " << Ready(state->gateway_ready, state->gateway_wanted) << "\n"
+            << "api gateway:   " << url(state->api_gateway_url) << "\n"
+            << "load balancer: " << url(state->load_balancer_url) << "\n"
+            << "apis:          " << state->realtime_apis << " realtime, " << state->batch_jobs
+            << " batch jobs\n";
+  for (const auto& problem : state->problems) std::cout << "problem:       " << problem << "\n";
   return 0;
 }
 

@@ -14,8 +14,25 @@ void InitCurlOnce() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
+struct BodySink {
+  CURL* curl;
+  const HttpCall* call;
+  std::string* body;
+  bool stopped = false;  // on_body asked to end the call
+};
+
 size_t WriteBody(char* data, size_t size, size_t count, void* user) {
-  static_cast<std::string*>(user)->append(data, size * count);
+  auto* sink = static_cast<BodySink*>(user);
+  if (sink->call->on_body) {
+    long status = 0;
+    curl_easy_getinfo(sink->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 200 && status < 300) {
+      if (sink->call->on_body(std::string_view(data, size * count))) return size * count;
+      sink->stopped = true;
+      return 0;  // curl ends the transfer with CURLE_WRITE_ERROR
+    }
+  }
+  sink->body->append(data, size * count);
   return size * count;
 }
 
@@ -49,7 +66,8 @@ absl::StatusOr<HttpResult> Fetch(const HttpCall& call) {
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, call.connect_timeout_ms);
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, WriteBody);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &result.body);
+  BodySink sink{curl, &call, &result.body};
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, WriteHeader);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &result.headers);
   if (call.method == "HEAD") curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
@@ -80,6 +98,7 @@ absl::StatusOr<HttpResult> Fetch(const HttpCall& call) {
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
   curl_slist_free_all(headers);
   curl_easy_cleanup(curl);
+  if (code == CURLE_WRITE_ERROR && sink.stopped) code = CURLE_OK;
   if (code == CURLE_OPERATION_TIMEDOUT) {
     return absl::DeadlineExceededError(absl::StrCat(call.method, " ", call.url, ": timed out"));
   }

@@ -4,8 +4,10 @@
 
 #include <absl/status/statusor.h>
 
+#include <functional>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace cortex::net {
@@ -29,6 +31,10 @@ struct HttpCall {
   std::string client_cert_pem = {};
   std::string client_key_pem = {};
   bool insecure_skip_verify = false;
+  // When set, a 2xx answer's body is passed here as it arrives instead of into HttpResult::body
+  // (a watch's stream); returning false ends the call early, as a success. Other answers' bodies
+  // are still collected (their error message).
+  std::function<bool(std::string_view chunk)> on_body = {};
 };
 
 // Performs the call. A transport failure (refused, timed out) is an UnavailableError or

@@ -1,11 +1,14 @@
 """A fake Kubernetes API server on 127.0.0.1 for the operator's end-to-end tests.
 
-It keeps namespaced objects of any kind in memory with the API server's REST paths and verbs
-(list with labelSelector, get, create, replace with resourceVersion checks, merge-patch of the
-scale subresource, delete), answers errors as Status objects with the same codes (404, 409
-AlreadyExists / Conflict, 401), and requires a bearer token. No controllers run: the tests create
-the pods a Deployment would have, with the status a kubelet would report.
+It keeps objects of any kind in memory with the API server's REST paths and verbs (namespaced,
+and namespaces, which are cluster-scoped and take what they hold with them; list with
+labelSelector, get, create, replace with resourceVersion checks, merge-patch of the scale
+subresource, delete, pods' logs from `logs`), keeps a Secret's stringData as base64 data, answers
+errors as Status objects with the same codes (404, 409 AlreadyExists / Conflict, 401), and
+requires a bearer token. No controllers run: the tests create the pods a Deployment would have,
+with the status a kubelet would report.
 """
+import base64
 import json
 import threading
 import urllib.parse
@@ -18,6 +21,7 @@ class FakeApiServer:
         self.objects = {}  # (namespace, plural, name) -> object
         self.version = 0
         self.requests = []
+        self.logs = {}  # (namespace, pod) -> log text, each line led by an RFC 3339 timestamp
         self.lock = threading.Lock()
         server = self
 
@@ -26,9 +30,10 @@ class FakeApiServer:
                 pass
 
             def _answer(self, code, body):
-                data = json.dumps(body).encode()
+                text = isinstance(body, str)  # a pod's log
+                data = body.encode() if text else json.dumps(body).encode()
                 self.send_response(code)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "text/plain" if text else "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -73,6 +78,10 @@ class FakeApiServer:
 
     # ---- the API ----
     def _store(self, namespace, plural, obj):
+        if plural == "secrets" and "stringData" in obj:  # the API server keeps data, in base64
+            data = obj.setdefault("data", {})
+            for k, v in obj.pop("stringData").items():
+                data[k] = base64.b64encode(v.encode()).decode()
         self.version += 1
         obj.setdefault("metadata", {})["resourceVersion"] = str(self.version)
         obj["metadata"]["namespace"] = namespace
@@ -89,14 +98,26 @@ class FakeApiServer:
         if authorization != f"Bearer {self.token}":
             return self._status(401, "Unauthorized", "Unauthorized")
         url = urllib.parse.urlsplit(target)
+        query = dict(urllib.parse.parse_qsl(url.query))
         parts = [p for p in url.path.split("/") if p]
-        if "namespaces" not in parts or len(parts) < parts.index("namespaces") + 3:
+        if parts[:3] == ["api", "v1", "namespaces"] and len(parts) <= 4:
+            # Namespaces are cluster-scoped: kept under namespace "".
+            namespace, plural, name, sub = "", "namespaces", (parts[3:] or [None])[0], None
+        elif "namespaces" not in parts or len(parts) < parts.index("namespaces") + 3:
             return self._status(404, "NotFound", "the server could not find the requested resource")
-        i = parts.index("namespaces")
-        namespace, plural = parts[i + 1], parts[i + 2]
-        name = parts[i + 3] if len(parts) > i + 3 else None
-        sub = parts[i + 4] if len(parts) > i + 4 else None
+        else:
+            i = parts.index("namespaces")
+            namespace, plural = parts[i + 1], parts[i + 2]
+            name = parts[i + 3] if len(parts) > i + 3 else None
+            sub = parts[i + 4] if len(parts) > i + 4 else None
         key = (namespace, plural, name)
+        if method == "GET" and plural == "pods" and sub == "log":
+            if key not in self.objects:
+                return self._status(404, "NotFound", f'pods "{name}" not found')
+            since = query.get("sinceTime", "")
+            lines = [line for line in self.logs.get((namespace, name), "").splitlines(True)
+                     if line[:19] >= since[:19]]
+            return 200, "".join(lines)[:int(query.get("limitBytes", 1 << 30))]
         if method == "GET" and name is None:
             selector = dict(urllib.parse.parse_qsl(url.query)).get("labelSelector", "")
             wanted = dict(term.split("=", 1) for term in selector.split(",") if term)
@@ -127,6 +148,9 @@ class FakeApiServer:
             return 200, {"kind": "Scale", "spec": {"replicas": body["spec"]["replicas"]}}
         if method == "DELETE":
             del self.objects[key]
+            if plural == "namespaces":  # what it holds goes with it
+                for k in [k for k in self.objects if k[0] == name]:
+                    del self.objects[k]
             self.version += 1
             return 200, {"kind": "Status", "status": "Success"}
         return self._status(405, "MethodNotAllowed", "method not allowed")

@@ -68,21 +68,35 @@ int main(int argc, char** argv) {
   up->add_option("--config", cluster.config_file,
                  "cluster.yaml with the cluster's limits and allowed_local_paths (kept until the "
                  "next --config; see docs/security.md)");
-  up->add_option("--provider", cluster.provider, "local | kubernetes (default local)")
-      ->check(CLI::IsMember({"local", "kubernetes"}));
+  // The Kubernetes provider's flags, on up, down and info.
+  auto add_kubernetes_flags = [&](CLI::App* cmd) {
+    cmd->add_option("--provider", cluster.provider, "local | kubernetes (default local)")
+        ->check(CLI::IsMember({"local", "kubernetes"}));
+    cmd->add_option("--kubeconfig", cluster.kubeconfig,
+                    "kubernetes: the kubeconfig file (default $KUBECONFIG, ~/.kube/config)");
+    cmd->add_option("--context", cluster.context,
+                    "kubernetes: the kubeconfig context (default its current one)");
+    cmd->add_option("--namespace", cluster.namespace_name,
+                    "kubernetes: the platform's namespace (default: cluster.yaml's, cortex)");
+  };
+  add_kubernetes_flags(up);
   up->add_flag("--dry-run", cluster.dry_run,
                "kubernetes: print the objects that would be installed, as YAML; touch no cluster");
-  up->add_option("--kubeconfig", cluster.kubeconfig, "kubernetes: the kubeconfig file");
-  up->add_option("--context", cluster.context, "kubernetes: the kubeconfig context");
-  up->add_option("--namespace", cluster.namespace_name,
-                 "kubernetes: the namespace to install into (default: cluster.yaml's, cortex)");
-  bool yes = false;
-  up->add_flag("-y,--yes", yes, "skip prompts");
+  up->add_option("--operator-endpoint", cluster.operator_endpoint,
+                 "kubernetes: the URL the CLI reaches the operator at, when its Service has no "
+                 "load balancer address (a port-forward, an ingress)");
+  up->add_option("--wait-s", cluster.kubernetes_wait_s,
+                 "kubernetes: how long to wait for the operator and gateway (default 600)");
+  up->add_flag("-y,--yes", cluster.yes, "skip prompts");
   up->callback([&] { code = cli::ClusterUp(cluster); });
-  auto* down = cluster_cmd->add_subcommand("down", "stop the local cluster and every replica");
-  down->add_flag("-y,--yes", yes, "skip prompts");
+  auto* down = cluster_cmd->add_subcommand("down", "stop the cluster and every replica");
+  add_kubernetes_flags(down);
+  down->add_option("--config", cluster.config_file, "kubernetes: the cluster.yaml of `up`");
+  down->add_flag("-y,--yes", cluster.yes, "skip prompts");
   down->callback([&] { code = cli::ClusterDown(cluster); });
-  auto* info = cluster_cmd->add_subcommand("info", "show the local cluster's endpoints and state");
+  auto* info = cluster_cmd->add_subcommand("info", "show the cluster's endpoints and state");
+  add_kubernetes_flags(info);
+  info->add_option("--config", cluster.config_file, "kubernetes: the cluster.yaml of `up`");
   info->add_option("-o,--output", common.output)->check(CLI::IsMember({"pretty", "json"}));
   info->add_option("-e,--configure-env", cluster.env_name,
                    "the environment whose operator lists the APIs for --debug");

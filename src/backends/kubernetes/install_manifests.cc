@@ -3,6 +3,7 @@
 #include <absl/strings/str_cat.h>
 
 #include "backends/kubernetes/manifests.h"
+#include "common/util.h"
 
 namespace cortex::backends::kubernetes {
 
@@ -17,6 +18,9 @@ constexpr const char* kConfigDir = "/etc/cortex/cluster";
 constexpr const char* kOperatorDataDir = "/var/lib/cortex";
 // The platform image's unprivileged user (Dockerfile).
 constexpr int kPlatformUid = 1000;
+// On the servers' pod templates: the servers read the configuration at start, so a new one
+// rolls their pods.
+constexpr const char* kConfigHashAnnotation = "cortex.dev/cluster-config";
 
 json Metadata(const config::KubernetesConfig& k8s, const std::string& name,
               const std::string& component) {
@@ -72,7 +76,7 @@ json Service(const config::KubernetesConfig& k8s, const std::string& name,
           {"spec", {{"type", type}, {"selector", Selector(component)}, {"ports", ports}}}};
 }
 
-json OperatorDeployment(const config::KubernetesConfig& k8s) {
+json OperatorDeployment(const config::KubernetesConfig& k8s, const std::string& config_hash) {
   json container = {{"name", "operator"},
                     {"image", k8s.OperatorImage()},
                     {"imagePullPolicy", k8s.image_pull_policy},
@@ -106,10 +110,13 @@ json OperatorDeployment(const config::KubernetesConfig& k8s) {
             {"strategy", {{"type", "Recreate"}}},
             {"selector", {{"matchLabels", Selector("operator")}}},
             {"template",
-             {{"metadata", {{"labels", PlatformLabels(k8s, "operator")}}}, {"spec", pod}}}}}};
+             {{"metadata",
+               {{"labels", PlatformLabels(k8s, "operator")},
+                {"annotations", {{kConfigHashAnnotation, config_hash}}}}},
+              {"spec", pod}}}}}};
 }
 
-json GatewayDeployment(const config::KubernetesConfig& k8s) {
+json GatewayDeployment(const config::KubernetesConfig& k8s, const std::string& config_hash) {
   json ports = json::array({{{"name", "load-balancer"}, {"containerPort", kLoadBalancerPort}}});
   if (k8s.api_gateway == "public") {
     ports.push_back({{"name", "api-gateway"}, {"containerPort", kServingPort}});
@@ -142,7 +149,10 @@ json GatewayDeployment(const config::KubernetesConfig& k8s) {
            {{"replicas", k8s.gateway_replicas},
             {"selector", {{"matchLabels", Selector("gateway")}}},
             {"template",
-             {{"metadata", {{"labels", PlatformLabels(k8s, "gateway")}}}, {"spec", pod}}}}}};
+             {{"metadata",
+               {{"labels", PlatformLabels(k8s, "gateway")},
+                {"annotations", {{kConfigHashAnnotation, config_hash}}}}},
+              {"spec", pod}}}}}};
 }
 
 }  // namespace
@@ -162,6 +172,8 @@ json OperatorRules() {
 
 std::vector<json> InstallObjects(const config::ClusterConfig& cluster, const std::string& token) {
   const config::KubernetesConfig& k8s = cluster.kubernetes;
+  const std::string config_json = cluster.ToJson().dump(2);
+  const std::string config_hash = Sha256Hex(config_json).substr(0, 16);
   std::vector<json> objects;
   objects.push_back(
       {{"apiVersion", "v1"},
@@ -193,7 +205,7 @@ std::vector<json> InstallObjects(const config::ClusterConfig& cluster, const std
   objects.push_back({{"apiVersion", "v1"},
                      {"kind", "ConfigMap"},
                      {"metadata", Metadata(k8s, kConfigMapName, "operator")},
-                     {"data", {{"cluster.json", cluster.ToJson().dump(2)}}}});
+                     {"data", {{"cluster.json", config_json}}}});
   json pvc_spec = {{"accessModes", {"ReadWriteOnce"}},
                    {"resources", {{"requests", {{"storage", k8s.operator_volume_size}}}}}};
   if (k8s.storage_class) pvc_spec["storageClassName"] = *k8s.storage_class;
@@ -201,11 +213,11 @@ std::vector<json> InstallObjects(const config::ClusterConfig& cluster, const std
                      {"kind", "PersistentVolumeClaim"},
                      {"metadata", Metadata(k8s, "cortex-operator-data", "operator")},
                      {"spec", pvc_spec}});
-  objects.push_back(OperatorDeployment(k8s));
+  objects.push_back(OperatorDeployment(k8s, config_hash));
   objects.push_back(
       Service(k8s, kOperatorName, "operator", k8s.operator_service_type,
               json::array({{{"name", "http"}, {"port", kServingPort}, {"targetPort", "http"}}})));
-  objects.push_back(GatewayDeployment(k8s));
+  objects.push_back(GatewayDeployment(k8s, config_hash));
   json gateway_ports = json::array(
       {{{"name", "load-balancer"}, {"port", kLoadBalancerPort}, {"targetPort", "load-balancer"}}});
   if (k8s.api_gateway == "public") {

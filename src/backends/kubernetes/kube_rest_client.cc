@@ -6,6 +6,7 @@
 #include <chrono>
 #include <thread>
 
+#include "common/status.h"
 #include "common/util.h"
 #include "net/http_client.h"
 
@@ -59,24 +60,23 @@ KubeRestClient::KubeRestClient(KubeEndpoint endpoint, std::string namespace_name
 }
 
 std::string KubeRestClient::Path(const Resource& r, const std::string& name) const {
-  return absl::StrCat(r.prefix, "/namespaces/", net::UrlEncode(namespace_), "/", r.plural,
-                      name.empty() ? "" : "/", net::UrlEncode(name));
+  std::string path = r.namespaced ? absl::StrCat(r.prefix, "/namespaces/",
+                                                 net::UrlEncode(namespace_), "/", r.plural)
+                                  : absl::StrCat(r.prefix, "/", r.plural);
+  if (!name.empty()) absl::StrAppend(&path, "/", net::UrlEncode(name));
+  return path;
 }
 
-absl::StatusOr<json> KubeRestClient::Call(const std::string& method, const std::string& path,
-                                          const std::string& body,
-                                          const std::string& content_type) {
+net::HttpCall KubeRestClient::NewCall(const std::string& method, const std::string& path) const {
   net::HttpCall call;
   call.method = method;
   call.url = endpoint_.server + path;
-  call.body = body;
   call.timeout_ms = timeout_ms_;
   call.ca_pem = endpoint_.ca_pem;
   call.client_cert_pem = endpoint_.client_cert_pem;
   call.client_key_pem = endpoint_.client_key_pem;
   call.insecure_skip_verify = endpoint_.insecure_skip_verify;
   call.headers = {{"Accept", "application/json"}};
-  if (!content_type.empty()) call.headers.push_back({"Content-Type", content_type});
   std::string token = endpoint_.token;
   if (!endpoint_.token_file.empty()) {
     if (auto fresh = ReadFile(endpoint_.token_file); fresh.ok()) {
@@ -84,24 +84,39 @@ absl::StatusOr<json> KubeRestClient::Call(const std::string& method, const std::
     }
   }
   if (!token.empty()) call.headers.push_back({"Authorization", "Bearer " + token});
+  return call;
+}
+
+absl::StatusOr<std::string> KubeRestClient::Send(net::HttpCall call) {
   auto backoff = std::chrono::milliseconds(250);
   absl::Status last;
   for (int attempt = 1;; ++attempt) {
     auto result = net::Fetch(call);
     if (result.ok() && result->status >= 200 && result->status < 300) {
-      if (result->body.empty()) return json::object();
-      json parsed = json::parse(result->body, nullptr, false);
-      if (parsed.is_discarded()) {
-        return absl::InternalError(absl::StrCat(method, " ", path, ": the answer is not JSON"));
-      }
-      return parsed;
+      return std::move(result->body);
     }
     last = result.ok() ? StatusFromApi(result->status, result->body) : result.status();
     if (!Retryable(last) || attempt >= attempts_) break;
     std::this_thread::sleep_for(backoff);
     backoff *= 2;
   }
-  return absl::Status(last.code(), absl::StrCat(method, " ", path, ": ", last.message()));
+  std::string path = call.url.substr(endpoint_.server.size());
+  return absl::Status(last.code(), absl::StrCat(call.method, " ", path, ": ", last.message()));
+}
+
+absl::StatusOr<json> KubeRestClient::Call(const std::string& method, const std::string& path,
+                                          const std::string& body,
+                                          const std::string& content_type) {
+  net::HttpCall call = NewCall(method, path);
+  call.body = body;
+  if (!content_type.empty()) call.headers.push_back({"Content-Type", content_type});
+  ASSIGN_OR_RETURN(std::string answer, Send(std::move(call)));
+  if (answer.empty()) return json::object();
+  json parsed = json::parse(answer, nullptr, false);
+  if (parsed.is_discarded()) {
+    return absl::InternalError(absl::StrCat(method, " ", path, ": the answer is not JSON"));
+  }
+  return parsed;
 }
 
 absl::StatusOr<json> KubeRestClient::Get(const Resource& r, const std::string& name) {
@@ -134,6 +149,53 @@ absl::Status KubeRestClient::Delete(const Resource& r, const std::string& name) 
   json options = {
       {"kind", "DeleteOptions"}, {"apiVersion", "v1"}, {"propagationPolicy", "Background"}};
   return Call("DELETE", Path(r, name), options.dump(), "application/json").status();
+}
+
+absl::Status KubeRestClient::Watch(const Resource& r, const std::string& selector,
+                                   const std::string& resource_version, int timeout_seconds,
+                                   const std::function<bool(const WatchEvent&)>& on_event) {
+  std::string path =
+      absl::StrCat(Path(r), "?watch=true&allowWatchBookmarks=true&resourceVersion=",
+                   net::UrlEncode(resource_version), "&timeoutSeconds=", timeout_seconds);
+  if (!selector.empty()) absl::StrAppend(&path, "&labelSelector=", net::UrlEncode(selector));
+  net::HttpCall call = NewCall("GET", path);
+  // The server ends the watch after timeoutSeconds; a silent connection past that is dead.
+  call.timeout_ms = (timeout_seconds + 30) * 1000L;
+  // Events are JSON objects, one per line; a line may come in pieces.
+  std::string pending;
+  absl::Status failure;
+  call.on_body = [&](std::string_view chunk) {
+    pending.append(chunk);
+    size_t start = 0;
+    for (size_t end; (end = pending.find('\n', start)) != std::string::npos; start = end + 1) {
+      json line = json::parse(pending.begin() + start, pending.begin() + end, nullptr, false);
+      if (line.is_discarded() || !line.is_object()) continue;
+      WatchEvent event{line.value("type", ""), line.value("object", json::object())};
+      if (event.type == "ERROR") {  // a Status object: 410 Gone when the version expired
+        failure = StatusFromApi(event.object.value("code", 500), event.object.dump());
+        return false;
+      }
+      if (!on_event(event)) return false;
+    }
+    pending.erase(0, start);
+    return true;
+  };
+  auto sent = Send(std::move(call));
+  if (!failure.ok()) return Annotate(failure, absl::StrCat("GET ", Path(r), "?watch=true"));
+  return sent.status();
+}
+
+absl::StatusOr<std::string> KubeRestClient::PodLog(const std::string& pod,
+                                                   const std::string& container,
+                                                   const std::string& since_time,
+                                                   int64_t limit_bytes) {
+  std::string path =
+      absl::StrCat(Path(kPods, pod), "/log?timestamps=true&limitBytes=", limit_bytes);
+  if (!container.empty()) absl::StrAppend(&path, "&container=", net::UrlEncode(container));
+  if (!since_time.empty()) absl::StrAppend(&path, "&sinceTime=", net::UrlEncode(since_time));
+  net::HttpCall call = NewCall("GET", path);
+  call.headers[0] = {"Accept", "*/*"};  // the log is text
+  return Send(std::move(call));
 }
 
 }  // namespace cortex::backends::kubernetes

@@ -7,6 +7,7 @@
 
 #include "backends/kubernetes/kube_api.h"
 #include "backends/kubernetes/kube_credentials.h"
+#include "net/http_client.h"
 
 namespace cortex::backends::kubernetes {
 
@@ -24,9 +25,18 @@ class KubeRestClient : public KubeApi {
                                          const nlohmann::json& object) override;
   absl::Status Scale(const Resource& resource, const std::string& name, int replicas) override;
   absl::Status Delete(const Resource& resource, const std::string& name) override;
+  absl::Status Watch(const Resource& resource, const std::string& label_selector,
+                     const std::string& resource_version, int timeout_seconds,
+                     const std::function<bool(const WatchEvent&)>& on_event) override;
+  absl::StatusOr<std::string> PodLog(const std::string& pod, const std::string& container,
+                                     const std::string& since_time, int64_t limit_bytes) override;
 
  private:
   std::string Path(const Resource& resource, const std::string& name = "") const;
+  net::HttpCall NewCall(const std::string& method, const std::string& path) const;
+  // A call retried with back-off while it fails with a transport error, 429 or 5xx; its 2xx
+  // answer's body (empty when on_body took it).
+  absl::StatusOr<std::string> Send(net::HttpCall call);
   absl::StatusOr<nlohmann::json> Call(const std::string& method, const std::string& path,
                                       const std::string& body, const std::string& content_type);
 

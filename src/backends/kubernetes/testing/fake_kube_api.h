@@ -4,6 +4,7 @@
 #pragma once
 
 #include <absl/strings/str_cat.h>
+#include <absl/strings/numbers.h>
 #include <absl/strings/str_split.h>
 
 #include <functional>
@@ -74,9 +75,48 @@ class FakeKubeApi : public KubeApi {
 
   absl::Status Delete(const Resource& r, const std::string& name) override {
     calls.push_back(absl::StrCat("delete ", r.plural, "/", name));
-    if (objects_[r.plural].erase(name) == 0) return NotFound(r, name);
-    ++version_;
+    auto it = objects_[r.plural].find(name);
+    if (it == objects_[r.plural].end()) return NotFound(r, name);
+    json gone = it->second;
+    objects_[r.plural].erase(it);
+    gone["metadata"]["resourceVersion"] = std::to_string(++version_);
+    history_.push_back({version_, r.plural, {"DELETED", gone}});
     return absl::OkStatus();
+  }
+
+  // The recorded changes after `resource_version`, at once (no waiting for more); OutOfRange
+  // when that version is older than the history kept (see Compact).
+  absl::Status Watch(const Resource& r, const std::string& selector,
+                     const std::string& resource_version, int /*timeout_seconds*/,
+                     const std::function<bool(const WatchEvent&)>& on_event) override {
+    calls.push_back(absl::StrCat("watch ", r.plural, "@", resource_version));
+    if (!watch_error.ok()) return watch_error;
+    int64_t from = 0;
+    if (!absl::SimpleAtoi(resource_version, &from) || from < compacted_) {
+      return absl::OutOfRangeError(
+          absl::StrCat("too old resource version: ", resource_version, " (", compacted_, ")"));
+    }
+    for (const auto& [version, plural, event] : history_) {
+      if (version <= from || plural != r.plural || !Matches(event.object, selector)) continue;
+      if (!on_event(event)) break;
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::string> PodLog(const std::string& pod, const std::string& container,
+                                     const std::string& since_time, int64_t limit_bytes) override {
+    calls.push_back(absl::StrCat("log ", pod, "/", container, since_time.empty() ? "" : " since ",
+                                 since_time));
+    auto it = logs.find(pod);
+    if (it == logs.end()) return NotFound(kPods, pod);
+    std::string out;
+    for (absl::string_view line : absl::StrSplit(it->second, '\n', absl::SkipEmpty())) {
+      // RFC 3339 stamps of one form compare as strings; sinceTime has whole seconds.
+      if (!since_time.empty() && line.substr(0, 19) < since_time.substr(0, 19)) continue;
+      absl::StrAppend(&out, line, "\n");
+    }
+    if (static_cast<int64_t>(out.size()) > limit_bytes) out.resize(limit_bytes);
+    return out;
   }
 
   // ---- for tests ----
@@ -87,6 +127,13 @@ class FakeKubeApi : public KubeApi {
     return it == objects_[r.plural].end() ? nullptr : &it->second;
   }
   size_t Count(const Resource& r) { return objects_[r.plural].size(); }
+  // Forgets the changes recorded so far: a watch from an older version gets OutOfRange (the
+  // API server's 410 Gone after its etcd compacted them).
+  void Compact() {
+    compacted_ = version_;
+    history_.clear();
+  }
+  int64_t version() const { return version_; }
   // Writes of these kinds (not gets and lists) since the last ClearCalls.
   std::vector<std::string> Writes() const {
     std::vector<std::string> out;
@@ -98,6 +145,9 @@ class FakeKubeApi : public KubeApi {
 
   std::vector<std::string> calls;
   absl::Status list_error;  // what List answers when not OK (an API server that is away)
+  absl::Status watch_error;  // what Watch answers when not OK
+  // Each pod's log: lines led by an RFC 3339 timestamp and a space, as timestamps=true gives.
+  std::map<std::string, std::string> logs;
   // Runs inside Replace before the version check (e.g. a concurrent writer).
   std::function<void(const Resource&, const std::string&)> before_replace;
 
@@ -119,12 +169,22 @@ class FakeKubeApi : public KubeApi {
   absl::StatusOr<json> Store(const Resource& r, json object) {
     object["metadata"]["resourceVersion"] = std::to_string(++version_);
     std::string name = object["metadata"]["name"];
+    bool added = objects_[r.plural].count(name) == 0;
     objects_[r.plural][name] = object;
+    history_.push_back({version_, r.plural, {added ? "ADDED" : "MODIFIED", object}});
     return object;
   }
 
+  struct Change {
+    int64_t version;
+    std::string plural;
+    WatchEvent event;
+  };
+
   std::map<std::string, std::map<std::string, json>> objects_;
   int64_t version_ = 0;
+  std::vector<Change> history_;
+  int64_t compacted_ = 0;  // watches from before this version are refused
 };
 
 }  // namespace cortex::backends::kubernetes::testing
