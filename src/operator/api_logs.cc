@@ -38,6 +38,15 @@ void ApiLogs::AppendJob(const std::string& api, const std::string& job_id,
   out << "[operator] " + line + "\n" << std::flush;
 }
 
+void ApiLogs::AppendOutput(const std::string& api, const std::string& job_id,
+                           const std::string& text) const {
+  std::string path = job_id.empty() ? ApiLogPath(api) : JobLogPath(api, job_id);
+  std::error_code ignored;
+  fs::create_directories(fs::path(path).parent_path(), ignored);
+  std::ofstream out(path, std::ios::app);
+  out << text << std::flush;
+}
+
 void ApiLogs::Remove(const std::string& api) const {
   std::error_code ignored;
   fs::remove(ApiLogPath(api), ignored);

@@ -20,6 +20,10 @@ class ApiLogs {
   // "[operator] <line>" at the end of the API's (or the job's) log.
   void Append(const std::string& api, const std::string& line) const;
   void AppendJob(const std::string& api, const std::string& job_id, const std::string& line) const;
+  // Whole lines a replica or worker wrote (on Kubernetes, read from its pod), as they are: to
+  // the API's log, or the job's when `job_id` is set.
+  void AppendOutput(const std::string& api, const std::string& job_id,
+                    const std::string& text) const;
   void Remove(const std::string& api) const;
   // Every log under logs/ larger than the limit is copied to "<name>.log.1" (replacing the older
   // one) and truncated; writers append, so they go on at the new end and a follower starts over

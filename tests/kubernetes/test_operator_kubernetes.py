@@ -150,6 +150,21 @@ def test_a_deploy_becomes_a_deployment_and_its_pods_the_replicas(stack):
     info = wait_until(live, 30, "iris to be live")
     assert info["status"]["replica_counts"]["updated"]["ready"] == 2
 
+    # `cortex logs` reads the pods' output through the API (pods/log), each line once.
+    api.logs[(NAMESPACE, "api-iris-0")] = ("2026-12-03T07:00:01.5Z loading the predictor\n"
+                                           "2026-12-03T07:00:02.25Z ready\n")
+    def logged(*needles):
+        text = cli("logs", "iris", "-e", "k8s", "--no-follow").stdout
+        return text if all(n in text for n in needles) else None
+    wait_until(lambda: logged("[api-iris-0] loading the predictor", "[api-iris-0] ready"),
+               30, "the pod's log")
+    with api.lock:
+        api.logs[(NAMESPACE, "api-iris-0")] += "2026-12-03T07:00:02.75Z request 1\n"
+    text = wait_until(lambda: logged("[api-iris-0] request 1"), 30, "the pod's next line")
+    assert text.count("[api-iris-0] ready") == 1, text
+    assert any("/pods/api-iris-0/log?timestamps=true" in r and "container=api" in r
+               and "sinceTime=2026-12-03T07%3A00%3A02Z" in r for r in api.requests)
+
     # A new version (a changed predictor) replaces the Deployment's template.
     (project / "predictor.py").write_text(PREDICTOR + "\n# v2\n")
     assert "updating iris (RealtimeAPI)" in cli("deploy", str(project), "-e", "k8s").stdout

@@ -21,6 +21,7 @@
 #include "backends/kubernetes/kube_credentials.h"
 #include "backends/kubernetes/kube_rest_client.h"
 #include "backends/kubernetes/kubernetes_backend.h"
+#include "backends/kubernetes/pod_logs.h"
 #include "backends/local/capacity.h"
 #include "backends/local/containment.h"
 #include "backends/local/local_backend.h"
@@ -255,6 +256,13 @@ int RunOperator(const OperatorRoleFlags& flags) {
   op::SpecCache specs;
   op::BundleStore bundles(flags.data_dir);
   op::ApiLogs logs(flags.data_dir, limits.log_file_bytes);
+  // On Kubernetes the replicas' and workers' output is in their pods: copied into the logs.
+  std::unique_ptr<backends::kubernetes::PodLogs> pod_logs;
+  if (kube_api) {
+    pod_logs = std::make_unique<backends::kubernetes::PodLogs>(
+        *kube_api, [&logs](const std::string& api, const std::string& job_id,
+                           const std::string& text) { logs.AppendOutput(api, job_id, text); });
+  }
   op::ReconcilerOptions reconciler_options;
   reconciler_options.gateway_url = flags.gateway_url;
   reconciler_options.lb_url = flags.lb_url;
@@ -287,9 +295,14 @@ int RunOperator(const OperatorRoleFlags& flags) {
   // model versions nothing uses are removed an hour after their last use (every 10 minutes).
   auto next_rotation = std::chrono::steady_clock::now();
   auto next_prune = next_rotation + std::chrono::minutes(1);
+  auto next_pod_logs = next_rotation;
   reconciler.AfterEachPass([&] {
     supervisor.Step();
     auto now = std::chrono::steady_clock::now();
+    if (pod_logs && now >= next_pod_logs) {
+      pod_logs->Collect();
+      next_pod_logs = now + std::chrono::seconds(2);
+    }
     if (now >= next_rotation) {
       logs.RotateLarge();
       next_rotation = now + std::chrono::seconds(10);
