@@ -36,6 +36,10 @@ size_t WriteBody(char* data, size_t size, size_t count, void* user) {
   return size * count;
 }
 
+int Progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return (*static_cast<const std::function<bool()>*>(user))() ? 1 : 0;  // nonzero aborts
+}
+
 size_t WriteHeader(char* data, size_t size, size_t count, void* user) {
   absl::string_view line(data, size * count);
   size_t colon = line.find(':');
@@ -71,6 +75,11 @@ absl::StatusOr<HttpResult> Fetch(const HttpCall& call) {
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, WriteHeader);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &result.headers);
   if (call.method == "HEAD") curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+  if (call.cancelled) {
+    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, Progress);
+    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &call.cancelled);
+    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+  }
   auto blob = [](const std::string& pem) {
     return curl_blob{const_cast<char*>(pem.data()), pem.size(), CURL_BLOB_COPY};
   };
@@ -99,6 +108,9 @@ absl::StatusOr<HttpResult> Fetch(const HttpCall& call) {
   curl_slist_free_all(headers);
   curl_easy_cleanup(curl);
   if (code == CURLE_WRITE_ERROR && sink.stopped) code = CURLE_OK;
+  if (code == CURLE_ABORTED_BY_CALLBACK) {
+    return absl::CancelledError(absl::StrCat(call.method, " ", call.url, ": cancelled"));
+  }
   if (code == CURLE_OPERATION_TIMEDOUT) {
     return absl::DeadlineExceededError(absl::StrCat(call.method, " ", call.url, ": timed out"));
   }

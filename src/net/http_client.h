@@ -35,10 +35,13 @@ struct HttpCall {
   // (a watch's stream); returning false ends the call early, as a success. Other answers' bodies
   // are still collected (their error message).
   std::function<bool(std::string_view chunk)> on_body = {};
+  // When set, polled while the call waits (about once a second when nothing arrives, more often
+  // otherwise); true aborts it with a CancelledError (a watch being stopped).
+  std::function<bool()> cancelled = {};
 };
 
 // Performs the call. A transport failure (refused, timed out) is an UnavailableError or
-// DeadlineExceededError; any HTTP status is a result.
+// DeadlineExceededError, a call `cancelled` ended a CancelledError; any HTTP status is a result.
 absl::StatusOr<HttpResult> Fetch(const HttpCall& call);
 
 // Percent-encodes a query value.

@@ -9,8 +9,10 @@ requires a bearer token. No controllers run: the tests create the pods a Deploym
 with the status a kubelet would report.
 """
 import base64
+import copy
 import json
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -22,6 +24,8 @@ class FakeApiServer:
         self.version = 0
         self.requests = []
         self.logs = {}  # (namespace, pod) -> log text, each line led by an RFC 3339 timestamp
+        self.history = []  # (version, namespace, plural, event) of each change, for watches
+        self.compacted = 0  # a watch from an older version gets 410 Gone (see compact)
         self.lock = threading.Lock()
         server = self
 
@@ -44,6 +48,9 @@ class FakeApiServer:
                 with server.lock:
                     code, answer = server.handle(self.command, self.path,
                                                  self.headers.get("Authorization"), body)
+                if isinstance(answer, tuple):  # a watch: streamed without the lock
+                    server._watch(self, *answer)
+                    return
                 self._answer(code, answer)
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
@@ -76,6 +83,12 @@ class FakeApiServer:
         with self.lock:
             self._store(namespace, plural, obj)
 
+    def compact(self):
+        """Forgets the changes so far, as etcd does: a watch from before now gets 410 Gone."""
+        with self.lock:
+            self.compacted = self.version
+            self.history.clear()
+
     # ---- the API ----
     def _store(self, namespace, plural, obj):
         if plural == "secrets" and "stringData" in obj:  # the API server keeps data, in base64
@@ -85,8 +98,44 @@ class FakeApiServer:
         self.version += 1
         obj.setdefault("metadata", {})["resourceVersion"] = str(self.version)
         obj["metadata"]["namespace"] = namespace
-        self.objects[(namespace, plural, obj["metadata"]["name"])] = obj
+        key = (namespace, plural, obj["metadata"]["name"])
+        event = {"type": "MODIFIED" if key in self.objects else "ADDED",
+                 "object": copy.deepcopy(obj)}
+        self.history.append((self.version, namespace, plural, event))
+        self.objects[key] = obj
         return obj
+
+    def _watch(self, handler, namespace, plural, wanted, since, timeout):
+        """Streams the changes after version `since`, one JSON event a line, for `timeout` s."""
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Connection", "close")  # HTTP/1.0: the stream ends at the close
+        handler.end_headers()
+        deadline = time.monotonic() + timeout
+        expired = False
+        while not expired:
+            with self.lock:
+                if since < self.compacted:
+                    expired = True
+                    events = [{"type": "ERROR", "object": {
+                        "kind": "Status", "apiVersion": "v1", "status": "Failure",
+                        "message": f"too old resource version: {since} ({self.compacted})",
+                        "reason": "Expired", "code": 410}}]
+                else:
+                    events = [e for (version, ns, p, e) in self.history
+                              if version > since and ns == namespace and p == plural
+                              and all(e["object"]["metadata"].get("labels", {}).get(k) == v
+                                      for k, v in wanted.items())]
+                    since = self.version
+            try:
+                for e in events:
+                    handler.wfile.write((json.dumps(e) + "\n").encode())
+                handler.wfile.flush()
+            except OSError:  # the client went
+                return
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.05)
 
     @staticmethod
     def _status(code, reason, message):
@@ -118,6 +167,12 @@ class FakeApiServer:
             lines = [line for line in self.logs.get((namespace, name), "").splitlines(True)
                      if line[:19] >= since[:19]]
             return 200, "".join(lines)[:int(query.get("limitBytes", 1 << 30))]
+        if method == "GET" and name is None and query.get("watch") == "true":
+            # Tests keep watches short: at most 2 s each.
+            selector = query.get("labelSelector", "")
+            wanted = dict(term.split("=", 1) for term in selector.split(",") if term)
+            return 200, (namespace, plural, wanted, int(query.get("resourceVersion") or 0),
+                         min(int(query.get("timeoutSeconds") or 2), 2))
         if method == "GET" and name is None:
             selector = dict(urllib.parse.parse_qsl(url.query)).get("labelSelector", "")
             wanted = dict(term.split("=", 1) for term in selector.split(",") if term)
@@ -148,6 +203,10 @@ class FakeApiServer:
             return 200, {"kind": "Scale", "spec": {"replicas": body["spec"]["replicas"]}}
         if method == "DELETE":
             del self.objects[key]
+            gone = copy.deepcopy(current)
+            gone["metadata"]["resourceVersion"] = str(self.version + 1)
+            self.history.append((self.version + 1, namespace, plural,
+                                 {"type": "DELETED", "object": gone}))
             if plural == "namespaces":  # what it holds goes with it
                 for k in [k for k in self.objects if k[0] == name]:
                     del self.objects[k]

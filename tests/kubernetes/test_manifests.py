@@ -209,8 +209,8 @@ def test_the_ids_are_the_operators(tmp_path, project):
 @pytest.mark.parametrize("args,cluster_yaml,message", [
     (["deploy", "--dry-run"], None,
      "--dry-run prints the Kubernetes objects of the APIs: add --provider kubernetes"),
-    (["cluster", "up", "--provider", "kubernetes"], None,
-     "installing into a cluster is not available yet"),
+    (["cluster", "up", "--provider", "kubernetes", "--kubeconfig", "missing-kubeconfig"], None,
+     "kubeconfig: missing-kubeconfig: cannot open file"),
     (["cluster", "up", "--dry-run"], None, "add --provider kubernetes"),
     (["deploy", "--dry-run", "--provider", "kubernetes", "--cluster-config", "cluster.yaml"],
      "node_groups: [{name: cpu, node_labels: {a: b}}]\n",
@@ -219,7 +219,7 @@ def test_the_ids_are_the_operators(tmp_path, project):
      "namespace: Bad_Name\n", "cluster.yaml: namespace: \"Bad_Name\" must be"),
     (["cluster", "up", "--provider", "kubernetes", "--dry-run", "--namespace", "-x"], None,
      "--namespace: \"-x\" must be"),
-], ids=["dry-run-needs-provider", "install-not-yet", "local-dry-run", "placement",
+], ids=["dry-run-needs-provider", "no-kubeconfig", "local-dry-run", "placement",
         "bad-cluster-yaml", "bad-namespace"])
 def test_errors_say_what_is_wrong(project, args, cluster_yaml, message):
     if cluster_yaml is not None:

@@ -234,6 +234,7 @@ int RunOperator(const OperatorRoleFlags& flags) {
   Log("operator", backends::local::DescribeContainment());
   std::unique_ptr<backends::kubernetes::KubeApi> kube_api;
   std::unique_ptr<backends::Backend> backend_owner;
+  backends::kubernetes::KubernetesBackend* kubernetes_backend = nullptr;
   if (flags.provider == "kubernetes") {
     auto api = KubernetesApi(flags, *cluster);
     if (!api.ok()) {
@@ -241,8 +242,13 @@ int RunOperator(const OperatorRoleFlags& flags) {
       return 1;
     }
     kube_api = std::move(*api);
-    backend_owner =
-        std::make_unique<backends::kubernetes::KubernetesBackend>(*kube_api, cluster->kubernetes);
+    // The pods come from watches (their own threads), not from a list every pass.
+    backends::kubernetes::KubernetesBackendOptions backend_options;
+    backend_options.watch_pods = true;
+    auto kubernetes = std::make_unique<backends::kubernetes::KubernetesBackend>(
+        *kube_api, cluster->kubernetes, backend_options);
+    kubernetes_backend = kubernetes.get();
+    backend_owner = std::move(kubernetes);
     Log("operator",
         absl::StrCat("kubernetes provider: namespace ", cluster->kubernetes.namespace_name));
   } else {
@@ -260,8 +266,13 @@ int RunOperator(const OperatorRoleFlags& flags) {
   std::unique_ptr<backends::kubernetes::PodLogs> pod_logs;
   if (kube_api) {
     pod_logs = std::make_unique<backends::kubernetes::PodLogs>(
-        *kube_api, [&logs](const std::string& api, const std::string& job_id,
-                           const std::string& text) { logs.AppendOutput(api, job_id, text); });
+        *kube_api,
+        [&logs](const std::string& api, const std::string& job_id, const std::string& text) {
+          logs.AppendOutput(api, job_id, text);
+        },
+        [kubernetes_backend](const std::string& api_kind) {
+          return kubernetes_backend->WatchedPods(api_kind);
+        });
   }
   op::ReconcilerOptions reconciler_options;
   reconciler_options.gateway_url = flags.gateway_url;

@@ -6,7 +6,8 @@
 //
 // Errors: NotFound for a missing object; AlreadyExists for a create of an existing one; Aborted
 // for a replace whose metadata.resourceVersion is stale (409 Conflict: re-read and retry);
-// Unavailable for a transport failure or a 5xx (retry later). Thread-compatible.
+// Unavailable for a transport failure or a 5xx (retry later). Thread-compatible (the REST client
+// is thread-safe: a PodWatch watches from its own thread).
 #pragma once
 
 #include <absl/status/status.h>
@@ -77,6 +78,12 @@ class KubeApi {
   virtual absl::Status Watch(const Resource& resource, const std::string& label_selector,
                              const std::string& resource_version, int timeout_seconds,
                              const std::function<bool(const WatchEvent&)>& on_event) = 0;
+  // Ends the Watch calls in progress soon (within about a second), with Cancelled; those that
+  // start later run as usual. Safe to call from any thread: it is how a watcher that stops ends
+  // its own blocked Watch (calling it until that Watch has returned, since one may be just
+  // starting). Another watcher's Watch ends too, early: it resumes from its version. The default
+  // does nothing, for an implementation whose Watch does not block.
+  virtual void CancelWatches() {}
   // The log of a pod's container, every line led by its RFC 3339 timestamp and a space
   // (timestamps=true), from `since_time` (RFC 3339, whole seconds; empty: what the kubelet
   // keeps), at most `limit_bytes`.

@@ -87,7 +87,7 @@ net::HttpCall KubeRestClient::NewCall(const std::string& method, const std::stri
   return call;
 }
 
-absl::StatusOr<std::string> KubeRestClient::Send(net::HttpCall call) {
+absl::StatusOr<std::string> KubeRestClient::Send(net::HttpCall call, int attempts) {
   auto backoff = std::chrono::milliseconds(250);
   absl::Status last;
   for (int attempt = 1;; ++attempt) {
@@ -96,7 +96,7 @@ absl::StatusOr<std::string> KubeRestClient::Send(net::HttpCall call) {
       return std::move(result->body);
     }
     last = result.ok() ? StatusFromApi(result->status, result->body) : result.status();
-    if (!Retryable(last) || attempt >= attempts_) break;
+    if (!Retryable(last) || attempt >= attempts) break;
     std::this_thread::sleep_for(backoff);
     backoff *= 2;
   }
@@ -110,7 +110,7 @@ absl::StatusOr<json> KubeRestClient::Call(const std::string& method, const std::
   net::HttpCall call = NewCall(method, path);
   call.body = body;
   if (!content_type.empty()) call.headers.push_back({"Content-Type", content_type});
-  ASSIGN_OR_RETURN(std::string answer, Send(std::move(call)));
+  ASSIGN_OR_RETURN(std::string answer, Send(std::move(call), attempts_));
   if (answer.empty()) return json::object();
   json parsed = json::parse(answer, nullptr, false);
   if (parsed.is_discarded()) {
@@ -161,6 +161,7 @@ absl::Status KubeRestClient::Watch(const Resource& r, const std::string& selecto
   net::HttpCall call = NewCall("GET", path);
   // The server ends the watch after timeoutSeconds; a silent connection past that is dead.
   call.timeout_ms = (timeout_seconds + 30) * 1000L;
+  call.cancelled = [this, cancels = watch_cancels_.load()] { return watch_cancels_ != cancels; };
   // Events are JSON objects, one per line; a line may come in pieces.
   std::string pending;
   absl::Status failure;
@@ -180,10 +181,12 @@ absl::Status KubeRestClient::Watch(const Resource& r, const std::string& selecto
     pending.erase(0, start);
     return true;
   };
-  auto sent = Send(std::move(call));
+  auto sent = Send(std::move(call), /*attempts=*/1);
   if (!failure.ok()) return Annotate(failure, absl::StrCat("GET ", Path(r), "?watch=true"));
   return sent.status();
 }
+
+void KubeRestClient::CancelWatches() { ++watch_cancels_; }
 
 absl::StatusOr<std::string> KubeRestClient::PodLog(const std::string& pod,
                                                    const std::string& container,
@@ -195,7 +198,7 @@ absl::StatusOr<std::string> KubeRestClient::PodLog(const std::string& pod,
   if (!since_time.empty()) absl::StrAppend(&path, "&sinceTime=", net::UrlEncode(since_time));
   net::HttpCall call = NewCall("GET", path);
   call.headers[0] = {"Accept", "*/*"};  // the log is text
-  return Send(std::move(call));
+  return Send(std::move(call), attempts_);
 }
 
 }  // namespace cortex::backends::kubernetes

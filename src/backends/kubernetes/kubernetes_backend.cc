@@ -3,7 +3,9 @@
 #include <absl/strings/str_cat.h>
 
 #include <iostream>
+#include <optional>
 
+#include "backends/kubernetes/apply.h"
 #include "backends/kubernetes/manifests.h"
 #include "backends/kubernetes/pod_status.h"
 #include "common/status.h"
@@ -15,19 +17,7 @@ namespace {
 
 using nlohmann::json;
 
-constexpr int kConflictRetries = 3;
-
 std::string Name(const json& object) { return object["metadata"].value("name", ""); }
-
-std::string SpecHash(json object) {
-  if (object.contains("spec")) object["spec"].erase("replicas");
-  return Sha256Hex(object.dump()).substr(0, 32);
-}
-
-std::string HashOf(const json& object) {
-  const json annotations = object["metadata"].value("annotations", json::object());
-  return annotations.value(kSpecHashAnnotation, "");
-}
 
 // The items of a List answer, by name.
 std::map<std::string, json> ByName(const json& list) {
@@ -38,60 +28,48 @@ std::map<std::string, json> ByName(const json& list) {
 
 bool Terminating(const json& pod) { return pod["metadata"].contains("deletionTimestamp"); }
 
+constexpr const char* kRealtimePods = "apiKind=RealtimeAPI";
+constexpr const char* kBatchPods = "apiKind=BatchAPI";
+
+// The pods of one job among a List answer's batch pods.
+json JobPods(const json& pods, const std::string& job_id) {
+  json items = json::array();
+  for (const auto& pod : pods["items"]) {
+    if (pod["metadata"].value("labels", json::object()).value("jobID", "") == job_id) {
+      items.push_back(pod);
+    }
+  }
+  return json{{"items", std::move(items)}};
+}
+
 }  // namespace
 
-KubernetesBackend::KubernetesBackend(KubeApi& api, config::KubernetesConfig cluster)
-    : api_(api), cluster_(std::move(cluster)) {}
+KubernetesBackend::KubernetesBackend(KubeApi& api, config::KubernetesConfig cluster,
+                                     KubernetesBackendOptions options)
+    : api_(api), cluster_(std::move(cluster)) {
+  if (options.watch_pods) {
+    realtime_pods_ = std::make_unique<PodWatch>(api_, kRealtimePods, options.pod_watch);
+    batch_pods_ = std::make_unique<PodWatch>(api_, kBatchPods, options.pod_watch);
+  }
+}
+
+std::optional<json> KubernetesBackend::WatchedPods(const std::string& api_kind) const {
+  PodWatch* watch = api_kind == "RealtimeAPI" ? realtime_pods_.get()
+                    : api_kind == "BatchAPI"  ? batch_pods_.get()
+                                              : nullptr;
+  return watch != nullptr ? watch->Snapshot() : std::nullopt;
+}
+
+absl::StatusOr<json> KubernetesBackend::Pods(PodWatch* watch, const std::string& selector) {
+  if (watch != nullptr) {
+    if (auto snapshot = watch->Snapshot()) return std::move(*snapshot);
+  }
+  return api_.List(kPods, selector);
+}
 
 std::string KubernetesBackend::Selector(const std::string& kind) const {
   return absl::StrCat("app.kubernetes.io/managed-by=cortex,cortex.dev/cluster=",
                       cluster_.cluster_name, ",apiKind=", kind);
-}
-
-absl::Status KubernetesBackend::Apply(const Resource& resource, json desired, const json* existing,
-                                      bool scalable, std::vector<std::string>& events) {
-  std::string hash = SpecHash(desired);
-  desired["metadata"]["annotations"][kSpecHashAnnotation] = hash;
-  std::string what = absl::StrCat(resource.kind, " ", Name(desired));
-  json current;
-  if (existing == nullptr) {
-    auto created = api_.Create(resource, desired);
-    if (created.ok()) {
-      events.push_back("created " + what);
-      return absl::OkStatus();
-    }
-    if (!absl::IsAlreadyExists(created.status()))
-      return Annotate(created.status(), "creating " + what);
-    ASSIGN_OR_RETURN(current, api_.Get(resource, Name(desired)));  // made since the list
-  } else {
-    current = *existing;
-  }
-  for (int attempt = 0; HashOf(current) != hash; ++attempt) {
-    json replacement = desired;
-    replacement["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"];
-    if (resource.plural == kServices.plural) {  // immutable once allocated
-      for (const char* field : {"clusterIP", "clusterIPs"}) {
-        if (current["spec"].contains(field)) replacement["spec"][field] = current["spec"][field];
-      }
-    }
-    auto replaced = api_.Replace(resource, replacement);
-    if (replaced.ok()) {
-      events.push_back("updated " + what);
-      return absl::OkStatus();
-    }
-    if (!absl::IsAborted(replaced.status()) || attempt + 1 >= kConflictRetries) {
-      return Annotate(replaced.status(), "updating " + what);
-    }
-    ASSIGN_OR_RETURN(current, api_.Get(resource, Name(desired)));  // someone else wrote it
-  }
-  if (scalable) {
-    int want = desired["spec"].value("replicas", 1);
-    if (current["spec"].value("replicas", 1) != want) {
-      RETURN_IF_ERROR(api_.Scale(resource, Name(desired), want));
-      events.push_back(absl::StrCat("scaled ", what, " to ", want));
-    }
-  }
-  return absl::OkStatus();
 }
 
 void KubernetesBackend::DeleteAbsent(const Resource& resource, const json& items,
@@ -114,7 +92,7 @@ std::vector<ReplicaSetStatus> KubernetesBackend::SyncReplicaSets(
   auto deployments = api_.List(kDeployments, Selector("RealtimeAPI"));
   auto services = deployments.ok() ? api_.List(kServices, Selector("RealtimeAPI"))
                                    : absl::StatusOr<json>(deployments.status());
-  auto pods = services.ok() ? api_.List(kPods, "apiKind=RealtimeAPI")
+  auto pods = services.ok() ? Pods(realtime_pods_.get(), kRealtimePods)
                             : absl::StatusOr<json>(services.status());
   if (!pods.ok()) {
     // Nothing is known now: the last observation stands, and nothing is deleted.
@@ -162,11 +140,12 @@ std::vector<ReplicaSetStatus> KubernetesBackend::SyncReplicaSets(
       status.replicas.push_back(stalled);
       status.events.push_back(absl::StrCat("cannot run: ", objects.status().message()));
     } else {
-      absl::Status st = Apply(kDeployments, (*objects)[0], find(existing_deployments, name),
-                              /*scalable=*/true, status.events);
+      absl::Status st =
+          ApplyObject(api_, kDeployments, (*objects)[0], find(existing_deployments, name),
+                      /*scalable=*/true, status.events);
       if (st.ok()) {
-        st = Apply(kServices, (*objects)[1], find(existing_services, name), /*scalable=*/false,
-                   status.events);
+        st = ApplyObject(api_, kServices, (*objects)[1], find(existing_services, name),
+                         /*scalable=*/false, status.events);
       }
       if (!st.ok()) status.events.push_back(absl::StrCat("kubernetes: ", st.message()));
     }
@@ -204,6 +183,8 @@ std::vector<WorkerSetStatus> KubernetesBackend::SyncWorkerSets(
     return out;
   }
   std::map<std::string, json> existing = ByName(*jobs);
+  // With a watch one snapshot serves every job; without, each job's pods are listed.
+  std::optional<json> batch_pods = batch_pods_ ? batch_pods_->Snapshot() : std::nullopt;
   std::set<std::string> keep;
   for (const auto& set : sets) {
     WorkerSetStatus status;
@@ -221,11 +202,13 @@ std::vector<WorkerSetStatus> KubernetesBackend::SyncWorkerSets(
     } else if (it == existing.end() && set.running <= 0) {
       // Nothing to run, nothing to create.
     } else {
-      absl::Status st = Apply(kJobs, *object, it == existing.end() ? nullptr : &it->second,
-                              /*scalable=*/false, status.events);
+      absl::Status st =
+          ApplyObject(api_, kJobs, *object, it == existing.end() ? nullptr : &it->second,
+                      /*scalable=*/false, status.events);
       if (!st.ok()) status.events.push_back(absl::StrCat("kubernetes: ", st.message()));
     }
-    auto pods = api_.List(kPods, absl::StrCat("apiKind=BatchAPI,jobID=", set.job_id));
+    auto pods = batch_pods ? absl::StatusOr<json>(JobPods(*batch_pods, set.job_id))
+                           : api_.List(kPods, absl::StrCat(kBatchPods, ",jobID=", set.job_id));
     if (!pods.ok()) {
       status.events.push_back(absl::StrCat("kubernetes: ", pods.status().message()));
     } else {

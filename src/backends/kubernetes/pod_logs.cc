@@ -13,15 +13,15 @@ using nlohmann::json;
 
 // The container each kind's pods run their server in (manifests.cc).
 struct PodKind {
-  const char* selector;
+  const char* api_kind;
   const char* container;
 };
-constexpr PodKind kPodKinds[] = {{"apiKind=RealtimeAPI", "api"}, {"apiKind=BatchAPI", "worker"}};
+constexpr PodKind kPodKinds[] = {{"RealtimeAPI", "api"}, {"BatchAPI", "worker"}};
 
 }  // namespace
 
-PodLogs::PodLogs(KubeApi& api, Sink sink, int64_t limit_bytes)
-    : api_(api), sink_(std::move(sink)), limit_bytes_(limit_bytes) {}
+PodLogs::PodLogs(KubeApi& api, Sink sink, PodSource watched, int64_t limit_bytes)
+    : api_(api), sink_(std::move(sink)), watched_(std::move(watched)), limit_bytes_(limit_bytes) {}
 
 std::string PodLogs::NewLines(const std::string& log, const std::string& prefix, Cursor& cursor) {
   std::string out;
@@ -51,7 +51,9 @@ std::string PodLogs::NewLines(const std::string& log, const std::string& prefix,
 void PodLogs::Collect() {
   std::set<std::string> present;
   for (const PodKind& kind : kPodKinds) {
-    auto pods = api_.List(kPods, kind.selector);
+    std::optional<json> known = watched_ ? watched_(kind.api_kind) : std::nullopt;
+    auto pods = known ? absl::StatusOr<json>(std::move(*known))
+                      : api_.List(kPods, absl::StrCat("apiKind=", kind.api_kind));
     if (!pods.ok()) return;  // keep the cursors: the next pass goes on from them
     for (const auto& pod : pods->value("items", json::array())) {
       const json meta = pod.value("metadata", json::object());

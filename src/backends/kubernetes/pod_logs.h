@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "backends/kubernetes/kube_api.h"
@@ -25,8 +27,12 @@ class PodLogs {
   using Sink = std::function<void(const std::string& api, const std::string& job_id,
                                   const std::string& text)>;
 
+  // The pods of an API kind (RealtimeAPI | BatchAPI) as a List answer when known without asking
+  // the API server (the backend's watches); nullopt: they are listed.
+  using PodSource = std::function<std::optional<nlohmann::json>(const std::string& api_kind)>;
+
   // At most `limit_bytes` of one pod's log per pass.
-  PodLogs(KubeApi& api, Sink sink, int64_t limit_bytes = 256 * 1024);
+  PodLogs(KubeApi& api, Sink sink, PodSource watched = {}, int64_t limit_bytes = 256 * 1024);
 
   // One pass over the pods; errors (the API away, a pod gone) wait for the next pass.
   void Collect();
@@ -42,6 +48,7 @@ class PodLogs {
 
   KubeApi& api_;
   const Sink sink_;
+  const PodSource watched_;
   const int64_t limit_bytes_;
   std::map<std::string, Cursor> cursors_;  // by pod name
 };

@@ -1,6 +1,8 @@
 // FakeKubeApi behind real HTTP on 127.0.0.1: the REST paths, verbs, Status objects and codes of
 // a Kubernetes API server for the kinds the backend uses, so that KubeRestClient and the backend
-// over it are tested through sockets. Runs its own io_context thread.
+// over it are tested through sockets. A watch (?watch=true) answers at once with the recorded
+// changes after its resourceVersion, one JSON event a line, and an ERROR event with a 410 Status
+// for an expired version, as the API server does. Runs its own io_context thread.
 #pragma once
 
 #include <absl/strings/str_cat.h>
@@ -101,10 +103,14 @@ class FakeApiServer {
     bool scale = parts.size() > ns + 4 && parts[ns + 4] == "scale";
     json body = json::parse(request.body(), nullptr, false);
     if (method == "GET" && name.empty()) {
-      std::string selector;
+      std::string selector, version;
+      bool watch = false;
       for (absl::string_view kv : absl::StrSplit(query, '&')) {
         if (absl::ConsumePrefix(&kv, "labelSelector=")) selector = Decode(kv);
+        if (absl::ConsumePrefix(&kv, "resourceVersion=")) version = Decode(kv);
+        if (kv == "watch=true") watch = true;
       }
+      if (watch) return WatchAnswer(request, *r, selector, version);
       return Answer(request, api.List(*r, selector));
     }
     if (method == "GET") return Answer(request, api.Get(*r, name));
@@ -126,6 +132,24 @@ class FakeApiServer {
                      : FromStatus(request, st);
     }
     return Failure(request, 405, "MethodNotAllowed", "method not allowed");
+  }
+
+  net::Response WatchAnswer(const net::Request& request, const Resource& r,
+                            const std::string& selector, const std::string& version) {
+    std::string events;
+    absl::Status st = api.Watch(r, selector, version, 0, [&](const WatchEvent& e) {
+      absl::StrAppend(&events, json{{"type", e.type}, {"object", e.object}}.dump(), "\n");
+      return true;
+    });
+    if (absl::IsOutOfRange(st)) {  // 200, then the error as the stream's last event
+      json gone = {{"kind", "Status"},    {"apiVersion", "v1"},
+                   {"status", "Failure"}, {"message", std::string(st.message())},
+                   {"reason", "Expired"}, {"code", 410}};
+      absl::StrAppend(&events, json{{"type", "ERROR"}, {"object", gone}}.dump(), "\n");
+    } else if (!st.ok()) {
+      return FromStatus(request, st);
+    }
+    return net::MakeResponse(request, net::http::status::ok, events);
   }
 
   static std::string Decode(absl::string_view text) {

@@ -3,8 +3,8 @@
 // scale subresource. No controllers run: tests put the pods the Deployments would have.
 #pragma once
 
-#include <absl/strings/str_cat.h>
 #include <absl/strings/numbers.h>
+#include <absl/strings/str_cat.h>
 #include <absl/strings/str_split.h>
 
 #include <functional>
@@ -103,10 +103,13 @@ class FakeKubeApi : public KubeApi {
     return absl::OkStatus();
   }
 
+  // Watch returns at once: there is nothing in progress to end.
+  void CancelWatches() override {}
+
   absl::StatusOr<std::string> PodLog(const std::string& pod, const std::string& container,
                                      const std::string& since_time, int64_t limit_bytes) override {
-    calls.push_back(absl::StrCat("log ", pod, "/", container, since_time.empty() ? "" : " since ",
-                                 since_time));
+    calls.push_back(
+        absl::StrCat("log ", pod, "/", container, since_time.empty() ? "" : " since ", since_time));
     auto it = logs.find(pod);
     if (it == logs.end()) return NotFound(kPods, pod);
     std::string out;
@@ -144,7 +147,7 @@ class FakeKubeApi : public KubeApi {
   }
 
   std::vector<std::string> calls;
-  absl::Status list_error;  // what List answers when not OK (an API server that is away)
+  absl::Status list_error;   // what List answers when not OK (an API server that is away)
   absl::Status watch_error;  // what Watch answers when not OK
   // Each pod's log: lines led by an RFC 3339 timestamp and a space, as timestamps=true gives.
   std::map<std::string, std::string> logs;
