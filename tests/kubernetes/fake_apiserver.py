@@ -11,6 +11,7 @@ with the status a kubelet would report.
 import base64
 import copy
 import json
+import textwrap
 import threading
 import time
 import urllib.parse
@@ -71,6 +72,18 @@ class FakeApiServer:
         self.httpd.server_close()
 
     # ---- what tests read and write directly ----
+    def write_kubeconfig(self, path):
+        """A kubeconfig whose current context is this server, with its token."""
+        path.write_text(textwrap.dedent(f"""
+            apiVersion: v1
+            kind: Config
+            current-context: fake
+            contexts: [{{name: fake, context: {{cluster: fake, user: fake}}}}]
+            clusters: [{{name: fake, cluster: {{server: "{self.url}"}}}}]
+            users: [{{name: fake, user: {{token: {self.token}}}}}]
+            """))
+        return path
+
     def get(self, namespace, plural, name):
         with self.lock:
             return self.objects.get((namespace, plural, name))

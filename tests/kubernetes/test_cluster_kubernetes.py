@@ -8,7 +8,6 @@ import base64
 import json
 import os
 import subprocess
-import textwrap
 import threading
 import time
 
@@ -36,14 +35,7 @@ class Cluster:
         self.api = api
         self.tmp = tmp_path
         self.kubeconfig = tmp_path / "kubeconfig"
-        self.kubeconfig.write_text(textwrap.dedent(f"""
-            apiVersion: v1
-            kind: Config
-            current-context: fake
-            contexts: [{{name: fake, context: {{cluster: fake, user: fake}}}}]
-            clusters: [{{name: fake, cluster: {{server: "{api.url}"}}}}]
-            users: [{{name: fake, user: {{token: {api.token}}}}}]
-            """))
+        self.api.write_kubeconfig(self.kubeconfig)
         self.env = dict(os.environ, CORTEX_CLI_CONFIG_DIR=str(tmp_path / "cli"))
         self.env.pop("KUBECONFIG", None)
 

@@ -55,14 +55,7 @@ def wait_until(predicate, timeout, message):
 def stack(tmp_path):
     with FakeApiServer() as api:
         kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(textwrap.dedent(f"""
-            apiVersion: v1
-            kind: Config
-            current-context: fake
-            contexts: [{{name: fake, context: {{cluster: fake, user: fake}}}}]
-            clusters: [{{name: fake, cluster: {{server: "{api.url}"}}}}]
-            users: [{{name: fake, user: {{token: {api.token}}}}}]
-            """))
+        api.write_kubeconfig(kubeconfig)
         cluster_config = tmp_path / "cluster.json"
         cluster_config.write_text(json.dumps({"kubernetes": {"namespace": NAMESPACE}}))
         token = tmp_path / "operator.token"
