@@ -12,6 +12,7 @@
 #include "backends/kubernetes/kube_credentials.h"
 #include "backends/kubernetes/kubernetes_backend.h"
 #include "backends/kubernetes/testing/fake_api_server.h"
+#include "backends/kubernetes/testing/replica_sets.h"
 #include "config/api_config.h"
 
 namespace cortex::backends::kubernetes {
@@ -109,17 +110,7 @@ TEST(KubeRestClient, AWrongTokenIsUnauthenticatedAndARefusedPortUnavailable) {
 TEST(KubeRestClient, TheBackendReconcilesThroughHttp) {
   testing::FakeApiServer server;
   KubeRestClient client(Endpoint(server), "cortex");
-  config::ParseOptions options;
-  options.provider = "kubernetes";
-  auto apis = config::ParseApiConfigs(
-      "- name: iris\n  kind: RealtimeAPI\n  predictor: {type: python, path: p.py}\n", options);
-  ASSERT_TRUE(apis.ok());
-  ReplicaSetSpec set;
-  set.api = std::make_shared<config::ApiConfig>(apis->at(0));
-  set.api_name = "iris";
-  set.predictor_id = "p1";
-  set.deployment_id = "d1";
-  set.replicas = 2;
+  ReplicaSetSpec set = testing::IrisReplicaSet(2);
   KubernetesBackend backend(client, config::KubernetesConfig());
   auto status = backend.SyncReplicaSets({set});
   EXPECT_THAT(status[0].events,

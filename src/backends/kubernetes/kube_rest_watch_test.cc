@@ -17,6 +17,7 @@
 #include "backends/kubernetes/kubernetes_backend.h"
 #include "backends/kubernetes/pod_watch.h"
 #include "backends/kubernetes/testing/fake_api_server.h"
+#include "backends/kubernetes/testing/replica_sets.h"
 #include "config/api_config.h"
 
 namespace cortex::backends::kubernetes {
@@ -226,17 +227,7 @@ TEST(KubeRestWatch, TheBackendLearnsItsPodsThroughAWatchOverHttp) {
   endpoint.server = server.url();
   endpoint.token = "test-token";
   KubeRestClient client(endpoint, "cortex");
-  config::ParseOptions options;
-  options.provider = "kubernetes";
-  auto apis = config::ParseApiConfigs(
-      "- name: iris\n  kind: RealtimeAPI\n  predictor: {type: python, path: p.py}\n", options);
-  ASSERT_TRUE(apis.ok());
-  ReplicaSetSpec set;
-  set.api = std::make_shared<config::ApiConfig>(apis->at(0));
-  set.api_name = "iris";
-  set.predictor_id = "p1";
-  set.deployment_id = "d1";
-  set.replicas = 1;
+  ReplicaSetSpec set = testing::IrisReplicaSet(1);
   KubernetesBackendOptions backend_options;
   backend_options.watch_pods = true;
   backend_options.pod_watch.idle_wait = milliseconds(10);
