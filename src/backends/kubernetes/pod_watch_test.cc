@@ -8,6 +8,7 @@
 
 #include "backends/kubernetes/kubernetes_backend.h"
 #include "backends/kubernetes/testing/fake_kube_api.h"
+#include "backends/kubernetes/testing/replica_sets.h"
 #include "config/cluster_config.h"
 
 namespace cortex::backends::kubernetes {
@@ -156,23 +157,11 @@ TEST(PodWatch, ItsThreadFollowsTheChangesAndStops) {
 
 class WatchingBackendTest : public ::testing::Test {
  protected:
-  static ReplicaSetSpec Set() {
-    config::ParseOptions options;
-    options.provider = "kubernetes";
-    auto apis = config::ParseApiConfigs(
-        "- name: iris\n  kind: RealtimeAPI\n  predictor: {type: python, path: p.py}\n", options);
-    EXPECT_TRUE(apis.ok()) << apis.status();
-    ReplicaSetSpec set;
-    set.api = std::make_shared<config::ApiConfig>(apis->at(0));
-    set.api_name = "iris";
-    set.predictor_id = "p1";
-    set.deployment_id = "d1";
-    set.replicas = 1;
-    return set;
-  }
   std::vector<ReplicaState> States() {
     std::vector<ReplicaState> out;
-    for (const auto& r : backend_.SyncReplicaSets({Set()})[0].replicas) out.push_back(r.state);
+    // The statuses outlive the loop (a temporary's member would not).
+    std::vector<ReplicaSetStatus> sets = backend_.SyncReplicaSets({testing::IrisReplicaSet(1)});
+    for (const auto& r : sets[0].replicas) out.push_back(r.state);
     return out;
   }
   // What the watch's thread would have done by the next pass.
@@ -187,7 +176,8 @@ class WatchingBackendTest : public ::testing::Test {
 };
 
 TEST_F(WatchingBackendTest, PodsComeFromTheWatchNotAListPerPass) {
-  backend_.SyncReplicaSets({Set()});  // before the first list: listed as without a watch
+  backend_.SyncReplicaSets(
+      {testing::IrisReplicaSet(1)});  // before the first list: listed as without a watch
   EXPECT_THAT(PodLists(api_), Contains("list pods?apiKind=RealtimeAPI"));
   Watch();
   api_.Put(kPods, Pod("api-iris-1", false));
