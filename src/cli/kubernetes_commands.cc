@@ -235,7 +235,8 @@ int ClusterDownKubernetes(const ClusterFlags& flags) {
   const std::string& ns = cluster->config.kubernetes.namespace_name;
   auto state = k8s::ObservePlatform(*cluster->api, cluster->config.kubernetes);
   if (!state.ok()) return Fail(Annotate(state.status(), cluster->server));
-  if (!state->installed) {
+  std::vector<json> objects = k8s::InstallObjects(cluster->config, "");
+  if (!state->installed && !k8s::AnythingInstalled(*cluster->api, objects)) {
     std::cout << "the platform is not installed in namespace " << ns << " of " << cluster->server
               << "\n";
     return 0;
@@ -245,7 +246,6 @@ int ClusterDownKubernetes(const ClusterFlags& flags) {
                    state->realtime_apis, " realtime APIs, ", state->batch_jobs,
                    " batch jobs and the operator's state (the volume claim)?");
   if (!ConfirmDestructive(question, flags.yes)) return 1;
-  std::vector<json> objects = k8s::InstallObjects(cluster->config, "");
   absl::Status st = k8s::Uninstall(*cluster->api, cluster->config.kubernetes, objects, Progress);
   if (!st.ok()) return Fail(st);
   std::cout << "the platform is removed from namespace " << ns

@@ -56,7 +56,8 @@ class Cluster:
             time.sleep(0.05)
         for name in ("cortex-operator", "cortex-gateway"):
             deployment = self.api.get(NS, "deployments", name)
-            deployment["status"] = {"readyReplicas": deployment["spec"]["replicas"]}
+            replicas = deployment["spec"]["replicas"]
+            deployment["status"] = {"readyReplicas": replicas, "updatedReplicas": replicas}
             self.api.put(NS, "deployments", deployment)
             service = self.api.get(NS, "services", name)
             if service["spec"].get("type") == "LoadBalancer":

@@ -272,7 +272,8 @@ int RunOperator(const OperatorRoleFlags& flags) {
         },
         [kubernetes_backend](const std::string& api_kind) {
           return kubernetes_backend->WatchedPods(api_kind);
-        });
+        },
+        (fs::path(flags.data_dir) / "logs" / "pod-log-cursors.json").string());
   }
   op::ReconcilerOptions reconciler_options;
   reconciler_options.gateway_url = flags.gateway_url;

@@ -2,6 +2,9 @@
 
 #include <absl/strings/escaping.h>
 #include <absl/strings/str_cat.h>
+#include <absl/time/clock.h>
+
+#include <algorithm>
 
 #include "backends/kubernetes/apply.h"
 #include "backends/kubernetes/manifests.h"
@@ -27,23 +30,31 @@ absl::StatusOr<const Resource*> ResourceOf(const json& object) {
   return resource;
 }
 
-// A Deployment's ready and wanted replicas (0/0 when it does not exist).
+// A Deployment's ready and wanted replicas (0/0 when it does not exist). Ready counts only the
+// pods of its current template, once the controller has seen it (as `kubectl rollout status`):
+// right after a replace the old pods are still ready.
 std::pair<int, int> Readiness(const absl::StatusOr<json>& deployment) {
   if (!deployment.ok()) return {0, 0};
   const json status = deployment->value("status", json::object());
-  return {status.value("readyReplicas", 0), (*deployment)["spec"].value("replicas", 1)};
+  const json meta = deployment->value("metadata", json::object());
+  int wanted = deployment->value("spec", json::object()).value("replicas", 1);
+  bool observed =
+      status.value("observedGeneration", int64_t{0}) >= meta.value("generation", int64_t{0});
+  int ready = std::min(status.value("readyReplicas", 0), status.value("updatedReplicas", 0));
+  return {observed ? ready : 0, wanted};
 }
 
 // http://address:port of a LoadBalancer Service's port named `port_name`, once it has one.
 std::string ExternalUrl(const absl::StatusOr<json>& service, const std::string& port_name) {
-  if (!service.ok() || (*service)["spec"].value("type", "") != "LoadBalancer") return "";
+  const json spec = service.ok() ? service->value("spec", json::object()) : json::object();
+  if (spec.value("type", "") != "LoadBalancer") return "";
   const json ingress = service->value("status", json::object())
                            .value("loadBalancer", json::object())
                            .value("ingress", json::array());
   if (ingress.empty()) return "";
   std::string host = ingress[0].value("ip", ingress[0].value("hostname", ""));
   if (host.empty()) return "";
-  for (const auto& port : (*service)["spec"].value("ports", json::array())) {
+  for (const auto& port : spec.value("ports", json::array())) {
     if (port.value("name", "") == port_name) {
       return absl::StrCat("http://", host, ":", port.value("port", 0));
     }
@@ -93,6 +104,11 @@ absl::Status Install(KubeApi& api, const std::vector<json>& objects,
     ASSIGN_OR_RETURN(const Resource* resource, ResourceOf(object));
     std::string what = absl::StrCat(resource->kind, " ", Name(object));
     auto existing = api.Get(*resource, Name(object));
+    if (resource == &kNamespaces && absl::IsPermissionDenied(existing.status())) {
+      // Credentials for the namespace only: it must exist already (the next objects say if not).
+      progress(absl::StrCat(what, " not readable with these credentials: assumed to exist"));
+      continue;
+    }
     if (!existing.ok() && !absl::IsNotFound(existing.status())) {
       return Annotate(existing.status(), "reading " + what);
     }
@@ -140,7 +156,8 @@ absl::StatusOr<PlatformState> ObservePlatform(KubeApi& api,
   std::tie(state.gateway_ready, state.gateway_wanted) = Readiness(api.Get(kDeployments, kGateway));
   auto operator_service = api.Get(kServices, kOperator);
   if (operator_service.ok()) {
-    state.operator_service_type = (*operator_service)["spec"].value("type", "ClusterIP");
+    state.operator_service_type =
+        operator_service->value("spec", json::object()).value("type", "ClusterIP");
   }
   state.operator_url = ExternalUrl(operator_service, "http");
   auto gateway_service = api.Get(kServices, kGateway);
@@ -165,9 +182,20 @@ absl::StatusOr<PlatformState> ObservePlatform(KubeApi& api,
   return state;
 }
 
+bool AnythingInstalled(KubeApi& api, const std::vector<json>& objects) {
+  for (const json& object : objects) {
+    auto resource = ResourceOf(object);
+    if (!resource.ok() || *resource == &kNamespaces) continue;  // a namespace may be anyone's
+    auto existing = api.Get(**resource, Name(object));
+    if (!absl::IsNotFound(existing.status())) return true;  // there, or unknown: try removing
+  }
+  return false;
+}
+
 absl::Status Uninstall(KubeApi& api, const config::KubernetesConfig& cluster,
                        const std::vector<json>& objects,
-                       const std::function<void(const std::string&)>& progress) {
+                       const std::function<void(const std::string&)>& progress,
+                       absl::Duration operator_grace) {
   auto remove = [&](const Resource& resource, const std::string& name) -> absl::Status {
     absl::Status st = api.Delete(resource, name);
     if (absl::IsNotFound(st)) return absl::OkStatus();
@@ -175,9 +203,23 @@ absl::Status Uninstall(KubeApi& api, const config::KubernetesConfig& cluster,
     progress(absl::StrCat("deleted ", resource.kind, " ", name));
     return absl::OkStatus();
   };
-  // The APIs first: the operator would otherwise be gone with objects no one removes.
   std::string ours =
       absl::StrCat("app.kubernetes.io/managed-by=cortex,cortex.dev/cluster=", cluster.cluster_name);
+  // The operator first, and until its pods are gone: while it runs it would make the APIs' objects
+  // again as fast as they are deleted.
+  RETURN_IF_ERROR(remove(kDeployments, kOperator));
+  absl::Time deadline = absl::Now() + operator_grace;
+  for (bool said = false;; said = true) {
+    ASSIGN_OR_RETURN(json pods, api.List(kPods, ours + ",app.kubernetes.io/name=operator"));
+    if (pods.value("items", json::array()).empty()) break;
+    if (absl::Now() >= deadline) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "the operator's pod is still running after ", absl::FormatDuration(operator_grace),
+          ": its APIs were not deleted; run cluster down again"));
+    }
+    if (!said) progress("waiting for the operator's pod to stop");
+    absl::SleepFor(absl::Seconds(1));
+  }
   for (const Resource* resource : {&kJobs, &kDeployments, &kServices}) {
     const char* component = resource == &kJobs ? "batch-worker" : "api";
     ASSIGN_OR_RETURN(
@@ -191,8 +233,13 @@ absl::Status Uninstall(KubeApi& api, const config::KubernetesConfig& cluster,
     if (resource == &kNamespaces) {
       // Only a namespace the installation made: one that was there before holds other things.
       auto existing = api.Get(kNamespaces, Name(*it));
-      if (!existing.ok()) continue;
-      const json labels = (*existing)["metadata"].value("labels", json::object());
+      if (absl::IsNotFound(existing.status())) continue;
+      if (!existing.ok()) {
+        progress(absl::StrCat("Namespace ", Name(*it), " kept: ", existing.status().message()));
+        continue;
+      }
+      const json labels =
+          existing->value("metadata", json::object()).value("labels", json::object());
       if (labels.value("app.kubernetes.io/managed-by", "") != "cortex") {
         progress(absl::StrCat("Namespace ", Name(*it), " kept: cortex did not create it"));
         continue;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <absl/status/statusor.h>
+#include <absl/time/time.h>
 
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -47,11 +48,18 @@ struct PlatformState {
 absl::StatusOr<PlatformState> ObservePlatform(KubeApi& api,
                                               const config::KubernetesConfig& cluster);
 
-// Removes the cluster's APIs (their Deployments, Services and Jobs), then the installation in
-// reverse order, and the namespace when the installation created it (its labels say so).
-// Objects already gone are skipped. Reports each deletion through `progress`.
+// Whether any object of the installation (`objects`) but the namespace is there: a partial
+// install (one that failed half-way) is something to remove too.
+bool AnythingInstalled(KubeApi& api, const std::vector<nlohmann::json>& objects);
+
+// Removes the operator's Deployment and waits (at most `operator_grace`) for its pod to stop, as
+// it would otherwise make the APIs again; then the cluster's APIs (their Deployments, Services
+// and Jobs), the rest of the installation in reverse order, and the namespace when the
+// installation created it (its labels say so). Objects already gone are skipped. Reports each
+// deletion through `progress`.
 absl::Status Uninstall(KubeApi& api, const config::KubernetesConfig& cluster,
                        const std::vector<nlohmann::json>& objects,
-                       const std::function<void(const std::string&)>& progress);
+                       const std::function<void(const std::string&)>& progress,
+                       absl::Duration operator_grace = absl::Seconds(120));
 
 }  // namespace cortex::backends::kubernetes

@@ -83,7 +83,7 @@ TEST_F(InstallerTest, ObservesReadinessAddressesAndApis) {
   service["status"] = {{"loadBalancer", {{"ingress", {{{"hostname", "lb.example.com"}}}}}}};
   api_.Put(kServices, service);
   json deployment = *api_.Find(kDeployments, "cortex-operator");
-  deployment["status"] = {{"readyReplicas", 1}};
+  deployment["status"] = {{"readyReplicas", 1}, {"updatedReplicas", 1}};
   api_.Put(kDeployments, deployment);
   state = ObservePlatform(api_, cluster_.kubernetes);
   ASSERT_TRUE(state.ok());
@@ -98,6 +98,7 @@ TEST_F(InstallerTest, UninstallRemovesTheApisAndTheInstallationOnly) {
   labels["apiKind"] = "RealtimeAPI";
   api_.Put(kDeployments, {{"metadata", {{"name", "api-iris"}, {"labels", labels}}}});
   api_.Put(kDeployments, {{"metadata", {{"name", "not-ours"}}}});
+  api_.calls.clear();
   std::vector<std::string> said;
   absl::Status st = Uninstall(api_, cluster_.kubernetes, InstallObjects(cluster_, ""),
                               [&](const std::string& line) { said.push_back(line); });
@@ -106,6 +107,43 @@ TEST_F(InstallerTest, UninstallRemovesTheApisAndTheInstallationOnly) {
   EXPECT_THAT(said, Contains("deleted Namespace cortex"));
   EXPECT_EQ(api_.Count(kDeployments), 1u);  // not-ours
   EXPECT_EQ(api_.Count(kSecrets), 0u);
+  // The operator went first: it would have made the API's objects again.
+  std::vector<std::string> writes = api_.Writes();
+  ASSERT_FALSE(writes.empty());
+  EXPECT_EQ(writes[0], "delete deployments/cortex-operator");
+  EXPECT_FALSE(AnythingInstalled(api_, InstallObjects(cluster_, "")));
+}
+
+TEST_F(InstallerTest, AnOperatorPodThatDoesNotStopKeepsTheApis) {
+  ASSERT_TRUE(Run(cluster_).ok());
+  json labels = PlatformLabels(cluster_.kubernetes, "api");
+  api_.Put(kDeployments, {{"metadata", {{"name", "api-iris"}, {"labels", labels}}}});
+  api_.Put(kPods, {{"metadata",
+                    {{"name", "cortex-operator-1"},
+                     {"labels", PlatformLabels(cluster_.kubernetes, "operator")}}}});
+  absl::Status st = Uninstall(
+      api_, cluster_.kubernetes, InstallObjects(cluster_, ""), [](const std::string&) {},
+      absl::ZeroDuration());
+  EXPECT_TRUE(absl::IsDeadlineExceeded(st)) << st;
+  EXPECT_THAT(std::string(st.message()), HasSubstr("run cluster down again"));
+  EXPECT_NE(api_.Find(kDeployments, "api-iris"), nullptr);
+  EXPECT_TRUE(AnythingInstalled(api_, InstallObjects(cluster_, "")));
+}
+
+TEST_F(InstallerTest, ReadyCountsOnlyTheCurrentTemplatesPods) {
+  ASSERT_TRUE(Run(cluster_).ok());
+  json deployment = *api_.Find(kDeployments, "cortex-operator");
+  deployment["metadata"]["generation"] = 2;
+  // The old pod is still ready; the controller has not seen the new template yet.
+  deployment["status"] = {{"readyReplicas", 1}, {"updatedReplicas", 1}, {"observedGeneration", 1}};
+  api_.Put(kDeployments, deployment);
+  EXPECT_EQ(ObservePlatform(api_, cluster_.kubernetes)->operator_ready, 0);
+  deployment["status"] = {{"readyReplicas", 1}, {"updatedReplicas", 0}, {"observedGeneration", 2}};
+  api_.Put(kDeployments, deployment);
+  EXPECT_EQ(ObservePlatform(api_, cluster_.kubernetes)->operator_ready, 0);
+  deployment["status"] = {{"readyReplicas", 1}, {"updatedReplicas", 1}, {"observedGeneration", 2}};
+  api_.Put(kDeployments, deployment);
+  EXPECT_EQ(ObservePlatform(api_, cluster_.kubernetes)->operator_ready, 1);
 }
 
 }  // namespace

@@ -170,10 +170,16 @@ absl::Status KubeRestClient::Watch(const Resource& r, const std::string& selecto
     size_t start = 0;
     for (size_t end; (end = pending.find('\n', start)) != std::string::npos; start = end + 1) {
       json line = json::parse(pending.begin() + start, pending.begin() + end, nullptr, false);
-      if (line.is_discarded() || !line.is_object()) continue;
-      WatchEvent event{line.value("type", ""), line.value("object", json::object())};
+      // Nothing may throw out of here (it runs inside libcurl): odd events are skipped.
+      if (line.is_discarded() || !line.is_object() || !line["type"].is_string() ||
+          !line["object"].is_object()) {
+        continue;
+      }
+      WatchEvent event{line["type"].get<std::string>(), std::move(line["object"])};
       if (event.type == "ERROR") {  // a Status object: 410 Gone when the version expired
-        failure = StatusFromApi(event.object.value("code", 500), event.object.dump());
+        const json& code = event.object["code"];
+        failure =
+            StatusFromApi(code.is_number_integer() ? code.get<int>() : 500, event.object.dump());
         return false;
       }
       if (!on_event(event)) return false;
@@ -198,7 +204,10 @@ absl::StatusOr<std::string> KubeRestClient::PodLog(const std::string& pod,
   if (!since_time.empty()) absl::StrAppend(&path, "&sinceTime=", net::UrlEncode(since_time));
   net::HttpCall call = NewCall("GET", path);
   call.headers[0] = {"Accept", "*/*"};  // the log is text
-  return Send(std::move(call), attempts_);
+  // One short try: a pod on a node the API server cannot reach must not hold up the caller (the
+  // operator's control loop); the next pass asks again.
+  call.timeout_ms = 5'000;
+  return Send(std::move(call), /*attempts=*/1);
 }
 
 }  // namespace cortex::backends::kubernetes

@@ -211,6 +211,11 @@ TEST(KubeRestWatch, APodWatchStopsPromptlyWhileItsWatchWaits) {
   KubeRestClient client(server.endpoint(), "cortex");
   PodWatch watch(client, "apiKind=RealtimeAPI");
   WaitFor([&] { return server.requests == 2; });  // the list, then the watch from its version
+  {
+    std::lock_guard lock(server.mu);
+    ASSERT_EQ(server.requests, 2);
+    ASSERT_GE(server.heads.size(), 2u);
+  }
   auto snapshot = watch.Snapshot();
   ASSERT_TRUE(snapshot.has_value());
   EXPECT_EQ((*snapshot)["items"][0]["metadata"]["name"], "a");

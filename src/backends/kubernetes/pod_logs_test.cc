@@ -2,9 +2,11 @@
 // same second, per API and per job, and nothing from a pod that has not started.
 #include "backends/kubernetes/pod_logs.h"
 
+#include <absl/strings/str_cat.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <vector>
 
 #include "backends/kubernetes/testing/fake_kube_api.h"
@@ -93,6 +95,52 @@ TEST_F(PodLogsTest, UnstampedAndForeignPodsAreSkipped) {
   ASSERT_EQ(written_.size(), 1u);
   EXPECT_EQ(written_[0].text, "[api-iris-1] stamped\n");
   EXPECT_THAT(written_[0].job, IsEmpty());
+}
+
+TEST_F(PodLogsTest, ALineCutByTheLimitComesWholeNextTime) {
+  api_.Put(kPods, Pod("api-iris-1", {{"apiName", "iris"}, {"apiKind", "RealtimeAPI"}}));
+  api_.logs["api-iris-1"] = "2026-12-03T07:00:01Z one\n2026-12-03T07:00:01.5Z tw";
+  logs_.Collect();
+  api_.logs["api-iris-1"] = "2026-12-03T07:00:01Z one\n2026-12-03T07:00:01.5Z two\n";
+  logs_.Collect();
+  EXPECT_THAT(written_, ElementsAre(Written{"iris", "", "[api-iris-1] one\n"},
+                                    Written{"iris", "", "[api-iris-1] two\n"}));
+}
+
+TEST_F(PodLogsTest, MoreThanAnAnswerInOneSecondIsSkippedAndSaid) {
+  PodLogs small(
+      api_,
+      [this](const std::string& a, const std::string& j, const std::string& t) {
+        written_.push_back({a, j, t});
+      },
+      {}, "", /*limit_bytes=*/64);
+  api_.Put(kPods, Pod("api-iris-1", {{"apiName", "iris"}, {"apiKind", "RealtimeAPI"}}));
+  std::string log;
+  for (int i = 0; i < 10; ++i) log += absl::StrCat("2026-12-03T07:00:01.", i, "Z line ", i, "\n");
+  log += "2026-12-03T07:00:02Z next second\n";
+  api_.logs["api-iris-1"] = log;
+  small.Collect();  // what fits in 64 bytes
+  small.Collect();  // the same 64 bytes again: the rest of the second is skipped
+  small.Collect();  // from the next second
+  ASSERT_EQ(written_.size(), 3u);
+  EXPECT_EQ(written_[0].text, "[api-iris-1] line 0\n[api-iris-1] line 1\n");
+  EXPECT_EQ(written_[1].text, "[api-iris-1] (log lines skipped: over 0 KiB in one second)\n");
+  EXPECT_EQ(written_[2].text, "[api-iris-1] next second\n");
+}
+
+TEST_F(PodLogsTest, AnOperatorThatRestartsGoesOnFromItsCursors) {
+  std::string state = ::testing::TempDir() + "/pod-log-cursors.json";
+  std::remove(state.c_str());
+  auto sink = [this](const std::string& a, const std::string& j, const std::string& t) {
+    written_.push_back({a, j, t});
+  };
+  api_.Put(kPods, Pod("api-iris-1", {{"apiName", "iris"}, {"apiKind", "RealtimeAPI"}}));
+  api_.logs["api-iris-1"] = "2026-12-03T07:00:01.25Z one\n";
+  PodLogs(api_, sink, {}, state).Collect();
+  api_.logs["api-iris-1"] += "2026-12-03T07:00:01.75Z two\n";
+  PodLogs(api_, sink, {}, state).Collect();  // a new operator
+  EXPECT_THAT(written_, ElementsAre(Written{"iris", "", "[api-iris-1] one\n"},
+                                    Written{"iris", "", "[api-iris-1] two\n"}));
 }
 
 }  // namespace

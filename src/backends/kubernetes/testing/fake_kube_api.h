@@ -113,10 +113,14 @@ class FakeKubeApi : public KubeApi {
     auto it = logs.find(pod);
     if (it == logs.end()) return NotFound(kPods, pod);
     std::string out;
-    for (absl::string_view line : absl::StrSplit(it->second, '\n', absl::SkipEmpty())) {
+    std::vector<absl::string_view> lines = absl::StrSplit(it->second, '\n');
+    for (size_t n = 0; n < lines.size(); ++n) {
+      absl::string_view line = lines[n];
       // RFC 3339 stamps of one form compare as strings; sinceTime has whole seconds.
-      if (!since_time.empty() && line.substr(0, 19) < since_time.substr(0, 19)) continue;
-      absl::StrAppend(&out, line, "\n");
+      if (line.empty() || (!since_time.empty() && line.substr(0, 19) < since_time.substr(0, 19))) {
+        continue;
+      }
+      absl::StrAppend(&out, line, n + 1 < lines.size() ? "\n" : "");  // a last line may be cut
     }
     if (static_cast<int64_t>(out.size()) > limit_bytes) out.resize(limit_bytes);
     return out;
