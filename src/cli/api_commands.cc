@@ -34,19 +34,6 @@ absl::StatusOr<OperatorClient> Client(const CommonFlags& common) {
 
 volatile std::sig_atomic_t interrupted = 0;
 
-// Asks a yes/no question on the terminal. Without a terminal the answer is yes, with a note
-// on stderr, so that scripts are not blocked (pass -y to silence the note).
-bool Confirm(const std::string& question) {
-  if (!::isatty(STDIN_FILENO)) {
-    std::cerr << "note: " << question << " (no terminal to ask: yes)\n";
-    return true;
-  }
-  std::cout << question << " (y/n): " << std::flush;
-  std::string answer;
-  std::getline(std::cin, answer);
-  return answer == "y" || answer == "yes";
-}
-
 // The project size prompts of Cortex (spec §1): a file over 10 MiB may be left out; a project
 // of 1000 files or more, or over 10 MiB in all, needs a confirmation. `yes` skips both.
 bool ConfirmProjectSize(std::vector<bundle::BundleFile>& files, bool yes) {
@@ -56,14 +43,17 @@ bool ConfirmProjectSize(std::vector<bundle::BundleFile>& files, bool yes) {
   if (yes) return true;
   std::erase_if(files, [&](const bundle::BundleFile& f) {
     return f.size > kLargeFile &&
-           !Confirm(absl::StrFormat("%s is %.1f MiB; upload it?", f.path, f.size / 1048576.0));
+           !Confirm(absl::StrFormat("%s is %.1f MiB; upload it?", f.path, f.size / 1048576.0),
+                    WithoutTerminal::kYes);
   });
   uint64_t total = 0;
   for (const auto& f : files) total += f.size;
   if (files.size() >= kManyFiles || total > kLargeProject) {
-    return Confirm(absl::StrFormat(
-        "your project has %d files (%.1f MiB in all) and will be uploaded whole; continue?",
-        files.size(), total / 1048576.0));
+    return Confirm(
+        absl::StrFormat(
+            "your project has %d files (%.1f MiB in all) and will be uploaded whole; continue?",
+            files.size(), total / 1048576.0),
+        WithoutTerminal::kYes);
   }
   return true;
 }
@@ -73,6 +63,21 @@ bool ConfirmProjectSize(std::vector<bundle::BundleFile>& files, bool yes) {
 int Fail(const absl::Status& status) {
   std::cerr << "error: " << status.message() << "\n";
   return 1;
+}
+
+bool Confirm(const std::string& question, WithoutTerminal without_terminal) {
+  if (!::isatty(STDIN_FILENO)) {
+    if (without_terminal == WithoutTerminal::kYes) {
+      std::cerr << "note: " << question << " (no terminal to ask: yes)\n";
+      return true;
+    }
+    std::cerr << "error: " << question << ": pass --yes to confirm (no terminal to ask)\n";
+    return false;
+  }
+  std::cout << question << " (y/n): " << std::flush;
+  std::string answer;
+  std::getline(std::cin, answer);
+  return answer == "y" || answer == "yes";
 }
 
 absl::StatusOr<ProjectConfig> ReadProjectConfig(const std::string& config) {

@@ -224,7 +224,6 @@ int ClusterUp(const ClusterFlags& flags) {
   if (!config.ok()) return Fail(config.status());
   Environment env{flags.env_name.empty() ? "local" : flags.env_name, "local", operator_url, *token};
   config->Upsert(env);
-  if (config->Find(config->default_environment) == nullptr) config->default_environment = env.name;
   if (absl::Status st = SaveCliConfig(*config); !st.ok()) return Fail(st);
   std::cout << "the local cluster is up\n"
             << "operator:      " << operator_url << "\n"

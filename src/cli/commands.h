@@ -112,4 +112,10 @@ int EnvDelete(const std::string& name);
 // The one mapping from a failure to an exit code (and its message on stderr).
 int Fail(const absl::Status& status);
 
+// Asks a yes/no question on the terminal. Without a terminal to ask: kYes answers yes, with a
+// note on stderr, so that scripts are not blocked; kNo (for what cannot be undone) answers no,
+// saying to pass --yes.
+enum class WithoutTerminal { kYes, kNo };
+bool Confirm(const std::string& question, WithoutTerminal without_terminal);
+
 }  // namespace cortex::cli

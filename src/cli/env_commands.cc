@@ -67,7 +67,6 @@ int EnvConfigure(const EnvFlags& flags) {
   if (env.operator_token.empty()) env.operator_token = Prompt("operator token", "");
   if (absl::Status st = CheckEnvironment(env); !st.ok()) return Fail(st);
   config->Upsert(env);
-  if (config->Find(config->default_environment) == nullptr) config->default_environment = env.name;
   if (absl::Status st = SaveCliConfig(*config); !st.ok()) return Fail(st);
   std::cout << "configured " << env.name << " environment\n";
   return 0;

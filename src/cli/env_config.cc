@@ -3,6 +3,7 @@
 #include <absl/strings/str_cat.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 
@@ -18,13 +19,14 @@ const Environment* CliConfig::Find(const std::string& name) const {
 }
 
 void CliConfig::Upsert(const Environment& env) {
-  for (auto& existing : environments) {
-    if (existing.name == env.name) {
-      existing = env;
-      return;
-    }
+  auto existing = std::find_if(environments.begin(), environments.end(),
+                               [&](const Environment& e) { return e.name == env.name; });
+  if (existing != environments.end()) {
+    *existing = env;
+  } else {
+    environments.push_back(env);
   }
-  environments.push_back(env);
+  if (Find(default_environment) == nullptr) default_environment = env.name;
 }
 
 std::string ConfigDir() {

@@ -28,6 +28,8 @@ struct CliConfig {
   std::vector<Environment> environments;
 
   const Environment* Find(const std::string& name) const;
+  // Adds `env` or replaces the one of its name; it becomes the default when the default names
+  // no environment (the first one configured, say).
   void Upsert(const Environment& env);
 };
 

@@ -6,7 +6,6 @@
 // Kubernetes backend applies.
 #include <absl/strings/str_cat.h>
 #include <absl/strings/str_join.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -138,17 +137,10 @@ std::string Waiting(const k8s::PlatformState& state, bool need_operator_url) {
   return out;
 }
 
-// Asks before something that cannot be undone. Without a terminal only --yes says yes.
-bool ConfirmDestructive(const std::string& question, bool yes) {
-  if (yes) return true;
-  if (!::isatty(STDIN_FILENO)) {
-    std::cerr << "error: " << question << ": pass --yes to confirm (no terminal to ask)\n";
-    return false;
-  }
-  std::cout << question << " (y/n): " << std::flush;
-  std::string answer;
-  std::getline(std::cin, answer);
-  return answer == "y" || answer == "yes";
+// "no external address" for a Service the cloud has not given one (or that is not a load
+// balancer).
+std::string AddressOrNone(const std::string& url) {
+  return url.empty() ? std::string("no external address") : url;
 }
 
 }  // namespace
@@ -212,19 +204,15 @@ int ClusterUpKubernetes(const ClusterFlags& flags) {
   Environment env{flags.env_name.empty() ? "kubernetes" : flags.env_name, "kubernetes",
                   operator_url, *token};
   config->Upsert(env);
-  if (config->Find(config->default_environment) == nullptr) config->default_environment = env.name;
   if (absl::Status st = SaveCliConfig(*config); !st.ok()) return Fail(st);
   std::cout << "the platform is up in namespace " << ns << "\n"
             << "operator:      " << operator_url << "\n"
             << "api gateway:   "
             << (cluster->config.kubernetes.api_gateway == "none"
                     ? "none (api_gateway: none)"
-                    : (state->api_gateway_url.empty() ? "no external address"
-                                                      : state->api_gateway_url))
+                    : AddressOrNone(state->api_gateway_url))
             << "\n"
-            << "load balancer: "
-            << (state->load_balancer_url.empty() ? "no external address" : state->load_balancer_url)
-            << "\n"
+            << "load balancer: " << AddressOrNone(state->load_balancer_url) << "\n"
             << "environment " << env.name << " is configured to use it\n";
   return 0;
 }
@@ -245,7 +233,7 @@ int ClusterDownKubernetes(const ClusterFlags& flags) {
       absl::StrCat("delete the platform in namespace ", ns, " of ", cluster->server, ", with its ",
                    state->realtime_apis, " realtime APIs, ", state->batch_jobs,
                    " batch jobs and the operator's state (the volume claim)?");
-  if (!ConfirmDestructive(question, flags.yes)) return 1;
+  if (!flags.yes && !Confirm(question, WithoutTerminal::kNo)) return 1;
   absl::Status st = k8s::Uninstall(*cluster->api, cluster->config.kubernetes, objects, Progress);
   if (!st.ok()) return Fail(st);
   std::cout << "the platform is removed from namespace " << ns
@@ -271,14 +259,11 @@ int ClusterInfoKubernetes(const ClusterFlags& flags, const CommonFlags& common) 
     std::cout << "status:        not installed (`cortex cluster up --provider kubernetes`)\n";
     return 0;
   }
-  auto url = [](const std::string& u) {
-    return u.empty() ? std::string("no external address") : u;
-  };
   std::cout << "operator:      " << Ready(state->operator_ready, state->operator_wanted) << ", "
-            << url(state->operator_url) << "\n"
+            << AddressOrNone(state->operator_url) << "\n"
             << "gateway:       " << Ready(state->gateway_ready, state->gateway_wanted) << "\n"
-            << "api gateway:   " << url(state->api_gateway_url) << "\n"
-            << "load balancer: " << url(state->load_balancer_url) << "\n"
+            << "api gateway:   " << AddressOrNone(state->api_gateway_url) << "\n"
+            << "load balancer: " << AddressOrNone(state->load_balancer_url) << "\n"
             << "apis:          " << state->realtime_apis << " realtime, " << state->batch_jobs
             << " batch jobs\n";
   for (const auto& problem : state->problems) std::cout << "problem:       " << problem << "\n";

@@ -164,8 +164,7 @@ absl::StatusOr<PlatformState> ObservePlatform(KubeApi& api,
   state.api_gateway_url = ExternalUrl(gateway_service, "api-gateway");
   state.load_balancer_url = ExternalUrl(gateway_service, "load-balancer");
 
-  std::string ours =
-      absl::StrCat("app.kubernetes.io/managed-by=cortex,cortex.dev/cluster=", cluster.cluster_name);
+  std::string ours = ClusterSelector(cluster);
   ASSIGN_OR_RETURN(json apis, api.List(kDeployments, ours + ",apiKind=RealtimeAPI"));
   state.realtime_apis = static_cast<int>(apis.value("items", json::array()).size());
   ASSIGN_OR_RETURN(json jobs, api.List(kJobs, ours + ",apiKind=BatchAPI"));
@@ -203,8 +202,7 @@ absl::Status Uninstall(KubeApi& api, const config::KubernetesConfig& cluster,
     progress(absl::StrCat("deleted ", resource.kind, " ", name));
     return absl::OkStatus();
   };
-  std::string ours =
-      absl::StrCat("app.kubernetes.io/managed-by=cortex,cortex.dev/cluster=", cluster.cluster_name);
+  std::string ours = ClusterSelector(cluster);
   // The operator first, and until its pods are gone: while it runs it would make the APIs' objects
   // again as fast as they are deleted.
   RETURN_IF_ERROR(remove(kDeployments, kOperator));

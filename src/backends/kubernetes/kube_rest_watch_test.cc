@@ -151,10 +151,7 @@ TEST(KubeRestWatch, EventsArriveInOrderAndA410ErrorEventIsOutOfRange) {
 
 TEST(KubeRestWatch, WatchesFromAListsVersionUntilItExpires) {
   testing::FakeApiServer server;
-  KubeEndpoint endpoint;
-  endpoint.server = server.url();
-  endpoint.token = "test-token";
-  KubeRestClient client(endpoint, "cortex");
+  KubeRestClient client(server.endpoint(), "cortex");
   auto pod = [](const std::string& name, const std::string& app) {
     return json{{"metadata", {{"name", name}, {"labels", {{"app", app}}}}}};
   };
@@ -228,10 +225,7 @@ TEST(KubeRestWatch, APodWatchStopsPromptlyWhileItsWatchWaits) {
 
 TEST(KubeRestWatch, TheBackendLearnsItsPodsThroughAWatchOverHttp) {
   testing::FakeApiServer server;
-  KubeEndpoint endpoint;
-  endpoint.server = server.url();
-  endpoint.token = "test-token";
-  KubeRestClient client(endpoint, "cortex");
+  KubeRestClient client(server.endpoint(), "cortex");
   ReplicaSetSpec set = testing::IrisReplicaSet(1);
   KubernetesBackendOptions backend_options;
   backend_options.watch_pods = true;

@@ -68,8 +68,7 @@ absl::StatusOr<json> KubernetesBackend::Pods(PodWatch* watch, const std::string&
 }
 
 std::string KubernetesBackend::Selector(const std::string& kind) const {
-  return absl::StrCat("app.kubernetes.io/managed-by=cortex,cortex.dev/cluster=",
-                      cluster_.cluster_name, ",apiKind=", kind);
+  return absl::StrCat(ClusterSelector(cluster_), ",apiKind=", kind);
 }
 
 void KubernetesBackend::DeleteAbsent(const Resource& resource, const json& items,

@@ -123,6 +123,11 @@ json PlatformLabels(const config::KubernetesConfig& cluster, const std::string& 
           {"cortex.dev/cluster", cluster.cluster_name}};
 }
 
+std::string ClusterSelector(const config::KubernetesConfig& cluster) {
+  return absl::StrCat("app.kubernetes.io/managed-by=cortex,cortex.dev/cluster=",
+                      cluster.cluster_name);
+}
+
 std::string PodImage(const config::ApiConfig& api, const config::KubernetesConfig& cluster) {
   const std::string& image = api.predictor->image;
   return config::IsCortexDefaultImage(image) ? cluster.PredictorImage() : image;

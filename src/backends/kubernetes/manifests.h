@@ -33,6 +33,9 @@ std::string TokenFile();
 // Labels every object of the platform carries (cluster down finds them by these).
 nlohmann::json PlatformLabels(const config::KubernetesConfig& cluster,
                               const std::string& component);
+// The label selector of this cluster's objects (of every component): the labels above that say
+// whose they are.
+std::string ClusterSelector(const config::KubernetesConfig& cluster);
 
 // One version of a RealtimeAPI, as the operator stores it.
 struct ApiVersion {

@@ -58,7 +58,8 @@ std::string PodLogs::NewLines(const std::string& log, const std::string& prefix,
   std::string out;
   int seen_at_last = 0;  // lines of this answer at exactly cursor.last (already passed on)
   // Whole lines only: limitBytes may cut the last one, which comes whole next time.
-  absl::string_view whole(log.data(), log.rfind('\n') == std::string::npos ? 0 : log.rfind('\n'));
+  size_t last_newline = log.rfind('\n');
+  absl::string_view whole(log.data(), last_newline == std::string::npos ? 0 : last_newline);
   for (absl::string_view line : absl::StrSplit(whole, '\n', absl::SkipEmpty())) {
     size_t space = line.find(' ');
     absl::Time stamp;
@@ -83,12 +84,16 @@ std::string PodLogs::NewLines(const std::string& log, const std::string& prefix,
 
 void PodLogs::Collect() {
   std::set<std::string> present;
+  bool listed_all = true;
   bool changed = false;
   for (const PodKind& kind : kPodKinds) {
     std::optional<json> known = watched_ ? watched_(kind.api_kind) : std::nullopt;
     auto pods = known ? absl::StatusOr<json>(std::move(*known))
                       : api_.List(kPods, absl::StrCat("apiKind=", kind.api_kind));
-    if (!pods.ok()) return;  // keep the cursors: the next pass goes on from them
+    if (!pods.ok()) {  // its pods' cursors stay: the next pass goes on from them
+      listed_all = false;
+      continue;
+    }
     for (const auto& pod : pods->value("items", json::array())) {
       const json meta = pod.value("metadata", json::object());
       const json labels = meta.value("labels", json::object());
@@ -124,7 +129,7 @@ void PodLogs::Collect() {
       }
     }
   }
-  for (auto it = cursors_.begin(); it != cursors_.end();) {
+  for (auto it = cursors_.begin(); listed_all && it != cursors_.end();) {
     if (present.count(it->first)) {
       ++it;
     } else {

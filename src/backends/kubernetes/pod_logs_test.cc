@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <optional>
 #include <vector>
 
 #include "backends/kubernetes/testing/fake_kube_api.h"
@@ -141,6 +142,25 @@ TEST_F(PodLogsTest, AnOperatorThatRestartsGoesOnFromItsCursors) {
   PodLogs(api_, sink, {}, state).Collect();  // a new operator
   EXPECT_THAT(written_, ElementsAre(Written{"iris", "", "[api-iris-1] one\n"},
                                     Written{"iris", "", "[api-iris-1] two\n"}));
+}
+
+TEST_F(PodLogsTest, CursorsAreKeptWhenOnlySomePodsCouldBeListed) {
+  std::string state = ::testing::TempDir() + "/pod-log-cursors-partial.json";
+  std::remove(state.c_str());
+  auto sink = [this](const std::string& a, const std::string& j, const std::string& t) {
+    written_.push_back({a, j, t});
+  };
+  json realtime = {
+      {"items", {Pod("api-iris-1", {{"apiName", "iris"}, {"apiKind", "RealtimeAPI"}})}}};
+  // The realtime pods come from a watch; the batch pods' list fails.
+  auto watched = [&](const std::string& kind) -> std::optional<json> {
+    return kind == "RealtimeAPI" ? std::optional<json>(realtime) : std::nullopt;
+  };
+  api_.list_error = absl::UnavailableError("connection refused");
+  api_.logs["api-iris-1"] = "2026-12-03T07:00:01Z one\n";
+  PodLogs(api_, sink, watched, state).Collect();
+  PodLogs(api_, sink, watched, state).Collect();  // a new operator: "one" is not copied again
+  EXPECT_THAT(written_, ElementsAre(Written{"iris", "", "[api-iris-1] one\n"}));
 }
 
 }  // namespace

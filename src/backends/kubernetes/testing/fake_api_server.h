@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "backends/kubernetes/kube_credentials.h"
 #include "backends/kubernetes/testing/fake_kube_api.h"
 #include "net/http_server.h"
 
@@ -40,6 +41,13 @@ class FakeApiServer {
   }
 
   std::string url() const { return absl::StrCat("http://127.0.0.1:", server_->port()); }
+  // Where a client finds it, with the token it accepts.
+  KubeEndpoint endpoint() const {
+    KubeEndpoint endpoint;
+    endpoint.server = url();
+    endpoint.token = token_;
+    return endpoint;
+  }
 
   std::mutex mu;                      // held while a request is served: lock it to touch `api`
   FakeKubeApi api;                    // the objects
