@@ -9,6 +9,7 @@
 
 #include "common/status.h"
 #include "common/util.h"
+#include "net/eager_io.h"
 
 namespace cortex::gateway {
 
@@ -352,7 +353,7 @@ asio::awaitable<absl::StatusOr<net::Response>> Gateway::Exchange(Upstream& upstr
       s->socket().shutdown(net::stream_protocol::socket::shutdown_both, ignored);
     });
     boost::system::error_code ec;
-    co_await http::async_write(*stream, request, asio::redirect_error(asio::use_awaitable, ec));
+    co_await net::EagerWrite(*stream, request, ec);
     beast::flat_buffer buffer;
     http::response_parser<http::string_body> parser;
     parser.body_limit(1024ull * 1024 * 1024);

@@ -16,6 +16,7 @@
 
 #include "common/status.h"
 #include "common/util.h"
+#include "net/eager_io.h"
 
 namespace cortex::net {
 
@@ -226,6 +227,8 @@ asio::awaitable<HttpServer::ReadOutcome> HttpServer::Read(
   // a Content-Length with an empty limit as "over")
   parser.header_limit(options_.header_limit);
   stream.expires_after(std::chrono::seconds(options_.idle_timeout_s));
+  // Not eager: a keep-alive client sends its next request only after reading our answer, so
+  // an immediate read would nearly always find nothing (measured: one wasted recv per request).
   co_await http::async_read_header(stream, buffer, parser,
                                    asio::redirect_error(asio::use_awaitable, ec));
   std::optional<Response> refused;
@@ -239,13 +242,14 @@ asio::awaitable<HttpServer::ReadOutcome> HttpServer::Read(
                                 RequestLineTooLong(parser, buffer, options_.header_limit));
   }
   if (refused) {
-    bool body_unread = !ec && !parser.is_done();
-    bool keep_open = !ec && !body_unread && refused->keep_alive();
+    // A bad head (too large, say) or an unread body leaves bytes the client is still sending.
+    bool unread = ec || !parser.is_done();
+    bool keep_open = !unread && refused->keep_alive();
     refused->keep_alive(keep_open);
     refused->prepare_payload();
     stream.expires_after(std::chrono::seconds(10));
-    co_await http::async_write(stream, *refused, asio::redirect_error(asio::use_awaitable, ec));
-    if (body_unread) co_await Linger(stream);
+    co_await EagerWrite(stream, *refused, ec);
+    if (unread && !ec) co_await Linger(stream);
     co_return keep_open && !ec ? ReadOutcome::kAnswered : ReadOutcome::kClosed;
   }
   if (ec) co_return ReadOutcome::kClosed;
@@ -253,16 +257,15 @@ asio::awaitable<HttpServer::ReadOutcome> HttpServer::Read(
     parser.body_limit(body_limit);
     if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
       http::response<http::empty_body> go_on{http::status::continue_, parser.get().version()};
-      co_await http::async_write(stream, go_on, asio::redirect_error(asio::use_awaitable, ec));
+      co_await EagerWrite(stream, go_on, ec);
       if (ec) co_return ReadOutcome::kClosed;
     }
-    co_await http::async_read(stream, buffer, parser,
-                              asio::redirect_error(asio::use_awaitable, ec));
+    co_await EagerRead(stream, buffer, parser, ec);
     if (ec) {
       if (!PeerGone(ec)) {
         Response bad = ReadErrorResponse(ec, body_limit, options_.header_limit);
         stream.expires_after(std::chrono::seconds(10));
-        co_await http::async_write(stream, bad, asio::redirect_error(asio::use_awaitable, ec));
+        co_await EagerWrite(stream, bad, ec);
       }
       co_return ReadOutcome::kClosed;
     }
@@ -299,8 +302,7 @@ asio::awaitable<void> HttpServer::Serve(stream_protocol::socket socket) {
     watch.reset();  // the watch ends with the request (a pending wait finds it gone)
     if (client_gone) break;
     stream.expires_after(std::chrono::seconds(options_.idle_timeout_s));
-    co_await http::async_write(stream, response,
-                               asio::redirect_error(asio::use_awaitable, write_ec));
+    co_await EagerWrite(stream, response, write_ec);
     if (write_ec || !response.keep_alive()) break;
   }
   boost::system::error_code ignored;

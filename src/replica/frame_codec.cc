@@ -4,6 +4,9 @@
 #include <absl/strings/escaping.h>
 #include <absl/strings/str_cat.h>
 
+#include <algorithm>
+#include <optional>
+
 #include "common/status.h"
 
 namespace cortex::replica {
@@ -20,29 +23,60 @@ void AppendBigEndian32(std::string& out, uint32_t v) {
   out.push_back(static_cast<char>(v));
 }
 
-nlohmann::json HeadJson(const RequestHead& head) {
-  size_t q = head.target.find('?');
-  nlohmann::json header;
-  header["method"] = std::string(head.method);
-  header["path"] = std::string(head.target.substr(0, q));
-  header["query"] = q == std::string_view::npos ? "" : std::string(head.target.substr(q + 1));
-  nlohmann::json headers = nlohmann::json::array();
-  for (const auto& [name, value] : head.headers) {
-    headers.push_back({absl::AsciiStrToLower(std::string(name)), std::string(value)});
+// Appends `s` as a JSON string. Printable ASCII other than '"' and '\\' (nearly every header) is
+// copied as is; anything else goes through nlohmann's serializer, so that the bytes are exactly
+// those it writes (control characters escaped, invalid UTF-8 replaced instead of thrown).
+void AppendJsonString(std::string& out, std::string_view s) {
+  bool plain = std::all_of(s.begin(), s.end(),
+                           [](char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; });
+  if (plain) {
+    out += '"';
+    out += s;
+    out += '"';
+    return;
   }
-  header["headers"] = std::move(headers);
-  return header;
+  out +=
+      nlohmann::json(std::string(s)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-std::string Prefix(const nlohmann::json& header, size_t body_size) {
-  // Header values are bytes from the network: replace invalid UTF-8 instead of throwing.
-  std::string encoded = header.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  std::string prefix;
-  prefix.reserve(kFrameLengthsBytes + encoded.size());
-  AppendBigEndian32(prefix, static_cast<uint32_t>(4 + encoded.size() + body_size));
-  AppendBigEndian32(prefix, static_cast<uint32_t>(encoded.size()));
-  prefix += encoded;
-  return prefix;
+// One request's head as JSON, its keys in nlohmann's (sorted) order: {"headers": [[name, value],
+// ...], "length": N (batch elements only), "method", "path", "query"}. Written directly: this
+// runs once per request, and building a json object first cost more than the rest of the frame.
+void AppendHeadJson(std::string& out, const RequestHead& head,
+                    std::optional<size_t> length = std::nullopt) {
+  size_t q = head.target.find('?');
+  out += R"({"headers":[)";
+  std::string lower;
+  for (size_t i = 0; i < head.headers.size(); ++i) {
+    const auto& [name, value] = head.headers[i];
+    if (i > 0) out += ',';
+    out += '[';
+    lower.assign(name);
+    absl::AsciiStrToLower(&lower);
+    AppendJsonString(out, lower);
+    out += ',';
+    AppendJsonString(out, value);
+    out += ']';
+  }
+  out += ']';
+  if (length) absl::StrAppend(&out, R"(,"length":)", *length);
+  out += R"(,"method":)";
+  AppendJsonString(out, head.method);
+  out += R"(,"path":)";
+  AppendJsonString(out, head.target.substr(0, q));
+  out += R"(,"query":)";
+  AppendJsonString(out, q == std::string_view::npos ? "" : head.target.substr(q + 1));
+  out += '}';
+}
+
+// Fills in the two lengths of a prefix whose header (everything after the 8 placeholder bytes)
+// is written.
+void FinishPrefix(std::string& prefix, size_t body_size) {
+  size_t header_size = prefix.size() - kFrameLengthsBytes;
+  std::string lengths;
+  AppendBigEndian32(lengths, static_cast<uint32_t>(4 + header_size + body_size));
+  AppendBigEndian32(lengths, static_cast<uint32_t>(header_size));
+  prefix.replace(0, kFrameLengthsBytes, lengths);
 }
 
 // Fills `response` from one response head (a frame's header or an element of a batch's).
@@ -88,20 +122,26 @@ absl::Status DecodeHead(const nlohmann::json& header, WorkerResponse& response) 
 }  // namespace
 
 std::string EncodeRequestPrefix(const RequestHead& head, size_t body_size) {
-  return Prefix(HeadJson(head), body_size);
+  std::string prefix(kFrameLengthsBytes, '\0');
+  prefix.reserve(256);
+  AppendHeadJson(prefix, head);
+  FinishPrefix(prefix, body_size);
+  return prefix;
 }
 
 std::string EncodeBatchPrefix(const std::vector<RequestHead>& heads,
                               const std::vector<size_t>& body_sizes) {
-  nlohmann::json batch = nlohmann::json::array();
+  std::string prefix(kFrameLengthsBytes, '\0');
+  prefix += R"({"batch":[)";
   size_t total = 0;
   for (size_t i = 0; i < heads.size(); ++i) {
-    nlohmann::json head = HeadJson(heads[i]);
-    head["length"] = body_sizes[i];
+    if (i > 0) prefix += ',';
+    AppendHeadJson(prefix, heads[i], body_sizes[i]);
     total += body_sizes[i];
-    batch.push_back(std::move(head));
   }
-  return Prefix(nlohmann::json{{"batch", std::move(batch)}}, total);
+  prefix += "]}";
+  FinishPrefix(prefix, total);
+  return prefix;
 }
 
 absl::StatusOr<uint32_t> FrameRestLength(const unsigned char (&lengths)[kFrameLengthsBytes]) {

@@ -43,6 +43,50 @@ TEST(FrameCodec, InvalidUtf8InHeadersIsReplacedNotThrown) {
   EXPECT_NO_THROW(EncodeRequestPrefix(head, 0));
 }
 
+// The head as nlohmann writes it, with the keys the worker reads.
+json ReferenceHead(const RequestHead& head) {
+  size_t q = head.target.find('?');
+  json headers = json::array();
+  for (const auto& [name, value] : head.headers) {
+    std::string lower(name);
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    headers.push_back({lower, std::string(value)});
+  }
+  return {{"method", std::string(head.method)},
+          {"path", std::string(head.target.substr(0, q))},
+          {"query", q == std::string_view::npos ? "" : std::string(head.target.substr(q + 1))},
+          {"headers", headers}};
+}
+
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+TEST(FrameCodec, RequestHeadBytesAreThoseOfAJsonSerializer) {
+  // Written without building a json object: the bytes must still be a serializer's, escapes
+  // and replaced invalid UTF-8 included.
+  std::vector<RequestHead> heads = {
+      {"POST", "/predict", {{"Host", "127.0.0.1:8888"}, {"Content-Type", "application/json"}}},
+      {"GET", "/predict?x=1&y=%22q%22", {}},
+      {"POST", "/v2/models/m/infer?", {{"X-Quote", "a\"b\\c"}, {"X-Ctl", "tab\there\x01"}}},
+      {"POST", "/predict", {{"X-Utf8", "caf\xc3\xa9 \xe2\x82\xac"}, {"X-Bad", "\xff\xfe ok"}}},
+      {"POST", "/p\x7f", {{"DEL", "\x7f"}, {"Empty", ""}}},
+  };
+  std::vector<size_t> sizes;
+  json batch = json::array();
+  for (size_t i = 0; i < heads.size(); ++i) {
+    std::string prefix = EncodeRequestPrefix(heads[i], 3);
+    EXPECT_EQ(prefix.substr(8), Dump(ReferenceHead(heads[i]))) << i;
+    json element = ReferenceHead(heads[i]);
+    element["length"] = i * 10;
+    batch.push_back(element);
+    sizes.push_back(i * 10);
+  }
+  std::string prefix = EncodeBatchPrefix(heads, sizes);
+  EXPECT_EQ(prefix.substr(8), Dump(json{{"batch", batch}}));
+  uint32_t total = (uint32_t(uint8_t(prefix[0])) << 24) | (uint32_t(uint8_t(prefix[1])) << 16) |
+                   (uint32_t(uint8_t(prefix[2])) << 8) | uint32_t(uint8_t(prefix[3]));
+  EXPECT_EQ(total, 4 + (prefix.size() - 8) + 100);  // 0 + 10 + 20 + 30 + 40 bytes of bodies
+}
+
 TEST(FrameCodec, DecodesAResponse) {
   auto [lengths, rest] = Frame(
       R"({"status": 201, "content_type": "text/plain", "headers": [["x-a", "1"]], "monitor": "setosa"})",

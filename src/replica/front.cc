@@ -2,10 +2,14 @@
 
 #include <absl/strings/str_cat.h>
 
+#include <algorithm>
+#include <array>
+#include <cstring>
 #include <iostream>
 
 #include "common/status.h"
 #include "common/util.h"
+#include "net/eager_io.h"
 #include "replica/frame_codec.h"
 
 namespace cortex::replica {
@@ -365,19 +369,31 @@ asio::awaitable<absl::StatusOr<std::string>> Front::RoundTrip(
     int slot, std::span<const asio::const_buffer> out, unsigned char (&lengths)[8]) {
   auto& socket = pool_.socket(slot);
   boost::system::error_code ec;
-  co_await asio::async_write(socket, out, asio::redirect_error(asio::use_awaitable, ec));
+  co_await net::EagerWrite(socket, out, ec);
+  // The answer cannot be there yet: wait for it (reading now would only fail with EAGAIN), then
+  // take the lengths and, for a small answer, all the rest in one read.
   if (!ec) {
-    co_await asio::async_read(socket, asio::buffer(lengths, kFrameLengthsBytes),
-                              asio::redirect_error(asio::use_awaitable, ec));
+    co_await socket.async_wait(WorkerPool::Socket::wait_read,
+                               asio::redirect_error(asio::use_awaitable, ec));
   }
+  std::array<char, 1024> first;
+  size_t got = 0;
+  if (!ec) got = socket.read_some(asio::buffer(first), ec);  // non-blocking (EagerWrite set it)
+  if (ec == asio::error::would_block) ec = {};  // woken for nothing: the reads below wait
+  size_t head = std::min(got, kFrameLengthsBytes);
+  std::memcpy(lengths, first.data(), head);
+  std::string rest(first.data() + head, got - head);
+  if (!ec) co_await net::EagerRead(socket, asio::buffer(lengths + head, sizeof lengths - head), ec);
   absl::StatusOr<uint32_t> rest_length =
       ec ? absl::StatusOr<uint32_t>(absl::UnavailableError(ec.message()))
          : FrameRestLength(lengths);
-  std::string rest;
+  if (rest_length.ok() && rest.size() > *rest_length) {
+    rest_length = absl::DataLossError("worker sent more than one frame");
+  }
   if (rest_length.ok()) {
+    size_t have = rest.size();
     rest.resize(*rest_length);
-    co_await asio::async_read(socket, asio::buffer(rest),
-                              asio::redirect_error(asio::use_awaitable, ec));
+    co_await net::EagerRead(socket, asio::buffer(rest.data() + have, rest.size() - have), ec);
   }
   if (!rest_length.ok() || ec) {
     // The slot is broken (its process died, or it wrote garbage): it leaves the pool.
