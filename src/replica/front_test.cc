@@ -2,6 +2,7 @@
 // protocol (docs/worker-protocol.md) and does what each request's body says (sleep, exit).
 #include "replica/front.h"
 
+#include <absl/strings/str_cat.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -61,7 +62,17 @@ def serve(conn):
             os._exit(3)
         header = json.dumps({"status": 200, "content_type": "text/plain"}).encode()
         body = f"pid {os.getpid()}".encode()
-        conn.sendall(struct.pack(">II", 4 + len(header) + len(body), len(header)) + header + body)
+        if "size" in order:  # an answer of that size: the request body's length, then padding
+            body = f"{total - 4 - header_length}:".encode()
+            body += b"r" * (order["size"] - len(body))
+        frame = struct.pack(">II", 4 + len(header) + len(body), len(header)) + header + body
+        if order.get("split"):  # in pieces: part of the lengths, the rest of them, then halves
+            half = (len(frame) + 10) // 2
+            for piece in (frame[:3], frame[3:10], frame[10:half], frame[half:]):
+                conn.sendall(piece)
+                time.sleep(0.02)
+            continue
+        conn.sendall(frame)
 
 conns = []
 for _ in range(slots):
@@ -347,6 +358,28 @@ void FrontTest::ExpectAGoneClientIsNotRun(std::optional<config::BatchingConfig> 
   // The worker never ran it: it is alive, and the next request is served by it.
   EXPECT_EQ(Send(http::verb::post, "/predict", "{}").result_int(), 200);
   EXPECT_EQ(stats["code_5xx"], 0) << stats.dump();
+}
+
+TEST_F(FrontTest, LargeAndFragmentedFramesArriveWhole) {
+  Start(1, 1, 10);
+  // A worker's answer in pieces (the front's first read gets 3 bytes of the lengths).
+  std::string order = R"({"size": 40, "split": true})";
+  net::Response small = Send(http::verb::post, "/predict", order);
+  EXPECT_EQ(small.result_int(), 200);
+  EXPECT_EQ(small.body(), absl::StrCat(order.size(), ":", std::string(40 - 3, 'r')));
+  // 8 MiB each way, more than a socket buffer holds: the writes to the worker and to the
+  // client finish asynchronously, and the answer arrives in pieces.
+  constexpr size_t kSize = 8 << 20;
+  order = absl::StrCat(R"({"size": )", kSize, R"(, "split": true, "pad": ")",
+                       std::string(kSize, 'p'), R"("})");
+  net::Response large = Send(http::verb::post, "/predict", order);
+  EXPECT_EQ(large.result_int(), 200);
+  std::string prefix = absl::StrCat(order.size(), ":");
+  ASSERT_EQ(large.body().size(), kSize);
+  EXPECT_TRUE(large.body().starts_with(prefix)) << large.body().substr(0, 40);
+  EXPECT_EQ(large.body().find_first_not_of('r', prefix.size()), std::string::npos);
+  // The slot is whole afterwards.
+  EXPECT_EQ(Send(http::verb::post, "/predict", "{}").result_int(), 200);
 }
 
 TEST_F(FrontTest, OnlyPostPredicts) {
