@@ -259,8 +259,12 @@ asio::awaitable<HttpServer::ReadOutcome> HttpServer::Read(
       http::response<http::empty_body> go_on{http::status::continue_, parser.get().version()};
       co_await EagerWrite(stream, go_on, ec);
       if (ec) co_return ReadOutcome::kClosed;
+      // The client sends the body only once it reads this: nothing to take at once.
+      co_await http::async_read(stream, buffer, parser,
+                                asio::redirect_error(asio::use_awaitable, ec));
+    } else {
+      co_await EagerRead(stream, buffer, parser, ec);
     }
-    co_await EagerRead(stream, buffer, parser, ec);
     if (ec) {
       if (!PeerGone(ec)) {
         Response bad = ReadErrorResponse(ec, body_limit, options_.header_limit);

@@ -378,8 +378,9 @@ asio::awaitable<absl::StatusOr<std::string>> Front::RoundTrip(
   }
   std::array<char, 1024> first;
   size_t got = 0;
-  if (!ec) got = socket.read_some(asio::buffer(first), ec);  // non-blocking (EagerWrite set it)
-  if (ec == asio::error::would_block) ec = {};  // woken for nothing: the reads below wait
+  if (!ec) net::MakeNonBlocking(socket, ec);
+  if (!ec) got = socket.read_some(asio::buffer(first), ec);
+  if (net::WouldBlock(ec)) ec = {};  // woken for nothing: the reads below wait
   size_t head = std::min(got, kFrameLengthsBytes);
   std::memcpy(lengths, first.data(), head);
   std::string rest(first.data() + head, got - head);
@@ -398,9 +399,11 @@ asio::awaitable<absl::StatusOr<std::string>> Front::RoundTrip(
   if (!rest_length.ok() || ec) {
     // The slot is broken (its process died, or it wrote garbage): it leaves the pool.
     pool_.CloseSlot(slot);
+    std::string what =
+        ec ? std::string("exited while handling the request")
+           : absl::StrCat("sent a malformed answer (", rest_length.status().message(), ")");
     co_return WithHttpStatus(
-        absl::UnavailableError(absl::StrCat("worker process p", pool_.process_of(slot),
-                                            " exited while handling the request")),
+        absl::UnavailableError(absl::StrCat("worker process p", pool_.process_of(slot), " ", what)),
         502);
   }
   queue_.Release(slot);
