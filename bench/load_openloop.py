@@ -9,7 +9,8 @@ project; see bench/loadgen/loadgen.cc).
 Starts our local cluster in a temp dir, deploys the no-op Python predictor of serving_bench.py,
 runs cortex-loadgen against the gateway (unpinned: servers and generator share the machine's
 CPUs), and reports the achieved rate, errors, p50/p99/p999 latency (counted from when each
-request was due) and the servers' CPU per request (gateway, front, workers; /proc/<pid>/stat).
+request was due) and the servers' CPU per request (gateway, front, workers; exact from
+/proc/<pid>/task/*/schedstat, split into user and kernel from the ticks of /proc/<pid>/stat).
 Writes bench/results/openloop-<timestamp>.md.
 """
 
@@ -25,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import serving_bench as sb  # noqa: E402
-from profile_path import cpu_times, git_rev, write_report  # noqa: E402
+from profile_path import cpu_times, git_rev, run_ns, write_report  # noqa: E402
 
 
 def main():
@@ -54,12 +55,12 @@ def main():
             (f"worker {i}", w) for i, w in enumerate(p for p in sb.tree([front]) if p != front)]
         port = int(ours.url.split(":")[2].split("/")[0])
         sb.log(f"{args.rate:.0f} req/s for {args.duration:.0f} s, {args.connections} connections")
-        before = {name: cpu_times(pid) for name, pid in procs}
+        before = {name: (cpu_times(pid), run_ns(pid)) for name, pid in procs}
         r = subprocess.run([args.loadgen, "--port", str(port), "--path", "/noop", "--rate",
                             str(args.rate), "--duration", str(args.duration), "--connections",
                             str(args.connections)], capture_output=True, text=True,
                            timeout=args.duration + 60)
-        after = {name: cpu_times(pid) for name, pid in procs}
+        after = {name: (cpu_times(pid), run_ns(pid)) for name, pid in procs}
         if r.returncode != 0:
             raise RuntimeError(f"cortex-loadgen failed ({r.returncode}): {r.stderr}")
         result = json.loads(r.stdout)
@@ -73,10 +74,12 @@ def main():
     cpu_rows = []
     total = 0.0
     for name, _ in procs:
-        u = (after[name][0] - before[name][0]) * 1e6 / n
-        s = (after[name][1] - before[name][1]) * 1e6 / n
-        total += u + s
-        cpu_rows.append(f"| {name} | {u + s:.1f} | {u:.1f} | {s:.1f} |")
+        (t0, ns0), (t1, ns1) = before[name], after[name]
+        u = (t1[0] - t0[0]) * 1e6 / n
+        s = (t1[1] - t0[1]) * 1e6 / n
+        exact = (ns1 - ns0) / 1e3 / n
+        total += exact
+        cpu_rows.append(f"| {name} | {exact:.1f} | {u:.1f} + {s:.1f} |")
     lines = [
         f"# Open-loop load through the gateway ({datetime.datetime.now().isoformat(timespec='seconds')})",
         "",
@@ -96,8 +99,8 @@ def main():
         "",
         "Server CPU per request (µs):",
         "",
-        "| process | total | user | kernel |", "|---|---|---|---|", *cpu_rows,
-        f"| all | {total:.1f} | | |",
+        "| process | exact (scheduler) | ticks: user + kernel |", "|---|---|---|", *cpu_rows,
+        f"| all | {total:.1f} | |",
         "",
         f"Health after the run: {health or 'all processes up, no replica restarted'}.",
     ]

@@ -11,7 +11,8 @@ every server process to one CPU and wrk to the other (as `serving_bench.py` does
 path (through the gateway, and straight to the replica front) runs wrk closed-loop while it
 measures, for the gateway, the front and each Python worker:
 
-  * CPU per request, user and kernel (`/proc/<pid>/stat`, all threads, over the wrk run);
+  * CPU per request: exact from the scheduler (`/proc/<pid>/task/*/schedstat`), split into user
+    and kernel from the ticks of `/proc/<pid>/stat` (all threads, over the wrk run);
   * syscalls per request, by kind, and context switches (`perf stat` on the tracepoints);
   * the hottest symbols (`perf record`, user and kernel, on a second run of the same length).
 
@@ -56,6 +57,30 @@ def cpu_times(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def run_ns(pid):
+    """Nanoseconds every live thread of pid has run so far (the scheduler's own count, exact where
+    the 10 ms ticks of /proc/<pid>/stat only sample; threads that ended are not counted)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+def cpus_busy(cpus):
+    """(busy, total) jiffies of the given CPUs so far, from /proc/stat (iowait counts as idle)."""
+    busy = total = 0
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *vals = line.split()
+        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+            v = [int(x) for x in vals]
+            total += sum(v[:8])
+            busy += sum(v[:8]) - v[3] - v[4]
+    return busy, total
 
 
 def start_perf_stat(pid, out):
@@ -123,6 +148,8 @@ def main():
     ap.add_argument("--client-cpus", default="1")
     ap.add_argument("--symbols", type=int, default=14, help="hot symbols shown per process")
     ap.add_argument("--gateway-threads", type=int, default=1)
+    ap.add_argument("--sched-batch", action="store_true",
+                    help="run every server thread under SCHED_BATCH (no wakeup preemption)")
     ap.add_argument("--cortex-bin", default=str(sb.ROOT / "build" / "src" / "apps" / "cortex"))
     ap.add_argument("--out-dir", default=str(sb.ROOT / "bench" / "results"))
     args = ap.parse_args()
@@ -135,16 +162,19 @@ def main():
     cortex_bin = sb.snapshot_binary(args.cortex_bin, Path(base) / "bin")
     lua = Path(base) / "post.lua"
     lua.write_text(sb.POST_LUA)
-    wrk = sb.Wrk(lua, args.client_cpus, 1)
+    # No warm-up inside each run: the CPU is read around the measured run alone (a warm-up inside
+    # it counted 6 s of work against 5 s of requests before 2026-12-03, 20 % too much per request).
+    wrk = sb.Wrk(lua, args.client_cpus, 0)
     pinner = sb.Pinner(args.server_cpus)
     ours = sb.OurStack(base, cortex_bin, pinner)
     lines = [f"# Serving path profile ({datetime.datetime.now().isoformat(timespec='seconds')})", "",
              f"- build: {args.cortex_bin} (repo {git_rev()})",
              f"- wrk -t1 -c{args.connections} -d{args.duration}s, no-op Python predictor, "
              f"processes_per_replica {args.processes}; servers on CPU {args.server_cpus}, "
-             f"wrk on CPU {args.client_cpus}",
-             f"- gateway threads {args.gateway_threads}; CPU from /proc/<pid>/stat (10 ms ticks) on an "
-             "untraced run; syscalls and context switches from perf stat tracepoints on a second "
+             f"wrk on CPU {args.client_cpus}" + ("; servers under SCHED_BATCH" if args.sched_batch else ""),
+             f"- gateway threads {args.gateway_threads}; CPU on an untraced run, exact from the "
+             "scheduler (/proc/<pid>/task/*/schedstat) and split into user and kernel from the 10 ms "
+             "ticks of /proc/<pid>/stat; syscalls and context switches from perf stat tracepoints on a second "
              "run; symbols from perf record -F 2999 on a third",
              ""]
     try:
@@ -154,16 +184,24 @@ def main():
         front_pid = ours.replica["pid"]
         workers = [p for p in sb.tree([front_pid]) if p != front_pid]
         pinner.pin(ours.pids())
+        if args.sched_batch:
+            for pid in ours.pids():
+                subprocess.run(["chrt", "-b", "-a", "-p", "0", str(pid)], check=True,
+                               stdout=subprocess.DEVNULL)
         procs = [("gateway", gateway_pid), ("front", front_pid)] + [
             (f"worker {i}", w) for i, w in enumerate(workers)]
         for path, url, involved in (("gateway → front → worker", ours.url, procs),
                                     ("front → worker", ours.direct_url, procs[1:])):
             sb.log(f"{path}: measuring")
-            wrk.run(url, args.connections, 1)  # warm-up
+            wrk.run(url, args.connections, 2)  # warm-up
             # CPU on an untraced run; syscalls counted on a second one (tracing slows it).
-            before = {name: cpu_times(pid) for name, pid in involved}
+            server_cpus = set(sb.cpu_list(args.server_cpus))
+            busy0 = cpus_busy(server_cpus)
+            before = {name: (cpu_times(pid), run_ns(pid)) for name, pid in involved}
             r = wrk.run(url, args.connections, args.duration)
-            after = {name: cpu_times(pid) for name, pid in involved}
+            after = {name: (cpu_times(pid), run_ns(pid)) for name, pid in involved}
+            busy1 = cpus_busy(server_cpus)
+            busy = (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1])
             n = r["requests"]
             stats = {name: start_perf_stat(pid, Path(base) / f"stat-{pid}.txt")
                      for name, pid in involved}
@@ -174,24 +212,28 @@ def main():
             n_counted = counted["requests"]
             lines += [f"## {path}: {r['rps']:,.0f} req/s, p50 {sb.fmt_ms(r['p50'])}, "
                       f"p99 {sb.fmt_ms(r['p99'])} ({n:,} requests, errors {sb.fmt_err(r)})", "",
-                      "| process | CPU µs/req (user + kernel) | syscalls/req | context switches/req "
-                      "| top syscalls per request |", "|---|---|---|---|---|"]
+                      "| process | CPU µs/req, exact | ticks: user + kernel | syscalls/req "
+                      "| context switches/req | top syscalls per request |",
+                      "|---|---|---|---|---|---|"]
             total = 0.0
             for name, pid in involved:
-                u = (after[name][0] - before[name][0]) * 1e6 / n
-                s = (after[name][1] - before[name][1]) * 1e6 / n
-                total += u + s
+                (t0, ns0), (t1, ns1) = before[name], after[name]
+                u = (t1[0] - t0[0]) * 1e6 / n
+                s = (t1[1] - t0[1]) * 1e6 / n
+                exact = (ns1 - ns0) / 1e3 / n
+                total += exact
                 c = read_perf_stat(Path(base) / f"stat-{pid}.txt")
                 sys_n = c.get("raw_syscalls:sys_enter", 0) / n_counted
                 cs = c.get("context-switches", 0) / n_counted
                 kinds = sorted(((v, k.split("sys_enter_")[1]) for k, v in c.items()
                                 if "sys_enter_" in k and v), reverse=True)[:6]
                 kinds_s = ", ".join(f"{k} {v / n_counted:.2f}" for v, k in kinds)
-                lines.append(f"| {name} | {u + s:.1f} ({u:.1f} + {s:.1f}) | {sys_n:.2f} | {cs:.2f} "
+                lines.append(f"| {name} | {exact:.1f} | {u:.1f} + {s:.1f} | {sys_n:.2f} | {cs:.2f} "
                              f"| {kinds_s} |")
-            lines += ["", f"Sum of CPU per request: {total:.1f} µs (1 core ⇒ at most "
+            lines += ["", f"Sum of exact CPU per request: {total:.1f} µs (1 core ⇒ at most "
                           f"{1e6 / total:,.0f} req/s). Syscalls were counted on a second run, "
-                          f"slowed by the tracing to {counted['rps']:,.0f} req/s.", ""]
+                          f"slowed by the tracing to {counted['rps']:,.0f} req/s. The servers' CPUs were "
+                          f"{busy:.0%} busy over the run.", ""]
             sb.log(f"{path}: profiling")
             records = {}
             for name, pid in involved[:2]:

@@ -763,7 +763,10 @@ class OurStack:
         (self.proj / "cortex.yaml").write_text(
             "- name: noop\n  kind: RealtimeAPI\n  predictor:\n    type: python\n"
             f"    path: predictor.py\n    processes_per_replica: {procs_n}\n"
-            f"    threads_per_process: {threads}\n")
+            f"    threads_per_process: {threads}\n"
+            # One replica, as the Cortex baseline is one pod: the load of the runs must not scale
+            # it up between cases.
+            "  autoscaling:\n    min_replicas: 1\n    max_replicas: 1\n")
         self.cli("deploy", str(self.proj), "-y", "--force")
         end = time.time() + 60
         last = None
@@ -1184,10 +1187,10 @@ def main():
         failed = True
         findings.append(f"benchmark aborted: {e}")
     finally:
-        before = []
+        seen = []
         try:
-            before = ours.log_findings()
-            findings += [f"our cluster log: {h}" for h in before[:30]]
+            seen = ours.log_findings()
+            findings += [f"our cluster log: {h}" for h in seen[:30]]
         except Exception as e:  # noqa: BLE001
             findings.append(f"could not read our cluster logs: {e}")
         if not ok:
@@ -1202,7 +1205,7 @@ def main():
             except Exception as e:  # noqa: BLE001 - keep cleaning up
                 log(f"cleanup of the compared cluster failed: {e!r}")
         try:
-            left = collections.Counter(before)
+            left = collections.Counter(seen)
             new = []
             for h in ours.log_findings():
                 if left[h]:

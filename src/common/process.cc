@@ -4,6 +4,7 @@
 #include <absl/strings/str_cat.h>
 #include <absl/strings/str_format.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -285,6 +286,15 @@ mode_t UserUmask() {
   long value = std::strtol(kept, &end, 8);
   return end != nullptr && *end == '\0' && value >= 0 && value <= 0777 ? static_cast<mode_t>(value)
                                                                        : 022;
+}
+
+bool UseBatchScheduling() {
+  if (const char* env = std::getenv("CORTEX_SCHED_BATCH");
+      env != nullptr && std::strcmp(env, "0") == 0) {
+    return ::sched_getscheduler(0) == SCHED_BATCH;
+  }
+  sched_param param{};  // SCHED_BATCH has only priority 0; any process may choose it
+  return ::sched_setscheduler(0, SCHED_BATCH, &param) == 0;
 }
 
 }  // namespace cortex

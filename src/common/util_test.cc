@@ -1,8 +1,11 @@
 #include "common/util.h"
 
 #include <gtest/gtest.h>
+#include <sched.h>
 
+#include <cstdlib>
 #include <filesystem>
+#include <thread>
 
 #include "common/histogram.h"
 #include "common/process.h"
@@ -155,6 +158,29 @@ TEST(Util, FormatBytesUsesTheLargestExactUnit) {
   EXPECT_EQ(FormatBytes(1000), "1000 bytes");
   EXPECT_EQ(FormatBytes((10 << 20) + 1), "10485761 bytes");
   EXPECT_EQ(FormatBytes(0), "0 bytes");
+}
+
+}  // namespace
+}  // namespace cortex
+
+namespace cortex {
+namespace {
+
+// On its own thread: the policy is per thread, and the test runner's own must not change.
+TEST(Process, BatchSchedulingIsInheritedAndCanBeTurnedOff) {
+  std::thread([] {
+    ASSERT_EQ(::sched_getscheduler(0), SCHED_OTHER);
+    ::setenv("CORTEX_SCHED_BATCH", "0", 1);
+    EXPECT_FALSE(UseBatchScheduling());
+    EXPECT_EQ(::sched_getscheduler(0), SCHED_OTHER);
+    ::unsetenv("CORTEX_SCHED_BATCH");
+    EXPECT_TRUE(UseBatchScheduling());
+    EXPECT_EQ(::sched_getscheduler(0), SCHED_BATCH);
+    int inherited = -1;
+    std::thread([&inherited] { inherited = ::sched_getscheduler(0); }).join();
+    EXPECT_EQ(inherited, SCHED_BATCH);
+  }).join();
+  EXPECT_EQ(::sched_getscheduler(0), SCHED_OTHER);
 }
 
 }  // namespace

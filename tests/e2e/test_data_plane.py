@@ -109,3 +109,35 @@ def test_open_loop_generator_keeps_its_rate(cluster, cortex_bin):
     assert gateway_metric(c, "echo") == before + 301
     bad = subprocess.run([loadgen, "--port", "0"], capture_output=True, text=True, timeout=10)
     assert bad.returncode == 2 and "bad flag or value" in bad.stderr
+
+
+POLICY_PREDICTOR = """
+import os
+
+
+class PythonPredictor:
+    def __init__(self, config):
+        pass
+
+    def predict(self, payload):
+        return {"policy": os.sched_getscheduler(0)}
+"""
+
+
+def test_data_plane_runs_under_batch_scheduling_unless_turned_off(cluster_factory):
+    """docs/adr/0004: the gateway, the replica front and its workers run under SCHED_BATCH (the
+    operator keeps the default); CORTEX_SCHED_BATCH=0 keeps the default everywhere."""
+    for env, want in ((None, os.SCHED_BATCH), ("0", os.SCHED_OTHER)):
+        c = cluster_factory(start=False)
+        if env is not None:
+            c.env["CORTEX_SCHED_BATCH"] = env
+        c.start()
+        c.deploy_ok({"cortex.yaml": api_yaml("policy"), "predictor.py": POLICY_PREDICTOR})
+        c.wait_live("policy")
+        state = c.state()
+        (replica,) = c.get_api("policy")["replicas"]
+        assert os.sched_getscheduler(state["gateway_pid"]) == want
+        assert os.sched_getscheduler(replica["pid"]) == want
+        assert os.sched_getscheduler(state["operator_pid"]) == os.SCHED_OTHER
+        r = c.http.post(c.url("policy"), json={}, timeout=10)
+        assert r.status_code == 200 and r.json() == {"policy": want}, r.text

@@ -423,6 +423,7 @@ absl::StatusOr<int> GatewayThreads() {
 
 int RunGateway(const GatewayRoleFlags& flags) {
   ::signal(SIGPIPE, SIG_IGN);
+  UseBatchScheduling();  // before the event-loop threads start: they inherit it
   std::string token = ReadToken(flags.token_file);
   auto cluster = config::ClusterConfig::Load(flags.cluster_config);
   if (!cluster.ok()) {
@@ -500,6 +501,7 @@ int RunGateway(const GatewayRoleFlags& flags) {
 
 int RunReplica(const ReplicaRoleFlags& flags) {
   ::signal(SIGPIPE, SIG_IGN);
+  UseBatchScheduling();  // the front, and the worker processes it starts
   auto spec_text = ReadFile(flags.spec);
   if (!spec_text.ok()) {
     std::cerr << "replica: " << spec_text.status().message() << "\n";
