@@ -7,7 +7,8 @@ Run with Debian's interpreter (root, for chrt on every thread):
 It starts our local cluster once, deploys the no-op predictor of `serving_bench.py`, pins every
 server thread to CPU 0 and wrk to CPU 1 (the gateway runs 1 thread, as in `serving_bench.py`;
 `--server-cpus 0-1 --client-cpus 0-1 --gateway-threads 2` for its unpinned case),
-then alternates the policy of every server thread (`chrt -a`) and, under each, runs wrk -c32
+then alternates the policy of every data-plane thread (`chrt -a`; the operator keeps the
+default, as in the shipped build), in ABBA order, and, under each, runs wrk -c32
 through the gateway and straight to the replica front, and wrk -c1 through the gateway.
 Alternating on one cluster keeps the machine's drift out of the comparison. Prints each round
 and the medians.
@@ -61,8 +62,11 @@ def main():
             pinner.pin(ours.pids())
             wrk.run(ours.url, 32, 2)  # warm-up
             for i in range(args.rounds):
-                for policy in ("other", "batch"):
-                    set_policy(ours.pids(), policy)
+                # ABBA: each policy runs first in every other round.
+                for policy in ("other", "batch") if i % 2 == 0 else ("batch", "other"):
+                    # The data plane only, as shipped: the operator keeps the default policy.
+                    operator_pid = ours.roots()[0]
+                    set_policy([p for p in ours.pids() if p != operator_pid], policy)
                     g = wrk.run(ours.url, 32, args.duration)["rps"]
                     d = wrk.run(ours.direct_url, 32, args.duration)["rps"]
                     c1 = wrk.run(ours.url, 1, args.duration)["p50"]
