@@ -11,7 +11,8 @@ then alternates the policy of every data-plane thread (`chrt -a`; the operator k
 default, as in the shipped build), in ABBA order, and, under each, runs wrk -c32
 through the gateway and straight to the replica front, and wrk -c1 through the gateway.
 Alternating on one cluster keeps the machine's drift out of the comparison. Prints each round
-and the medians.
+and the medians, and writes them as a Markdown table to `--out` (by default
+bench/results/sched-ab-<date>-<processes>p.md).
 """
 
 import argparse
@@ -21,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -43,7 +45,10 @@ def main():
     ap.add_argument("--client-cpus", default="1")
     ap.add_argument("--gateway-threads", type=int, default=1)
     ap.add_argument("--cortex-bin", default=str(sb.ROOT / "build" / "src" / "apps" / "cortex"))
+    ap.add_argument("--out", help="the Markdown report (default bench/results/sched-ab-...)")
     args = ap.parse_args()
+    out = Path(args.out or sb.ROOT / "bench" / "results" /
+               f"sched-ab-{time.strftime('%Y%m%d')}-{args.processes}p.md")
     for tool in ("wrk", "chrt", "taskset"):
         if not shutil.which(tool):
             sys.exit(f"missing {tool}")
@@ -82,6 +87,34 @@ def main():
             print(f"median {policy}: gateway {statistics.median(r[0] for r in rows):,.0f} req/s, "
                   f"front alone {statistics.median(r[1] for r in rows):,.0f} req/s, c=1 p50 "
                   f"{sb.fmt_ms(statistics.median(r[2] for r in rows))}")
+    write_report(out, args, results)
+    print(f"wrote {out}")
+
+
+def write_report(out, args, results):
+    lines = [f"# SCHED_OTHER against SCHED_BATCH, {time.strftime('%Y-%m-%d %H:%M')}", "",
+             f"`bench/sched_ab.py --processes {args.processes} --rounds {args.rounds} "
+             f"--duration {args.duration} --server-cpus {args.server_cpus} --client-cpus "
+             f"{args.client_cpus} --gateway-threads {args.gateway_threads}`, on "
+             f"{os.cpu_count()} CPUs; rounds in ABBA order, wrk -c32 (-c1 for the latency).", "",
+             "| round | policy | through the gateway | front alone | c=1 p50 |",
+             "|---|---|---|---|---|"]
+    for policy, rows in results.items():
+        for i, (g, d, c1) in enumerate(rows):
+            lines.append(f"| {i + 1} | {policy} | {g:,.0f} req/s | {d:,.0f} req/s | "
+                         f"{sb.fmt_ms(c1)} |")
+    for policy, rows in results.items():
+        if rows:
+            lines.append(f"| median | {policy} | {statistics.median(r[0] for r in rows):,.0f} "
+                         f"req/s | {statistics.median(r[1] for r in rows):,.0f} req/s | "
+                         f"{sb.fmt_ms(statistics.median(r[2] for r in rows))} |")
+    if results["other"] and results["batch"]:
+        ratio = [statistics.median(r[k] for r in results["batch"]) /
+                 statistics.median(r[k] for r in results["other"]) for k in range(3)]
+        lines += ["", f"batch / other (medians): gateway {ratio[0]:.3f}, front alone "
+                      f"{ratio[1]:.3f}, c=1 p50 {ratio[2]:.3f}."]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

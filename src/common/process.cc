@@ -288,13 +288,18 @@ mode_t UserUmask() {
                                                                        : 022;
 }
 
-bool UseBatchScheduling() {
+absl::Status UseBatchScheduling() {
   if (const char* env = std::getenv("CORTEX_SCHED_BATCH");
       env != nullptr && std::strcmp(env, "0") == 0) {
-    return ::sched_getscheduler(0) == SCHED_BATCH;
+    return absl::OkStatus();
   }
   sched_param param{};  // SCHED_BATCH has only priority 0; any process may choose it
-  return ::sched_setscheduler(0, SCHED_BATCH, &param) == 0;
+  if (::sched_setscheduler(0, SCHED_BATCH, &param) != 0) {
+    return absl::ErrnoToStatus(errno,
+                               "could not run under SCHED_BATCH (sched_setscheduler), so "
+                               "the inherited scheduling policy stays");
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace cortex

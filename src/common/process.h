@@ -83,7 +83,8 @@ int StopProcesses(const std::function<bool(const std::string& command_line)>& ma
 // Puts the calling thread under SCHED_BATCH, so the threads and processes it starts from now on
 // inherit it: a woken server no longer preempts the one that woke it, which lets each run
 // through the work it has before the switch (measured in docs/adr/0004). "$CORTEX_SCHED_BATCH=0"
-// leaves the inherited policy as it is. Returns whether the policy is now SCHED_BATCH.
-bool UseBatchScheduling();
+// leaves the inherited policy as it is. An error says why the kernel refused (the policy is then
+// unchanged); turned off is not an error.
+absl::Status UseBatchScheduling();
 
 }  // namespace cortex

@@ -26,6 +26,7 @@ LOOPBACK = "127.0.0.1"
 
 # Environment variables of the caller that would change what the CLI does.
 _SCRUBBED_ENV = ("CORTEX_OPERATOR_PORT", "CORTEX_GATEWAY_PORT", "CORTEX_PYTHON_RUNTIME_DIR",
+                 "CORTEX_SCHED_BATCH", "CORTEX_GATEWAY_THREADS",
                  "PYTHONHOME", "PYTHONPATH", "http_proxy", "https_proxy", "HTTP_PROXY",
                  "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
 

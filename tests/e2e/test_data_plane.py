@@ -124,20 +124,42 @@ class PythonPredictor:
 """
 
 
+def _policies(pid):
+    """The scheduling policy of every thread of `pid` and of its descendants, by thread id."""
+    found = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            found[int(tid)] = os.sched_getscheduler(int(tid))
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                children = f.read().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the thread ended meanwhile
+        for child in children:
+            found.update(_policies(int(child)))
+    return found
+
+
 def test_data_plane_runs_under_batch_scheduling_unless_turned_off(cluster_factory):
-    """docs/adr/0004: the gateway, the replica front and its workers run under SCHED_BATCH (the
-    operator keeps the default); CORTEX_SCHED_BATCH=0 keeps the default everywhere."""
+    """docs/adr/0004: every thread of the gateway, of the replica front and of its workers runs
+    under SCHED_BATCH (the operator keeps the default); CORTEX_SCHED_BATCH=0 keeps the default
+    everywhere."""
     for env, want in ((None, os.SCHED_BATCH), ("0", os.SCHED_OTHER)):
         c = cluster_factory(start=False)
+        c.env["CORTEX_GATEWAY_THREADS"] = "2"
         if env is not None:
             c.env["CORTEX_SCHED_BATCH"] = env
         c.start()
-        c.deploy_ok({"cortex.yaml": api_yaml("policy"), "predictor.py": POLICY_PREDICTOR})
+        c.deploy_ok({"cortex.yaml": api_yaml("policy", predictor_extra="processes_per_replica: 2"),
+                     "predictor.py": POLICY_PREDICTOR})
         c.wait_live("policy")
         state = c.state()
         (replica,) = c.get_api("policy")["replicas"]
-        assert os.sched_getscheduler(state["gateway_pid"]) == want
-        assert os.sched_getscheduler(replica["pid"]) == want
+        gateway = _policies(state["gateway_pid"])
+        assert len(gateway) >= 3, gateway  # the route watcher and two serving threads at least
+        assert set(gateway.values()) == {want}, gateway
+        front_and_workers = _policies(replica["pid"])
+        assert len(front_and_workers) >= 3, front_and_workers  # the front and its two workers
+        assert set(front_and_workers.values()) == {want}, front_and_workers
         assert os.sched_getscheduler(state["operator_pid"]) == os.SCHED_OTHER
         r = c.http.post(c.url("policy"), json={}, timeout=10)
         assert r.status_code == 200 and r.json() == {"policy": want}, r.text

@@ -423,7 +423,8 @@ absl::StatusOr<int> GatewayThreads() {
 
 int RunGateway(const GatewayRoleFlags& flags) {
   ::signal(SIGPIPE, SIG_IGN);
-  UseBatchScheduling();  // before the event-loop threads start: they inherit it
+  // Before the event-loop threads start: they inherit it.
+  if (absl::Status s = UseBatchScheduling(); !s.ok()) Log("gateway", s.ToString());
   std::string token = ReadToken(flags.token_file);
   auto cluster = config::ClusterConfig::Load(flags.cluster_config);
   if (!cluster.ok()) {
@@ -501,7 +502,8 @@ int RunGateway(const GatewayRoleFlags& flags) {
 
 int RunReplica(const ReplicaRoleFlags& flags) {
   ::signal(SIGPIPE, SIG_IGN);
-  UseBatchScheduling();  // the front, and the worker processes it starts
+  // The front, and the worker processes it starts.
+  if (absl::Status s = UseBatchScheduling(); !s.ok()) Log("replica", s.ToString());
   auto spec_text = ReadFile(flags.spec);
   if (!spec_text.ok()) {
     std::cerr << "replica: " << spec_text.status().message() << "\n";
