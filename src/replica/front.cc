@@ -2,15 +2,10 @@
 
 #include <absl/strings/str_cat.h>
 
-#include <algorithm>
-#include <array>
-#include <cstring>
 #include <iostream>
 
 #include "common/status.h"
 #include "common/util.h"
-#include "net/eager_io.h"
-#include "replica/frame_codec.h"
 
 namespace cortex::replica {
 
@@ -24,6 +19,19 @@ constexpr uint64_t kMaxBodyBytes = 512ull * 1024 * 1024;
 
 constexpr std::string_view kGetMessage =
     R"({"message":"make a prediction by sending a post request to this endpoint with a json payload"})";
+
+std::optional<BatchingOptions> BatchingOf(const config::ApiConfig& api) {
+  const auto& batching = api.predictor->server_side_batching;
+  if (!batching) return std::nullopt;
+  return BatchingOptions{static_cast<size_t>(batching->max_batch_size),
+                         std::chrono::nanoseconds(batching->interval_nanos)};
+}
+
+RequestHead HeadOf(const net::Request& request) {
+  RequestHead head{request.method_string(), request.target(), {}};
+  for (const auto& field : request) head.headers.emplace_back(field.name_string(), field.value());
+  return head;
+}
 
 double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -41,13 +49,8 @@ Front::Front(asio::io_context& io, FrontOptions options, std::unique_ptr<Runtime
            options_.api.predictor->threads_per_process, options_.max_log_line_bytes,
            options_.worker_healthy_after},
           std::move(runtime), queue_),
-      batch_wake_(io),
-      metrics_(options_.api.name, options_.replica_id) {
-  if (const auto& batching = options_.api.predictor->server_side_batching) {
-    batcher_.emplace(static_cast<size_t>(batching->max_batch_size),
-                     std::chrono::nanoseconds(batching->interval_nanos));
-  }
-}
+      metrics_(options_.api.name, options_.replica_id),
+      dispatcher_(io, queue_, pool_, metrics_, BatchingOf(options_.api)) {}
 
 absl::StatusOr<std::unique_ptr<Front>> Front::Create(asio::io_context& io, FrontOptions options) {
   RuntimeOptions runtime_options;
@@ -79,7 +82,7 @@ absl::StatusOr<std::unique_ptr<Front>> Front::Create(asio::io_context& io, Front
 
 absl::Status Front::Start() {
   asio::co_spawn(io_, SampleInFlight(), asio::detached);
-  if (batcher_) asio::co_spawn(io_, DispatchBatches(), asio::detached);
+  dispatcher_.Start();
   RETURN_IF_ERROR(pool_.Start([this] {
     failed_ = true;
     auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(100));
@@ -96,17 +99,6 @@ absl::Status Front::Start() {
             << " worker process(es) with " << options_.api.predictor->threads_per_process
             << " thread(s) each" << std::endl;
   return absl::OkStatus();
-}
-
-asio::awaitable<int> Front::AcquireSlot() {
-  co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(int)>(
-      [this](auto handler) {
-        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-        queue_.Acquire([this, shared](int slot) {
-          asio::post(io_, [shared, slot]() mutable { std::move (*shared)(slot); });  // one-shot
-        });
-      },
-      asio::use_awaitable);
 }
 
 asio::awaitable<net::Response> Front::Handle(net::Request& request, net::ClientWatch& client) {
@@ -162,7 +154,9 @@ asio::awaitable<net::Response> Front::Handle(net::Request& request, net::ClientW
   if (path == "/_cortex/stats") {
     co_return net::MakeResponse(
         request, http::status::ok,
-        metrics_.Stats(in_flight_.in_flight(), static_cast<int64_t>(queue_.waiting()), running_)
+        metrics_
+            .Stats(in_flight_.in_flight(), static_cast<int64_t>(queue_.waiting()),
+                   dispatcher_.running())
             .dump());
   }
   if (path == "/metrics") {
@@ -199,13 +193,9 @@ asio::awaitable<net::Response> Front::Predict(net::Request& request, net::Client
   }
   auto admitted = std::chrono::steady_clock::now();
   in_flight_.Change(+1, admitted);
-  // (Not a conditional expression: GCC 12 destroys the result of a co_await inside one twice.)
-  absl::StatusOr<WorkerResponse> result = absl::UnknownError("not run");
-  if (batcher_) {
-    result = co_await RunBatched(request, client, admitted);
-  } else {
-    result = co_await RunAlone(request, client, admitted);
-  }
+  RequestHead head = HeadOf(request);
+  absl::StatusOr<WorkerResponse> result =
+      co_await dispatcher_.Run(head, request.body(), client, admitted);
   net::Response response;
   if (!result.ok()) {
     response = net::StatusResponse(request, result.status());
@@ -226,188 +216,6 @@ asio::awaitable<net::Response> Front::Predict(net::Request& request, net::Client
   in_flight_.Change(-1, std::chrono::steady_clock::now());
   metrics_.Response(response.result_int(), SecondsSince(admitted));
   co_return response;
-}
-
-namespace {
-
-// No one waits for the answer (the gateway gave up, the client left): 499 as nginx logs it; the
-// client never sees it.
-absl::Status ClientLeft() {
-  return WithHttpStatus(absl::CancelledError("the client left before its turn"), 499);
-}
-
-RequestHead HeadOf(const net::Request& request) {
-  RequestHead head{request.method_string(), request.target(), {}};
-  for (const auto& field : request) head.headers.emplace_back(field.name_string(), field.value());
-  return head;
-}
-
-}  // namespace
-
-asio::awaitable<absl::StatusOr<WorkerResponse>> Front::RunAlone(
-    net::Request& request, net::ClientWatch& client,
-    std::chrono::steady_clock::time_point admitted) {
-  int slot = queue_.TryAcquire();  // the common case needs no trip through the queue
-  if (slot < 0) slot = co_await AcquireSlot();
-  metrics_.Queued(SecondsSince(admitted));
-  if (slot < 0) co_return absl::UnavailableError("replica is shutting down");
-  if (client.gone()) {  // the slot goes to the next request
-    queue_.Release(slot);
-    metrics_.Abandoned();
-    co_return ClientLeft();
-  }
-  ++running_;
-  std::string prefix = EncodeRequestPrefix(HeadOf(request), request.body().size());
-  std::array<asio::const_buffer, 2> out = {asio::buffer(prefix), asio::buffer(request.body())};
-  unsigned char lengths[kFrameLengthsBytes];
-  absl::StatusOr<std::string> rest = co_await RoundTrip(slot, out, lengths);
-  --running_;
-  if (!rest.ok()) co_return rest.status();
-  auto decoded = DecodeResponse(lengths, *std::move(rest));
-  if (!decoded.ok()) {
-    co_return WithHttpStatus(absl::DataLossError("worker process sent a malformed response"), 502);
-  }
-  co_return decoded;
-}
-
-asio::awaitable<absl::StatusOr<WorkerResponse>> Front::RunBatched(
-    net::Request& request, net::ClientWatch& client,
-    std::chrono::steady_clock::time_point admitted) {
-  auto pending = std::make_shared<Pending>(io_);
-  pending->request = &request;
-  pending->client = &client;
-  pending->admitted = admitted;
-  batcher_->Push(pending, admitted);
-  // The dispatcher waits for a first request, or for the batch to fill.
-  if (batcher_->size() == 1 || batcher_->full()) batch_wake_.cancel();
-  boost::system::error_code ec;
-  while (!pending->completed) {  // Complete() cancels the wait
-    co_await pending->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-  }
-  co_return std::move(pending->result);
-}
-
-void Front::Complete(Pending& pending, absl::StatusOr<WorkerResponse> result) {
-  pending.result = std::move(result);
-  pending.completed = true;
-  pending.done.cancel();
-}
-
-asio::awaitable<void> Front::DispatchBatches() {
-  using Clock = std::chrono::steady_clock;
-  auto wait_until = [this](Clock::time_point when) -> asio::awaitable<void> {
-    batch_wake_.expires_at(when);
-    boost::system::error_code ec;
-    co_await batch_wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-  };
-  while (true) {
-    while (batcher_->empty()) co_await wait_until(Clock::time_point::max());
-    // A free slot first: while every slot is busy, the waiting requests fill the next batch.
-    int slot = queue_.TryAcquire();
-    if (slot < 0) slot = co_await AcquireSlot();
-    if (slot < 0) {
-      for (auto& pending : batcher_->TakeAll()) {
-        Complete(*pending, absl::UnavailableError("replica is shutting down"));
-      }
-      continue;
-    }
-    while (!batcher_->Ready(Clock::now())) co_await wait_until(*batcher_->Deadline());
-    std::vector<std::shared_ptr<Pending>> dropped;
-    std::vector<std::shared_ptr<Pending>> batch =
-        batcher_->Take([](const auto& pending) { return pending->client->gone(); }, dropped);
-    for (auto& pending : dropped) {
-      metrics_.Abandoned();
-      Complete(*pending, ClientLeft());
-    }
-    if (batch.empty()) {
-      queue_.Release(slot);
-      continue;
-    }
-    asio::co_spawn(io_, RunBatch(slot, std::move(batch)), asio::detached);
-  }
-}
-
-asio::awaitable<void> Front::RunBatch(int slot, std::vector<std::shared_ptr<Pending>> batch) {
-  std::vector<RequestHead> heads;
-  std::vector<size_t> sizes;
-  for (const auto& pending : batch) {
-    metrics_.Queued(SecondsSince(pending->admitted));
-    heads.push_back(HeadOf(*pending->request));
-    sizes.push_back(pending->request->body().size());
-  }
-  metrics_.Batch(batch.size());
-  std::string prefix = EncodeBatchPrefix(heads, sizes);
-  std::vector<asio::const_buffer> out = {asio::buffer(prefix)};
-  for (const auto& pending : batch) out.push_back(asio::buffer(pending->request->body()));
-  running_ += static_cast<int64_t>(batch.size());
-  unsigned char lengths[kFrameLengthsBytes];
-  absl::StatusOr<std::string> rest = co_await RoundTrip(slot, out, lengths);
-  running_ -= static_cast<int64_t>(batch.size());
-  // (No conditional expression here: GCC 12 destroys its result twice inside a coroutine.)
-  absl::StatusOr<std::vector<WorkerResponse>> responses = absl::UnknownError("no response");
-  if (!rest.ok()) {
-    responses = rest.status();
-  } else {
-    responses = DecodeBatchResponse(lengths, *rest, batch.size());
-    if (!responses.ok()) {
-      responses = WithHttpStatus(
-          absl::DataLossError(absl::StrCat("worker process sent a malformed batch response: ",
-                                           responses.status().message())),
-          502);
-    }
-  }
-  for (size_t i = 0; i < batch.size(); ++i) {
-    if (responses.ok()) {
-      Complete(*batch[i], std::move((*responses)[i]));
-    } else {
-      Complete(*batch[i], responses.status());
-    }
-  }
-}
-
-asio::awaitable<absl::StatusOr<std::string>> Front::RoundTrip(
-    int slot, std::span<const asio::const_buffer> out, unsigned char (&lengths)[8]) {
-  auto& socket = pool_.socket(slot);
-  boost::system::error_code ec;
-  co_await net::EagerWrite(socket, out, ec);
-  // The answer cannot be there yet: wait for it (reading now would only fail with EAGAIN), then
-  // take the lengths and, for a small answer, all the rest in one read.
-  if (!ec) {
-    co_await socket.async_wait(WorkerPool::Socket::wait_read,
-                               asio::redirect_error(asio::use_awaitable, ec));
-  }
-  std::array<char, 1024> first;
-  size_t got = 0;
-  if (!ec) net::MakeNonBlocking(socket, ec);
-  if (!ec) got = socket.read_some(asio::buffer(first), ec);
-  if (net::WouldBlock(ec)) ec = {};  // woken for nothing: the reads below wait
-  size_t head = std::min(got, kFrameLengthsBytes);
-  std::memcpy(lengths, first.data(), head);
-  std::string rest(first.data() + head, got - head);
-  if (!ec) co_await net::EagerRead(socket, asio::buffer(lengths + head, sizeof lengths - head), ec);
-  absl::StatusOr<uint32_t> rest_length =
-      ec ? absl::StatusOr<uint32_t>(absl::UnavailableError(ec.message()))
-         : FrameRestLength(lengths);
-  if (rest_length.ok() && rest.size() > *rest_length) {
-    rest_length = absl::DataLossError("worker sent more than one frame");
-  }
-  if (rest_length.ok()) {
-    size_t have = rest.size();
-    rest.resize(*rest_length);
-    co_await net::EagerRead(socket, asio::buffer(rest.data() + have, rest.size() - have), ec);
-  }
-  if (!rest_length.ok() || ec) {
-    // The slot is broken (its process died, or it wrote garbage): it leaves the pool.
-    pool_.CloseSlot(slot);
-    std::string what =
-        ec ? std::string("exited while handling the request")
-           : absl::StrCat("sent a malformed answer (", rest_length.status().message(), ")");
-    co_return WithHttpStatus(
-        absl::UnavailableError(absl::StrCat("worker process p", pool_.process_of(slot), " ", what)),
-        502);
-  }
-  queue_.Release(slot);
-  co_return rest;
 }
 
 asio::awaitable<void> Front::SampleInFlight() {

@@ -1,15 +1,11 @@
 // The replica front: the per-replica HTTP server between the gateway and the worker processes.
 //
 // It admits a request only while fewer than max_replica_concurrency are in flight (queued +
-// running; otherwise 503 with Retry-After), queues it in one FIFO (SlotQueue), and hands it to
-// the first free slot of the worker pool (worker_pool.h) as one frame (frame_codec.h). It
-// reports readiness once every worker has finished its predictor's constructor, samples the
-// autoscaling signal (in_flight_sampler.h) and counts what it serves (front_metrics.h).
-//
-// With server-side batching (docs/batching.md) admitted requests wait in a Batcher instead: one
-// dispatcher takes a free slot, lets the batch fill until it is full or its oldest request has
-// waited batch_interval, and sends it to that slot as one batch frame. max_replica_concurrency
-// still counts requests.
+// running; otherwise 503 with Retry-After) and runs it through the Dispatcher (dispatcher.h: one
+// FIFO for the slots of the worker pool, worker_pool.h, one frame per request, or server-side
+// batches; max_replica_concurrency still counts requests). It reports readiness once every
+// worker has finished its predictor's constructor, samples the autoscaling signal
+// (in_flight_sampler.h) and counts what it serves (front_metrics.h).
 //
 // Single-threaded: everything runs on the io_context passed to Create().
 #pragma once
@@ -22,13 +18,12 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <span>
 #include <string>
 
 #include "config/api_config.h"
 #include "net/asio.h"
 #include "net/http_server.h"
-#include "replica/batcher.h"
+#include "replica/dispatcher.h"
 #include "replica/frame_codec.h"
 #include "replica/front_metrics.h"
 #include "replica/in_flight_sampler.h"
@@ -77,38 +72,11 @@ class Front {
  private:
   Front(net::asio::io_context& io, FrontOptions options, std::unique_ptr<Runtime> runtime);
 
-  // A request waiting to be batched, and then its result.
-  struct Pending {
-    explicit Pending(net::asio::io_context& io)
-        : done(io, std::chrono::steady_clock::time_point::max()) {}
-    net::Request* request = nullptr;
-    net::ClientWatch* client = nullptr;
-    std::chrono::steady_clock::time_point admitted;
-    absl::StatusOr<WorkerResponse> result = absl::UnknownError("not run");
-    bool completed = false;
-    net::asio::steady_timer done;  // cancelled by Complete(): wakes the request's Predict
-  };
-
   net::asio::awaitable<net::Response> Handle(net::Request& request, net::ClientWatch& client);
-  // A request whose client left while it waited for a slot is not run.
+  // Admits (or answers 503) and runs the request through the dispatcher; a request whose client
+  // left while it waited for a slot is not run.
   net::asio::awaitable<net::Response> Predict(net::Request& request, net::ClientWatch& client);
-  // The request's result from a slot of its own, or from a batch (server-side batching).
-  net::asio::awaitable<absl::StatusOr<WorkerResponse>> RunAlone(
-      net::Request& request, net::ClientWatch& client,
-      std::chrono::steady_clock::time_point admitted);
-  net::asio::awaitable<absl::StatusOr<WorkerResponse>> RunBatched(
-      net::Request& request, net::ClientWatch& client,
-      std::chrono::steady_clock::time_point admitted);
-  // Forms batches and sends each to a free slot; runs for the front's lifetime.
-  net::asio::awaitable<void> DispatchBatches();
-  net::asio::awaitable<void> RunBatch(int slot, std::vector<std::shared_ptr<Pending>> batch);
-  void Complete(Pending& pending, absl::StatusOr<WorkerResponse> result);
-  // Writes `out` to the slot and reads one response frame: its first 8 bytes and the rest. A
-  // broken slot leaves the pool; a good one is released.
-  net::asio::awaitable<absl::StatusOr<std::string>> RoundTrip(
-      int slot, std::span<const net::asio::const_buffer> out, unsigned char (&lengths)[8]);
   std::vector<nlohmann::json> ModelReports() const;  // the workers' model registry counters
-  net::asio::awaitable<int> AcquireSlot();
   net::asio::awaitable<void> SampleInFlight();
   net::Response InFlightSamples(const net::Request& request) const;
   bool Ready() const { return !stopping_ && !failed_ && pool_.Ready(); }
@@ -119,12 +87,10 @@ class Front {
   SlotQueue queue_;
   WorkerPool pool_;
   std::unique_ptr<net::HttpServer> server_;
-  std::unique_ptr<net::HttpServer> unix_server_;              // the same, on options_.unix_socket
-  std::optional<Batcher<std::shared_ptr<Pending>>> batcher_;  // with server-side batching only
-  net::asio::steady_timer batch_wake_;  // the dispatcher's wait: cancelled when it may go on
+  std::unique_ptr<net::HttpServer> unix_server_;  // the same, on options_.unix_socket
   FrontMetrics metrics_;
+  Dispatcher dispatcher_;
   InFlightSampler in_flight_;
-  int64_t running_ = 0;
   bool failed_ = false;
   bool stopping_ = false;
 };

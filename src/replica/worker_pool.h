@@ -18,6 +18,7 @@
 #include "net/asio.h"
 #include "replica/runtime.h"
 #include "replica/slot_queue.h"
+#include "replica/slot_sockets.h"
 
 namespace cortex::replica {
 
@@ -31,13 +32,11 @@ struct WorkerPoolOptions {
   std::chrono::milliseconds healthy_after{60'000};
 };
 
-class WorkerPool {
+class WorkerPool : public SlotSockets {
  public:
-  using Socket = net::asio::local::stream_protocol::socket;
-
   WorkerPool(net::asio::io_context& io, WorkerPoolOptions options, std::unique_ptr<Runtime> runtime,
              SlotQueue& queue);
-  ~WorkerPool();
+  ~WorkerPool() override;
 
   // Binds the sockets and starts every process. `on_failed` runs when a process dies before
   // it was ready (the predictor could not start).
@@ -48,10 +47,9 @@ class WorkerPool {
   // Every process has connected all its slots at least once, and one is connected now (a
   // replica whose every process is down, restarting, takes no requests).
   bool Ready() const;
-  Socket& socket(int slot);
-  int process_of(int slot) const;
-  // A slot whose connection failed mid-request: closed; it rejoins only with a new connection.
-  void CloseSlot(int slot);
+  Socket& socket(int slot) override;
+  int process_of(int slot) const override;
+  void CloseSlot(int slot) override;
 
  private:
   struct Slot;
