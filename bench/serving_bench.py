@@ -838,8 +838,10 @@ class OurStack:
 
 # ---------------------------------------------------------------- logs
 
+# ("timeout" alone is not: the gateway's start-up line names its request timeout.)
 SUSPICIOUS = re.compile(r"error|exception|traceback|fail|crash|abort|segfault|restart|exit|"
-                        r"killed|refused|reset|broken pipe|timed? ?out|503|502|500", re.I)
+                        r"killed|refused|reset|broken pipe|timed out|request timeout|"
+                        r"504|503|502|500", re.I)
 
 
 def scan_logs(paths, ignore):

@@ -156,10 +156,19 @@ absl::StatusOr<WorkerResponse> DecodeResponse(const unsigned char (&lengths)[kFr
   if (header_length > rest.size()) {
     return absl::DataLossError("worker frame header is longer than the frame");
   }
+  std::string_view header = std::string_view(rest).substr(0, header_length);
+  // A worker writes the same few headers again and again (worker.py's HDR_*): the last one
+  // decoded on this thread is kept, and the same bytes again are not parsed again.
+  thread_local std::optional<std::string> last_header;  // only ever one that decoded
+  thread_local WorkerResponse last_head;
   WorkerResponse response;
-  RETURN_IF_ERROR(DecodeHead(
-      nlohmann::json::parse(std::string_view(rest).substr(0, header_length), nullptr, false),
-      response));
+  if (last_header && header == *last_header) {
+    response = last_head;
+  } else {
+    RETURN_IF_ERROR(DecodeHead(nlohmann::json::parse(header, nullptr, false), response));
+    last_header = std::string(header);
+    last_head = response;
+  }
   rest.erase(0, header_length);
   response.body = std::move(rest);
   return response;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <thread>
 
 namespace cortex::replica {
 namespace {
@@ -101,6 +102,41 @@ TEST(FrameCodec, DecodesAResponse) {
   ASSERT_EQ(response->headers.size(), 1u);
   EXPECT_EQ(response->monitor, "setosa");
   EXPECT_EQ(response->body, "hello");
+}
+
+// The last header decoded on a thread is kept: the same bytes decode alike, other bytes (or bad
+// ones) are decoded on their own. On a thread of its own, so that the cache starts empty.
+TEST(FrameCodec, ARepeatedResponseHeaderDecodesAlike) {
+  std::thread([] {
+    auto decode = [](const std::string& header, const std::string& body) {
+      auto [lengths, rest] = Frame(header, body);
+      unsigned char raw[8];
+      std::memcpy(raw, lengths.data(), 8);
+      return DecodeResponse(raw, rest);
+    };
+    EXPECT_FALSE(decode("", "x").ok());  // nothing decoded yet: an empty header is no match
+    const std::string known = R"({"status":418,"content_type":"text/plain","reason":"Teapot",)"
+                              R"("headers":[["x-a","1"]],"monitor":2})";
+    for (const char* body : {"one", "two"}) {
+      auto response = decode(known, body);
+      ASSERT_TRUE(response.ok()) << response.status();
+      EXPECT_EQ(response->status, 418);
+      EXPECT_EQ(response->content_type, "text/plain");
+      EXPECT_EQ(response->reason, "Teapot");
+      ASSERT_EQ(response->headers.size(), 1u);
+      EXPECT_EQ(response->headers[0].second, "1");
+      EXPECT_EQ(response->monitor, 2);
+      EXPECT_EQ(response->body, body);
+    }
+    auto other = decode(R"({"status":200,"content_type":"application/json"})", "{}");
+    ASSERT_TRUE(other.ok());
+    EXPECT_EQ(other->status, 200);
+    EXPECT_TRUE(other->headers.empty());
+    EXPECT_TRUE(other->reason.empty());
+    EXPECT_FALSE(decode("", "x").ok());
+    EXPECT_FALSE(decode(R"({"status":99})", "").ok());
+    EXPECT_EQ(decode(known, "three")->status, 418);
+  }).join();
 }
 
 TEST(FrameCodec, MalformedResponsesAreErrors) {
