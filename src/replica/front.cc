@@ -77,6 +77,12 @@ absl::StatusOr<std::unique_ptr<Front>> Front::Create(asio::io_context& io, Front
     server_options.unix_path = front->options_.unix_socket;
     ASSIGN_OR_RETURN(front->unix_server_, net::HttpServer::Create(io, server_options, handler));
   }
+  if (!front->options_.lending_socket.empty()) {
+    // The borrower's reports are not merged into this front's counts yet (ADR 0005, step 3).
+    front->lender_ = std::make_unique<SlotLender>(io, front->queue_, front->pool_, nullptr);
+    SlotLender* lender = front->lender_.get();
+    front->pool_.OnSlotClosed([lender](int slot) { lender->SlotClosed(slot); });
+  }
   return front;
 }
 
@@ -90,6 +96,7 @@ absl::Status Front::Start() {
   }));
   server_->Start();
   if (unix_server_) unix_server_->Start();
+  if (lender_) RETURN_IF_ERROR(lender_->Listen(options_.lending_socket));
   if (!options_.port_file.empty()) {
     RETURN_IF_ERROR(WriteFileAtomic(options_.port_file, std::to_string(server_->port())));
   }
@@ -97,7 +104,8 @@ absl::Status Front::Start() {
             << server_->port() << (unix_server_ ? " and " + options_.unix_socket : "")
             << ", starting " << options_.api.predictor->processes_per_replica
             << " worker process(es) with " << options_.api.predictor->threads_per_process
-            << " thread(s) each" << std::endl;
+            << " thread(s) each"
+            << (lender_ ? ", lending its slots on " + options_.lending_socket : "") << std::endl;
   return absl::OkStatus();
 }
 
@@ -261,6 +269,11 @@ asio::awaitable<void> Front::Shutdown(int grace_ms) {
   server_->Stop();
   if (unix_server_) unix_server_->Stop();
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(grace_ms);
+  if (lender_) {
+    // The borrower finishes what it sent to the slots and gives them back; then they drain here.
+    co_await lender_->Recall(std::chrono::milliseconds(grace_ms));
+    lender_->Close();
+  }
   asio::steady_timer timer(io_);
   // Drain: requests still arriving on open keep-alive connections are served; stop once none
   // has been in flight for a short quiet period (or the grace period is over).

@@ -28,6 +28,7 @@
 #include "replica/front_metrics.h"
 #include "replica/in_flight_sampler.h"
 #include "replica/runtime.h"
+#include "replica/slot_lending.h"
 #include "replica/slot_queue.h"
 #include "replica/worker_pool.h"
 
@@ -44,8 +45,12 @@ struct FrontOptions {
   std::string port_file;    // written (atomically) with the bound port once listening
   std::string unix_socket;  // also listen here (before the port file is written), if set
   std::string python = "/usr/bin/python3";
-  std::string runtime_dir;               // holds the cortex_runtime package
-  std::string socket_dir;                // where the per-worker Unix sockets go
+  std::string runtime_dir;  // holds the cortex_runtime package
+  std::string socket_dir;   // where the per-worker Unix sockets go
+  // If set, the front lends its free worker slots to one borrower on this socket (ADR 0005,
+  // slot_lending.h) and recalls them when it shuts down. While they are lent, requests the front
+  // itself receives wait for a slot to come back.
+  std::string lending_socket;
   size_t max_log_line_bytes = 64 << 10;  // longer output lines of the predictor are split
   // A worker process that lived this long before it died restarts without the back-off.
   std::chrono::milliseconds worker_healthy_after{60'000};
@@ -90,6 +95,7 @@ class Front {
   std::unique_ptr<net::HttpServer> unix_server_;  // the same, on options_.unix_socket
   FrontMetrics metrics_;
   Dispatcher dispatcher_;
+  std::unique_ptr<SlotLender> lender_;  // with options_.lending_socket only
   InFlightSampler in_flight_;
   bool failed_ = false;
   bool stopping_ = false;

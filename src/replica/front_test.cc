@@ -10,7 +10,10 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "common/status.h"
 #include "common/testing/temp_dir.h"
+#include "replica/dispatcher.h"
+#include "replica/slot_lending.h"
 
 namespace cortex::replica {
 namespace {
@@ -115,6 +118,7 @@ class FrontTest : public ::testing::Test {
     options.api.autoscaling.max_replica_concurrency = max_concurrency;
     options.socket_dir = (dir_ / "sockets").string();
     options.worker_healthy_after = healthy_after;
+    options.lending_socket = lending_socket_;
     std::string script = (dir_ / "worker.py").string();
     options.runtime_for = [script](
                               const config::ApiConfig&,
@@ -205,6 +209,7 @@ class FrontTest : public ::testing::Test {
   void ExpectAGoneClientIsNotRun(std::optional<config::BatchingConfig> batching = std::nullopt);
 
   cortex::testing::TempDir dir_{"cortex-front"};
+  std::string lending_socket_;  // set before Start() to have the front lend its slots
   asio::io_context io_;
   std::unique_ptr<Front> front_;
 };
@@ -387,6 +392,60 @@ TEST_F(FrontTest, OnlyPostPredicts) {
   EXPECT_EQ(Send(http::verb::get, "/predict").result_int(), 200);
   EXPECT_EQ(Send(http::verb::put, "/predict").result_int(), 405);
   EXPECT_EQ(Send(http::verb::get, "/nope").result_int(), 404);
+}
+
+// A borrower of a real front's slots (ADR 0005): it drives them with its own dispatcher, sees
+// a slot revoked when its worker dies and the restarted worker's slot lent in its place, and
+// gives everything back when the front shuts down.
+TEST_F(FrontTest, LentSlotsSurviveAWorkerRestartAndComeBackAtShutdown) {
+  lending_socket_ = (dir_ / "lend.sock").string();
+  Start(/*processes=*/1, /*threads=*/1, /*max_concurrency=*/8);
+  auto channel = LendingChannel::Connect(io_, lending_socket_);
+  ASSERT_TRUE(channel.ok()) << channel.status();
+  SlotQueue queue;
+  FrontMetrics metrics("a", "borrower");
+  LentSlots borrower(io_, queue, *channel);
+  Dispatcher dispatcher(io_, queue, borrower, metrics, std::nullopt);
+  bool borrower_done = false;
+  asio::co_spawn(
+      io_, [&]() -> asio::awaitable<void> { co_await borrower.Run(); },
+      [&](std::exception_ptr) { borrower_done = true; });
+  Run([&] { return borrower.held() == 1; });
+
+  RequestHead head{"POST", "/predict", {{"content-type", "application/json"}}};
+  net::ClientWatch client;
+  auto predict = [&](const std::string& body) {
+    std::optional<absl::StatusOr<WorkerResponse>> result;
+    asio::co_spawn(
+        io_,
+        [&]() -> asio::awaitable<void> {
+          result = co_await dispatcher.Run(head, body, client, Dispatcher::Clock::now());
+        },
+        asio::detached);
+    Run([&] { return result.has_value(); });
+    return *result;
+  };
+  absl::StatusOr<WorkerResponse> before = predict("{}");
+  ASSERT_TRUE(before.ok()) << before.status();
+  EXPECT_EQ(before->body.rfind("pid ", 0), 0u) << before->body;
+
+  absl::StatusOr<WorkerResponse> died = predict(R"({"exit": true})");
+  ASSERT_FALSE(died.ok());
+  EXPECT_EQ(HttpStatusFor(died.status()), 502);
+  EXPECT_EQ(borrower.held(), 0u);
+  Run([&] { return borrower.held() == 1; });  // the restarted worker's slot, lent anew
+  absl::StatusOr<WorkerResponse> after = predict("{}");
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_NE(after->body, before->body);  // another process
+
+  bool shut_down = false;
+  asio::co_spawn(
+      io_, [&]() -> asio::awaitable<void> { co_await front_->Shutdown(2000); },
+      [&](std::exception_ptr) { shut_down = true; });
+  Run([&] { return shut_down && borrower_done; });
+  EXPECT_TRUE(borrower.recalled());
+  EXPECT_EQ(borrower.held(), 0u);
+  front_.reset();
 }
 
 }  // namespace

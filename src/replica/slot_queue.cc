@@ -39,6 +39,7 @@ void SlotQueue::Release(int slot) {
     return;
   }
   free_.push_back(slot);
+  if (on_free_ && !closed_) on_free_();
 }
 
 void SlotQueue::Remove(int slot) {

@@ -30,6 +30,9 @@ class SlotQueue {
   void Remove(int slot);
   // Fails every waiter with -1 (shutdown).
   void Close();
+  // Called each time a slot becomes free with no request waiting for it (it may take it with
+  // TryAcquire): how the slot lender (slot_lending.h) learns of slots to lend.
+  void OnFree(std::function<void()> on_free) { on_free_ = std::move(on_free); }
 
   size_t waiting() const { return waiters_.size(); }
   size_t free_slots() const { return free_.size(); }
@@ -39,6 +42,7 @@ class SlotQueue {
   std::vector<int> free_;            // LIFO: the most recently used slot is the warmest
   std::unordered_set<int> members_;  // added and not removed: free or in use
   bool closed_ = false;
+  std::function<void()> on_free_;
 };
 
 }  // namespace cortex::replica

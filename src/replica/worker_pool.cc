@@ -176,6 +176,7 @@ void WorkerPool::CloseSlot(int slot) {
   boost::system::error_code ignored;
   slots_[slot]->socket.close(ignored);
   queue_.Remove(slot);
+  if (on_slot_closed_) on_slot_closed_(slot);
 }
 
 asio::awaitable<void> WorkerPool::WatchChildren() {

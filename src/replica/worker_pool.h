@@ -50,6 +50,9 @@ class WorkerPool : public SlotSockets {
   Socket& socket(int slot) override;
   int process_of(int slot) const override;
   void CloseSlot(int slot) override;
+  // Called with each slot closed (its process died or its connection broke): the slot lender
+  // (slot_lending.h) tells its borrower.
+  void OnSlotClosed(std::function<void(int)> on_closed) { on_slot_closed_ = std::move(on_closed); }
 
  private:
   struct Slot;
@@ -66,6 +69,7 @@ class WorkerPool : public SlotSockets {
   std::unique_ptr<Runtime> runtime_;
   SlotQueue& queue_;
   std::function<void()> on_failed_;
+  std::function<void(int)> on_slot_closed_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::unique_ptr<Slot>> slots_;  // index = slot id (never reused)
   net::asio::signal_set child_signals_;
